@@ -1,0 +1,47 @@
+//! Generates the Rust types, clients and servers of every proto under `proto/`, with protox (a
+//! pure-Rust proto compiler), so a machine with only cargo can build charla: no `protoc` needed.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+/// The API packages compiled into this crate, each a folder under `proto/`.
+const PACKAGES: &[&str] = &["charla/contact/v1"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let mut files = Vec::new();
+    for package in PACKAGES {
+        files.extend(proto_files(&proto_root.join(package))?);
+    }
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    println!("cargo:rerun-if-changed={}", proto_root.join("google").display());
+
+    let descriptors = protox::compile(&files, [&proto_root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    // Server reflection serves this set, so clients need no .proto files of their own.
+    std::fs::write(out_dir.join("charla_descriptor.bin"), descriptors.encode_to_vec())?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
+
+/// Every `.proto` file below `dir`, in a stable order.
+fn proto_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files.extend(proto_files(&path)?);
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}

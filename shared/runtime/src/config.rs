@@ -1,0 +1,64 @@
+//! Settings every service shares, read from the environment (12-factor) and documented by `--help`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    Text,
+    /// One JSON object per line, for a log pipeline.
+    Json,
+}
+
+/// The settings of the shared runtime; each service flattens these into its own `Config`.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeConfig {
+    /// Address the gRPC server listens on (port 0 picks a free port).
+    #[arg(long, env = "CHARLA_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    pub listen_addr: SocketAddr,
+
+    /// Database URL: `sqlite:PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "CHARLA_DATABASE_URL")]
+    pub database_url: String,
+
+    /// Log format.
+    #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Longest time a unary call may run before it fails DEADLINE_EXCEEDED, in seconds (a shorter
+    /// client deadline wins).
+    #[arg(long, env = "CHARLA_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Calls served at once by this process; more are shed with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "CHARLA_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+
+    /// Partitions of the service's event stream (a hash of the workspace id picks one). 1 suits
+    /// SQLite, a few dozen PostgreSQL. Fixed for the life of a database.
+    #[arg(long, env = "CHARLA_EVENT_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub event_partitions: u32,
+}
+
+impl RuntimeConfig {
+    /// Settings for a service on `database_url`, listening on `listen_addr`, defaults elsewhere.
+    pub fn new(listen_addr: SocketAddr, database_url: impl Into<String>) -> Self {
+        Self {
+            listen_addr,
+            database_url: database_url.into(),
+            log_format: LogFormat::Text,
+            request_timeout_secs: 30,
+            max_concurrent_requests: 512,
+            event_partitions: 1,
+        }
+    }
+
+    /// The request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}

@@ -1,0 +1,200 @@
+//! The database every service owns: SQLite (the embedded default, one file per service) or
+//! PostgreSQL (production), behind one pool type, with the service's migrations embedded in its
+//! binary and run at start-up.
+//!
+//! Queries are written once, in the SQL both engines accept (`$1` placeholders, `RETURNING`,
+//! `ON CONFLICT`); ids are stored as text and instants as microseconds since the epoch, so the same
+//! code and the same tests run on both.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, SqlSafeStr};
+
+/// Which engine a database runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file, embedded in the process.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// One migration, embedded with `include_str!`.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationFile {
+    /// Its version: migrations run in ascending order, each once.
+    pub version: i64,
+    /// A few words on what it does.
+    pub description: &'static str,
+    /// The SQL.
+    pub sql: &'static str,
+}
+
+/// A service's migrations, one list per engine where their SQL must differ.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    /// For SQLite.
+    pub sqlite: &'static [MigrationFile],
+    /// For PostgreSQL.
+    pub postgres: &'static [MigrationFile],
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL is neither `sqlite:` nor `postgres:`.
+    #[error("database URL must start with `sqlite:` or `postgres://`, got `{0}`")]
+    UnsupportedUrl(String),
+    /// The database can't be reached or opened.
+    #[error("can't open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The folder of an SQLite file could not be created.
+    #[error("can't create the folder of the SQLite file: {0}")]
+    Folder(#[source] std::io::Error),
+}
+
+/// A migrated connection pool.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+impl Database {
+    /// Opens the database at `url` (creating an SQLite file if missing) and runs `migrations`.
+    /// Replicas that start together on one PostgreSQL migrate it once: the migrator holds an
+    /// advisory lock while it runs.
+    pub async fn connect(url: &str, migrations: &Migrations) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        let (url, max_connections) = match backend {
+            Backend::Sqlite => {
+                create_sqlite_folder(url)?;
+                (sqlite_url(url), 1)
+            }
+            Backend::Postgres => (url.to_owned(), 16),
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?;
+        let pool = AnyPoolOptions::new()
+            // SQLite takes one writer at a time; a single connection queues writers in the pool
+            // instead of failing them with SQLITE_BUSY.
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(DbError::Connect)?;
+        let files = match backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        migrator(files)
+            .run(&pool)
+            .await
+            .map_err(DbError::Migrate)?;
+        Ok(Self { pool, backend, url })
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The engine.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The URL the pool was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn backend_of(url: &str) -> Result<Backend, DbError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(DbError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// The file path and query of a `sqlite:` URL.
+fn sqlite_parts(url: &str) -> (&str, &str) {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    rest.split_once('?').unwrap_or((rest, ""))
+}
+
+fn create_sqlite_folder(url: &str) -> Result<(), DbError> {
+    let (path, _) = sqlite_parts(url);
+    match std::path::Path::new(path).parent() {
+        Some(folder) if path != ":memory:" && !folder.as_os_str().is_empty() => {
+            std::fs::create_dir_all(folder).map_err(DbError::Folder)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `sqlite:PATH` → a URL that creates the file when missing.
+fn sqlite_url(url: &str) -> String {
+    let (path, query) = sqlite_parts(url);
+    let mode = if query.contains("mode=") { "" } else { "mode=rwc" };
+    let separator = if query.is_empty() || mode.is_empty() { "" } else { "&" };
+    format!("sqlite://{path}?{query}{separator}{mode}")
+}
+
+fn migrator(files: &'static [MigrationFile]) -> Migrator {
+    let migrations = files
+        .iter()
+        .map(|file| {
+            Migration::new(
+                file.version,
+                Cow::Borrowed(file.description),
+                MigrationType::Simple,
+                file.sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_missing_files() {
+        assert_eq!(
+            sqlite_url("sqlite:data/contact.db"),
+            "sqlite://data/contact.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite:///tmp/x.db?mode=ro"),
+            "sqlite:///tmp/x.db?mode=ro"
+        );
+    }
+
+    #[test]
+    fn other_urls_are_refused() {
+        assert!(matches!(
+            backend_of("mysql://x"),
+            Err(DbError::UnsupportedUrl(_))
+        ));
+        assert_eq!(backend_of("postgres://a@b/c").unwrap(), Backend::Postgres);
+    }
+}

@@ -1,0 +1,14 @@
+//! The shared service runtime: every charla service boots through this crate, so configuration,
+//! telemetry, the gRPC server, the database, errors and the event log work the same in all of them.
+
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod event_log;
+pub mod server;
+pub mod telemetry;
+pub mod validate;
+pub mod workspace;
+
+pub use error::ApiError;

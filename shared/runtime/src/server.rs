@@ -1,0 +1,134 @@
+//! The gRPC server every service runs: its own API plus health checking and reflection, gRPC-Web
+//! accepted, a request timeout, a process-wide concurrency limit with load shedding, and a graceful
+//! shutdown that drains in-flight calls when the shutdown token fires.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic_health::server::HealthReporter;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+/// Limits applied to every call.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A unary call that runs longer fails DEADLINE_EXCEEDED (a shorter client deadline wins).
+    pub request_timeout: Duration,
+    /// Calls served at once; more are shed at once with RESOURCE_EXHAUSTED.
+    pub max_concurrent_requests: usize,
+}
+
+/// A bound, not yet serving, gRPC server.
+pub struct GrpcServer {
+    listener: TcpListener,
+    routes: RoutesBuilder,
+    health: HealthReporter,
+}
+
+impl GrpcServer {
+    /// Binds `addr` (port 0 picks a free port: see [`GrpcServer::local_addr`]) and registers the
+    /// health and reflection services.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(charla_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(std::io::Error::other)?;
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service).add_service(reflection);
+        Ok(Self {
+            listener,
+            routes,
+            health,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The health reporter, to mark services serving or not.
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Adds a service and reports it SERVING.
+    pub async fn add_service<S>(&mut self, service: S)
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Error = Infallible,
+                Response = http::Response<tonic::body::Body>,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.health.set_serving::<S>().await;
+        self.routes.add_service(service);
+    }
+
+    /// Serves until `shutdown` fires, then stops accepting, lets in-flight calls finish and
+    /// returns. Streams end on their own when they see the same token.
+    pub async fn serve(
+        self,
+        limits: Limits,
+        shutdown: CancellationToken,
+    ) -> Result<(), tonic::transport::Error> {
+        let layers = ServiceBuilder::new()
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests))
+            .into_inner();
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .timeout(limits.request_timeout)
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(layers)
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.listener),
+                shutdown.cancelled_owned(),
+            )
+            .await
+    }
+}
+
+/// A token that fires on SIGTERM or Ctrl-C (SIGINT), for `main` to hand to the services.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fired = token.clone();
+    tokio::spawn(async move {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "can't listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = interrupt => tracing::info!("interrupted: draining"),
+            _ = terminate => tracing::info!("SIGTERM: draining"),
+        }
+        fired.cancel();
+    });
+    token
+}
