@@ -17,12 +17,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
-    println!("cargo:rerun-if-changed={}", proto_root.join("google").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        proto_root.join("google").display()
+    );
 
     let descriptors = protox::compile(&files, [&proto_root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     // Server reflection serves this set, so clients need no .proto files of their own.
-    std::fs::write(out_dir.join("charla_descriptor.bin"), descriptors.encode_to_vec())?;
+    std::fs::write(
+        out_dir.join("charla_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
 
     tonic_prost_build::configure()
         .build_client(true)

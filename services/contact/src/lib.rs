@@ -1,0 +1,44 @@
+//! The contact service: contacts, their channel identities, tags, custom fields, blocking and
+//! merging, and the contact event stream. `build` wires the store, the domain and the gRPC
+//! handlers together; `main.rs`, `charla up` and the tests all start the service through it.
+
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use charla_proto::charla::contact::v1::contact_service_server::ContactServiceServer;
+use charla_runtime::app::{Application, StartError};
+use charla_runtime::clock::SharedClock;
+use charla_runtime::config::RuntimeConfig;
+use charla_runtime::db::Database;
+use charla_runtime::event_log::EventLog;
+use tokio_util::sync::CancellationToken;
+
+/// The contact service's settings, from the environment.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "charla-contact", about = "The charla contact service (gRPC)")]
+pub struct Config {
+    #[command(flatten)]
+    pub runtime: RuntimeConfig,
+}
+
+/// Opens the database (migrating it), binds the address and registers the contact service.
+/// The returned application serves when `run`, until `shutdown` fires.
+pub async fn build(
+    config: &RuntimeConfig,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> Result<Application, StartError> {
+    let db = Database::connect(&config.database_url, &store::MIGRATIONS).await?;
+    let events = EventLog::new(db.clone(), config.event_partitions);
+    events.spawn_commit_listener(shutdown.clone());
+    let store = store::ContactStore::new(db, events, clock);
+    let mut app = Application::bind(config, shutdown.clone()).await?;
+    app.server()
+        .add_service(ContactServiceServer::new(grpc::ContactApi::new(
+            store, shutdown,
+        )))
+        .await;
+    Ok(app)
+}

@@ -7,6 +7,12 @@ use std::time::{Duration, SystemTime};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// The current time at the precision charla stores (microseconds), so a value returned
+    /// before it is stored equals the value read back.
+    fn now_stored(&self) -> SystemTime {
+        from_micros(to_micros(self.now()))
+    }
 }
 
 /// The machine's clock.
@@ -35,18 +41,27 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) += by;
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) += by;
     }
 
     /// Sets the clock to `to`.
     pub fn set(&self, to: SystemTime) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

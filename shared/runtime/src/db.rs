@@ -95,10 +95,7 @@ impl Database {
             Backend::Sqlite => migrations.sqlite,
             Backend::Postgres => migrations.postgres,
         };
-        migrator(files)
-            .run(&pool)
-            .await
-            .map_err(DbError::Migrate)?;
+        migrator(files).run(&pool).await.map_err(DbError::Migrate)?;
         Ok(Self { pool, backend, url })
     }
 
@@ -152,8 +149,16 @@ fn create_sqlite_folder(url: &str) -> Result<(), DbError> {
 /// `sqlite:PATH` → a URL that creates the file when missing.
 fn sqlite_url(url: &str) -> String {
     let (path, query) = sqlite_parts(url);
-    let mode = if query.contains("mode=") { "" } else { "mode=rwc" };
-    let separator = if query.is_empty() || mode.is_empty() { "" } else { "&" };
+    let mode = if query.contains("mode=") {
+        ""
+    } else {
+        "mode=rwc"
+    };
+    let separator = if query.is_empty() || mode.is_empty() {
+        ""
+    } else {
+        "&"
+    };
     format!("sqlite://{path}?{query}{separator}{mode}")
 }
 

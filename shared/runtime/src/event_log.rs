@@ -349,16 +349,15 @@ mod tests {
     #[test]
     fn a_stream_request_reads_every_partition_by_default_from_the_cursor() {
         let request = StreamRequest::parse(3, &[], &[(1, 7)], None).unwrap();
-        assert_eq!(
-            request.positions,
-            BTreeMap::from([(0, 0), (1, 7), (2, 0)])
-        );
+        assert_eq!(request.positions, BTreeMap::from([(0, 0), (1, 7), (2, 0)]));
     }
 
     #[test]
     fn a_stream_request_names_the_field_with_an_unknown_partition() {
         let error = StreamRequest::parse(2, &[2], &[], None).unwrap_err();
-        assert!(matches!(error, ApiError::InvalidArgument { ref field, .. } if field == "partitions"));
+        assert!(
+            matches!(error, ApiError::InvalidArgument { ref field, .. } if field == "partitions")
+        );
         let error = StreamRequest::parse(2, &[], &[(5, 1)], None).unwrap_err();
         assert!(matches!(error, ApiError::InvalidArgument { ref field, .. } if field == "cursor"));
     }

@@ -1,6 +1,7 @@
 //! The shared service runtime: every charla service boots through this crate, so configuration,
 //! telemetry, the gRPC server, the database, errors and the event log work the same in all of them.
 
+pub mod app;
 pub mod clock;
 pub mod config;
 pub mod db;

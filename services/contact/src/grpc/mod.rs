@@ -1,0 +1,288 @@
+//! The ContactService gRPC handlers: each takes the workspace from the call, converts the request
+//! into domain values, asks the store, and converts the answer back.
+
+pub mod convert;
+mod error;
+
+use std::pin::Pin;
+
+use charla_proto::charla::contact::v1 as pb;
+use charla_proto::charla::contact::v1::contact_service_server::ContactService;
+use charla_runtime::ApiError;
+use charla_runtime::error::to_rpc_status;
+use charla_runtime::event_log::StreamRequest;
+use charla_runtime::validate::{optional_id, page_size, page_token, required_id};
+use charla_runtime::workspace::{optional_workspace_of, workspace_of};
+use prost::Message;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::domain::{ContactId, Email, Phone};
+use crate::store::{ContactFilter, ContactStore};
+use convert::{
+    contact_to_proto, parse_identities, parse_identity, parse_profile, parse_update_mask,
+};
+
+/// The gRPC face of the contact service.
+#[derive(Debug, Clone)]
+pub struct ContactApi {
+    store: ContactStore,
+    shutdown: CancellationToken,
+}
+
+impl ContactApi {
+    /// Handlers over `store`; streams end when `shutdown` fires.
+    pub fn new(store: ContactStore, shutdown: CancellationToken) -> Self {
+        Self { store, shutdown }
+    }
+}
+
+fn contact_id(field: &str, value: &str) -> Result<ContactId, ApiError> {
+    required_id(field, value).map(ContactId::from_uuid)
+}
+
+type EventStream =
+    Pin<Box<dyn Stream<Item = Result<pb::StreamContactEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ContactService for ContactApi {
+    async fn create_contact(
+        &self,
+        request: Request<pb::CreateContactRequest>,
+    ) -> Result<Response<pb::CreateContactResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let contact = request
+            .contact
+            .ok_or_else(|| ApiError::invalid("contact", "is required"))?;
+        let profile = parse_profile("contact", &contact)?;
+        let identities = parse_identities("contact.identities", &contact.identities)?;
+        let request_id = optional_id("request_id", &request.request_id)?;
+        let created = self
+            .store
+            .create(workspace, profile, identities, request_id)
+            .await?;
+        Ok(Response::new(pb::CreateContactResponse {
+            contact: Some(contact_to_proto(&created)),
+        }))
+    }
+
+    async fn get_contact(
+        &self,
+        request: Request<pb::GetContactRequest>,
+    ) -> Result<Response<pb::GetContactResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let id = contact_id("contact_id", &request.get_ref().contact_id)?;
+        let contact = self.store.get(workspace, id).await?;
+        Ok(Response::new(pb::GetContactResponse {
+            contact: Some(contact_to_proto(&contact)),
+        }))
+    }
+
+    async fn update_contact(
+        &self,
+        request: Request<pb::UpdateContactRequest>,
+    ) -> Result<Response<pb::UpdateContactResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let contact = request
+            .contact
+            .ok_or_else(|| ApiError::invalid("contact", "is required"))?;
+        let id = contact_id("contact.contact_id", &contact.contact_id)?;
+        let fields = parse_update_mask(request.update_mask.as_ref())?;
+        let changes = parse_profile("contact", &contact)?;
+        let updated = self.store.update(workspace, id, changes, &fields).await?;
+        Ok(Response::new(pb::UpdateContactResponse {
+            contact: Some(contact_to_proto(&updated)),
+        }))
+    }
+
+    async fn delete_contact(
+        &self,
+        request: Request<pb::DeleteContactRequest>,
+    ) -> Result<Response<pb::DeleteContactResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let id = contact_id("contact_id", &request.get_ref().contact_id)?;
+        self.store.delete(workspace, id).await?;
+        Ok(Response::new(pb::DeleteContactResponse {}))
+    }
+
+    async fn list_contacts(
+        &self,
+        request: Request<pb::ListContactsRequest>,
+    ) -> Result<Response<pb::ListContactsResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let size = page_size(request.page_size)?;
+        let after = page_token(&request.page_token)?.map(ContactId::from_uuid);
+        let email = Email::parse(&request.email).map_err(|e| ApiError::invalid("email", e))?;
+        let phone = Phone::parse(&request.phone).map_err(|e| ApiError::invalid("phone", e))?;
+        let filter = ContactFilter {
+            name: charla_runtime::validate::optional_text("name", &request.name, 256)?,
+            email: email.map(|e| e.as_str().to_owned()).unwrap_or_default(),
+            phone: phone.map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            tag: charla_runtime::validate::optional_text("tag", &request.tag, 64)?,
+        };
+        let page = self.store.list(workspace, &filter, size, after).await?;
+        Ok(Response::new(pb::ListContactsResponse {
+            contacts: page.contacts.iter().map(contact_to_proto).collect(),
+            next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn add_channel_identity(
+        &self,
+        request: Request<pb::AddChannelIdentityRequest>,
+    ) -> Result<Response<pb::AddChannelIdentityResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let id = contact_id("contact_id", &request.contact_id)?;
+        let identity = parse_identity("identity", request.identity.as_ref())?;
+        let contact = self.store.add_identity(workspace, id, identity).await?;
+        Ok(Response::new(pb::AddChannelIdentityResponse {
+            contact: Some(contact_to_proto(&contact)),
+        }))
+    }
+
+    async fn remove_channel_identity(
+        &self,
+        request: Request<pb::RemoveChannelIdentityRequest>,
+    ) -> Result<Response<pb::RemoveChannelIdentityResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let id = contact_id("contact_id", &request.contact_id)?;
+        let identity = parse_identity("identity", request.identity.as_ref())?;
+        let contact = self.store.remove_identity(workspace, id, identity).await?;
+        Ok(Response::new(pb::RemoveChannelIdentityResponse {
+            contact: Some(contact_to_proto(&contact)),
+        }))
+    }
+
+    async fn resolve_contact(
+        &self,
+        request: Request<pb::ResolveContactRequest>,
+    ) -> Result<Response<pb::ResolveContactResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let identity = parse_identity("identity", request.identity.as_ref())?;
+        let profile = match &request.profile {
+            Some(profile) => parse_profile("profile", profile)?,
+            None => Default::default(),
+        };
+        let (contact, created) = self.store.resolve(workspace, identity, profile).await?;
+        Ok(Response::new(pb::ResolveContactResponse {
+            contact: Some(contact_to_proto(&contact)),
+            created,
+        }))
+    }
+
+    async fn block_contact(
+        &self,
+        request: Request<pb::BlockContactRequest>,
+    ) -> Result<Response<pb::BlockContactResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let id = contact_id("contact_id", &request.get_ref().contact_id)?;
+        let contact = self.store.set_blocked(workspace, id, true).await?;
+        Ok(Response::new(pb::BlockContactResponse {
+            contact: Some(contact_to_proto(&contact)),
+        }))
+    }
+
+    async fn unblock_contact(
+        &self,
+        request: Request<pb::UnblockContactRequest>,
+    ) -> Result<Response<pb::UnblockContactResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let id = contact_id("contact_id", &request.get_ref().contact_id)?;
+        let contact = self.store.set_blocked(workspace, id, false).await?;
+        Ok(Response::new(pb::UnblockContactResponse {
+            contact: Some(contact_to_proto(&contact)),
+        }))
+    }
+
+    async fn merge_contacts(
+        &self,
+        request: Request<pb::MergeContactsRequest>,
+    ) -> Result<Response<pb::MergeContactsResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let primary = contact_id("primary_contact_id", &request.primary_contact_id)?;
+        let secondary = contact_id("secondary_contact_id", &request.secondary_contact_id)?;
+        let (primary, secondary) = self.store.merge(workspace, primary, secondary).await?;
+        Ok(Response::new(pb::MergeContactsResponse {
+            primary: Some(contact_to_proto(&primary)),
+            secondary: Some(contact_to_proto(&secondary)),
+        }))
+    }
+
+    async fn import_contacts(
+        &self,
+        request: Request<Streaming<pb::ImportContactsRequest>>,
+    ) -> Result<Response<pb::ImportContactsResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let mut rows = request.into_inner();
+        let mut response = pb::ImportContactsResponse::default();
+        let mut row = 0;
+        while let Some(item) = rows.message().await? {
+            let imported = async {
+                let contact = item
+                    .contact
+                    .ok_or_else(|| ApiError::invalid("contact", "is required"))?;
+                let profile = parse_profile("contact", &contact)?;
+                let identities = parse_identities("contact.identities", &contact.identities)?;
+                self.store
+                    .create(workspace, profile, identities, None)
+                    .await
+            }
+            .await;
+            let result = match imported {
+                Ok(contact) => {
+                    response.created_count += 1;
+                    pb::ImportContactResult {
+                        row,
+                        contact_id: contact.id.to_string(),
+                        error: None,
+                    }
+                }
+                Err(error) => {
+                    response.failed_count += 1;
+                    pb::ImportContactResult {
+                        row,
+                        contact_id: String::new(),
+                        error: Some(to_rpc_status(error)),
+                    }
+                }
+            };
+            response.results.push(result);
+            row += 1;
+        }
+        Ok(Response::new(response))
+    }
+
+    type StreamContactEventsStream = EventStream;
+
+    async fn stream_contact_events(
+        &self,
+        request: Request<pb::StreamContactEventsRequest>,
+    ) -> Result<Response<Self::StreamContactEventsStream>, Status> {
+        let workspace = optional_workspace_of(&request)?;
+        let request = request.into_inner();
+        let cursor: Vec<(u32, u64)> = request
+            .cursor
+            .iter()
+            .map(|position| (position.partition, position.sequence))
+            .collect();
+        let log = self.store.events();
+        let wanted =
+            StreamRequest::parse(log.partitions(), &request.partitions, &cursor, workspace)?;
+        let events = log.stream(wanted, self.shutdown.clone());
+        let stream = tokio_stream::wrappers::ReceiverStream::new(events).map(|stored| {
+            let stored = stored?;
+            let event = pb::ContactEvent::decode(stored.payload.as_slice())
+                .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
+            Ok(pb::StreamContactEventsResponse { event: Some(event) })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

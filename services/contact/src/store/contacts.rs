@@ -1,0 +1,317 @@
+//! Creating, reading, updating, deleting and listing contacts.
+
+use std::collections::HashMap;
+
+use charla_runtime::ApiError;
+use charla_runtime::clock::to_micros;
+use charla_runtime::workspace::WorkspaceId;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use super::{ContactStore, rows};
+use crate::domain::{ChannelIdentity, Contact, ContactError, ContactId, Profile, ProfileField};
+use crate::events::ContactChange;
+
+/// Which contacts a list returns. Empty fields don't filter.
+#[derive(Debug, Clone, Default)]
+pub struct ContactFilter {
+    /// Contained in the first, last or full name, case-insensitively.
+    pub name: String,
+    /// Exactly this (lower-cased) email.
+    pub email: String,
+    /// Exactly this (E.164) phone.
+    pub phone: String,
+    /// Carries this tag.
+    pub tag: String,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct ContactPage {
+    /// The contacts, newest first.
+    pub contacts: Vec<Contact>,
+    /// The id to continue after, when there are more.
+    pub next_after: Option<ContactId>,
+}
+
+impl ContactStore {
+    /// Creates a contact. With a `request_id`, a retry returns the contact the first call created.
+    pub async fn create(
+        &self,
+        workspace: WorkspaceId,
+        profile: Profile,
+        identities: Vec<ChannelIdentity>,
+        request_id: Option<Uuid>,
+    ) -> Result<Contact, ApiError> {
+        if let Some(request_id) = request_id
+            && let Some(existing) = self.created_by_request(workspace, request_id).await?
+        {
+            return Ok(existing);
+        }
+        let contact = Contact::new(workspace, profile, identities, self.clock.now_stored());
+        let mut tx = self.db.pool().begin().await?;
+        match self.insert(&mut tx, &contact, request_id).await {
+            Ok(()) => {}
+            // A concurrent retry with the same request id won the race: answer as it did.
+            Err(InsertError::RequestReplayed) => {
+                drop(tx);
+                let request_id = request_id.expect("only a request id can be replayed");
+                return self
+                    .created_by_request(workspace, request_id)
+                    .await?
+                    .ok_or_else(|| ApiError::Internal("replayed request vanished".into()));
+            }
+            Err(InsertError::Api(error)) => return Err(error),
+        }
+        self.record(
+            &mut tx,
+            workspace,
+            contact.id,
+            ContactChange::Created(contact.clone()),
+        )
+        .await?;
+        tx.commit().await?;
+        self.events.notify_committed();
+        Ok(contact)
+    }
+
+    /// Inserts a new contact's rows: the contact, its identities, its tags.
+    pub(super) async fn insert(
+        &self,
+        conn: &mut AnyConnection,
+        contact: &Contact,
+        request_id: Option<Uuid>,
+    ) -> Result<(), InsertError> {
+        let inserted = sqlx::query(
+            "INSERT INTO contacts (workspace_id, contact_id, first_name, last_name, email, phone,
+                 language, custom_fields, tags, status, merged_into, request_id, created_at,
+                 updated_at)
+             VALUES ($1, $2, '', '', '', '', '', '{}', '[]', 'active', NULL, $3, $4, $4)",
+        )
+        .bind(contact.workspace.to_string())
+        .bind(contact.id.to_string())
+        .bind(request_id.map(|id| id.to_string()))
+        .bind(to_micros(contact.created_at))
+        .execute(&mut *conn)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                return Err(InsertError::RequestReplayed);
+            }
+            other => {
+                other.map_err(ApiError::from)?;
+            }
+        }
+        self.save_profile(conn, contact).await?;
+        for identity in &contact.identities {
+            self.attach_identity(conn, contact.workspace, contact.id, identity)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn created_by_request(
+        &self,
+        workspace: WorkspaceId,
+        request_id: Uuid,
+    ) -> Result<Option<Contact>, ApiError> {
+        let mut conn = self.db.pool().acquire().await?;
+        let row = sqlx::query(
+            "SELECT contact_id FROM contacts WHERE workspace_id = $1 AND request_id = $2",
+        )
+        .bind(workspace.to_string())
+        .bind(request_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get(0)?;
+        let id = Uuid::parse_str(&id).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.load(&mut conn, workspace, ContactId::from_uuid(id), false)
+            .await
+            .map(Some)
+    }
+
+    /// One contact.
+    pub async fn get(&self, workspace: WorkspaceId, id: ContactId) -> Result<Contact, ApiError> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.load(&mut conn, workspace, id, false).await
+    }
+
+    /// Changes the named profile fields. A merged contact can't be changed.
+    pub async fn update(
+        &self,
+        workspace: WorkspaceId,
+        id: ContactId,
+        changes: Profile,
+        fields: &[ProfileField],
+    ) -> Result<Contact, ApiError> {
+        let mut tx = self.db.pool().begin().await?;
+        let mut contact = self.load(&mut tx, workspace, id, true).await?;
+        if let Some(into) = contact.merged_into() {
+            return Err(ContactError::Merged { contact: id, into }.into());
+        }
+        contact.profile.apply(changes, fields);
+        contact.updated_at = self.clock.now_stored();
+        self.save_profile(&mut tx, &contact).await?;
+        self.record(
+            &mut tx,
+            workspace,
+            id,
+            ContactChange::Updated(contact.clone()),
+        )
+        .await?;
+        tx.commit().await?;
+        self.events.notify_committed();
+        Ok(contact)
+    }
+
+    /// Deletes a contact and frees its identities.
+    pub async fn delete(&self, workspace: WorkspaceId, id: ContactId) -> Result<(), ApiError> {
+        let mut tx = self.db.pool().begin().await?;
+        self.load(&mut tx, workspace, id, true).await?;
+        for table in ["contact_identities", "contact_tags", "contacts"] {
+            let sql = format!("DELETE FROM {table} WHERE workspace_id = $1 AND contact_id = $2");
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(workspace.to_string())
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.record(&mut tx, workspace, id, ContactChange::Deleted)
+            .await?;
+        tx.commit().await?;
+        self.events.notify_committed();
+        Ok(())
+    }
+
+    /// A page of contacts, newest first, after the contact `after`.
+    pub async fn list(
+        &self,
+        workspace: WorkspaceId,
+        filter: &ContactFilter,
+        page_size: u32,
+        after: Option<ContactId>,
+    ) -> Result<ContactPage, ApiError> {
+        let mut binds: Vec<String> = vec![workspace.to_string()];
+        let mut conditions = vec!["workspace_id = $1".to_owned()];
+        let mut bind = |value: String, condition: &dyn Fn(usize) -> String| {
+            binds.push(value);
+            conditions.push(condition(binds.len()));
+        };
+        if let Some(after) = after {
+            bind(after.to_string(), &|n| format!("contact_id < ${n}"));
+        }
+        if !filter.name.is_empty() {
+            let pattern = format!("%{}%", escape_like(&filter.name.to_lowercase()));
+            bind(pattern, &|n| {
+                format!("lower(first_name || ' ' || last_name) LIKE ${n} ESCAPE '\\'")
+            });
+        }
+        if !filter.email.is_empty() {
+            bind(filter.email.clone(), &|n| format!("email = ${n}"));
+        }
+        if !filter.phone.is_empty() {
+            bind(filter.phone.clone(), &|n| format!("phone = ${n}"));
+        }
+        if !filter.tag.is_empty() {
+            bind(filter.tag.clone(), &|n| {
+                format!(
+                    "contact_id IN (SELECT contact_id FROM contact_tags \
+                     WHERE workspace_id = $1 AND tag = ${n})"
+                )
+            });
+        }
+        let sql = format!(
+            "SELECT {} FROM contacts WHERE {} ORDER BY contact_id DESC LIMIT {}",
+            rows::CONTACT_COLUMNS,
+            conditions.join(" AND "),
+            page_size + 1
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let rows = query.fetch_all(&mut *conn).await?;
+        let mut contacts = rows
+            .iter()
+            .map(|row| rows::contact_from_row(workspace, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after = if contacts.len() > page_size as usize {
+            contacts.truncate(page_size as usize);
+            contacts.last().map(|c| c.id)
+        } else {
+            None
+        };
+        self.fill_identities(&mut conn, workspace, &mut contacts)
+            .await?;
+        Ok(ContactPage {
+            contacts,
+            next_after,
+        })
+    }
+
+    /// Loads the identities of many contacts in one query.
+    async fn fill_identities(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        contacts: &mut [Contact],
+    ) -> Result<(), ApiError> {
+        if contacts.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> =
+            (0..contacts.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT contact_id, channel_type, channel_id, external_id FROM contact_identities
+             WHERE workspace_id = $1 AND contact_id IN ({})
+             ORDER BY created_at, channel_type, channel_id, external_id",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workspace.to_string());
+        for contact in contacts.iter() {
+            query = query.bind(contact.id.to_string());
+        }
+        let mut by_contact: HashMap<String, Vec<ChannelIdentity>> = HashMap::new();
+        for row in query.fetch_all(&mut *conn).await? {
+            let owner: String = row.try_get("contact_id")?;
+            by_contact
+                .entry(owner)
+                .or_default()
+                .push(rows::identity_from_row(&row)?);
+        }
+        for contact in contacts.iter_mut() {
+            contact.identities = by_contact
+                .remove(&contact.id.to_string())
+                .unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+/// Why inserting a contact failed.
+pub(super) enum InsertError {
+    /// Another call with the same request id created the contact first.
+    RequestReplayed,
+    /// Anything else.
+    Api(ApiError),
+}
+
+impl From<ApiError> for InsertError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+/// Escapes LIKE's wildcards so a filter matches its text literally.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}

@@ -1,0 +1,215 @@
+//! The contact store: every read and write of contacts, each write in one transaction together
+//! with the event that records it (see `charla_runtime::event_log`).
+
+mod contacts;
+mod identities;
+mod merge;
+mod rows;
+
+use charla_runtime::ApiError;
+use charla_runtime::clock::SharedClock;
+use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
+use charla_runtime::event_log::{self, EventLog};
+use charla_runtime::workspace::WorkspaceId;
+use sqlx::{AnyConnection, Row};
+
+use crate::domain::{ChannelIdentity, Contact, ContactError, ContactId};
+use crate::events::{self, ContactChange};
+
+pub use contacts::{ContactFilter, ContactPage};
+
+/// The migrations of the contact database.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[event_log::SQLITE_MIGRATION, CONTACTS_MIGRATION],
+    postgres: &[event_log::POSTGRES_MIGRATION, CONTACTS_MIGRATION],
+};
+
+const CONTACTS_MIGRATION: MigrationFile = MigrationFile {
+    version: 2,
+    description: "contacts",
+    sql: include_str!("../../migrations/0002_contacts.sql"),
+};
+
+/// Contacts and their events, in one database.
+#[derive(Debug, Clone)]
+pub struct ContactStore {
+    db: Database,
+    events: EventLog,
+    clock: SharedClock,
+}
+
+impl ContactStore {
+    /// A store over a migrated database.
+    pub fn new(db: Database, events: EventLog, clock: SharedClock) -> Self {
+        Self { db, events, clock }
+    }
+
+    /// The event log the store writes to.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// `FOR UPDATE` on PostgreSQL, where concurrent transactions must lock the rows they
+    /// read-modify-write; nothing on SQLite, where one connection serializes every transaction.
+    fn for_update(&self) -> &'static str {
+        match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// Appends the event recording `change` to the transaction.
+    async fn record(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        change: ContactChange,
+    ) -> Result<(), ApiError> {
+        let now = self.clock.now_stored();
+        self.events
+            .append(conn, workspace, now, |position| {
+                events::encode(position, workspace, contact, now, change)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Loads a contact with its identities, optionally locking its row.
+    async fn load(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        id: ContactId,
+        lock: bool,
+    ) -> Result<Contact, ApiError> {
+        let lock = if lock { self.for_update() } else { "" };
+        let sql = format!(
+            "SELECT {} FROM contacts WHERE workspace_id = $1 AND contact_id = $2{lock}",
+            rows::CONTACT_COLUMNS
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(workspace.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(ContactError::NotFound(id))?;
+        let mut contact = rows::contact_from_row(workspace, &row)?;
+        contact.identities = self.identities_of(conn, workspace, id).await?;
+        Ok(contact)
+    }
+
+    async fn identities_of(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        id: ContactId,
+    ) -> Result<Vec<ChannelIdentity>, ApiError> {
+        sqlx::query(
+            "SELECT channel_type, channel_id, external_id FROM contact_identities
+             WHERE workspace_id = $1 AND contact_id = $2
+             ORDER BY created_at, channel_type, channel_id, external_id",
+        )
+        .bind(workspace.to_string())
+        .bind(id.to_string())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(rows::identity_from_row)
+        .collect()
+    }
+
+    /// The contact that owns `identity`, if any.
+    async fn owner_of(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        identity: &ChannelIdentity,
+    ) -> Result<Option<ContactId>, ApiError> {
+        let row = sqlx::query(
+            "SELECT contact_id FROM contact_identities
+             WHERE workspace_id = $1 AND channel_type = $2 AND channel_id = $3 AND external_id = $4",
+        )
+        .bind(workspace.to_string())
+        .bind(identity.channel_type.as_str())
+        .bind(identity.channel_id.clone())
+        .bind(identity.external_id.clone())
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(|row| {
+            let id: String = row.try_get(0)?;
+            uuid::Uuid::parse_str(&id)
+                .map(ContactId::from_uuid)
+                .map_err(|e| ApiError::Internal(format!("stored contact id: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Writes the contact's row, tags and (when `insert`) creates it.
+    async fn save_profile(
+        &self,
+        conn: &mut AnyConnection,
+        contact: &Contact,
+    ) -> Result<(), ApiError> {
+        let profile = &contact.profile;
+        sqlx::query(
+            "UPDATE contacts SET first_name = $3, last_name = $4, email = $5, phone = $6,
+                 language = $7, custom_fields = $8, tags = $9, status = $10, merged_into = $11,
+                 updated_at = $12
+             WHERE workspace_id = $1 AND contact_id = $2",
+        )
+        .bind(contact.workspace.to_string())
+        .bind(contact.id.to_string())
+        .bind(profile.first_name.as_str().to_owned())
+        .bind(profile.last_name.as_str().to_owned())
+        .bind(
+            profile
+                .email
+                .as_ref()
+                .map(|e| e.as_str().to_owned())
+                .unwrap_or_default(),
+        )
+        .bind(
+            profile
+                .phone
+                .as_ref()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+        )
+        .bind(
+            profile
+                .language
+                .as_ref()
+                .map(|l| l.as_str().to_owned())
+                .unwrap_or_default(),
+        )
+        .bind(rows::custom_fields_to_json(&profile.custom_fields))
+        .bind(rows::tags_to_json(&profile.tags))
+        .bind(rows::status_name(contact.status))
+        .bind(contact.merged_into().map(|id| id.to_string()))
+        .bind(charla_runtime::clock::to_micros(contact.updated_at))
+        .execute(&mut *conn)
+        .await?;
+        self.save_tags(conn, contact).await
+    }
+
+    /// Replaces the contact's rows in `contact_tags`.
+    async fn save_tags(&self, conn: &mut AnyConnection, contact: &Contact) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM contact_tags WHERE workspace_id = $1 AND contact_id = $2")
+            .bind(contact.workspace.to_string())
+            .bind(contact.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+        for tag in contact.profile.tags.iter() {
+            sqlx::query(
+                "INSERT INTO contact_tags (workspace_id, tag, contact_id) VALUES ($1, $2, $3)",
+            )
+            .bind(contact.workspace.to_string())
+            .bind(tag.as_str().to_owned())
+            .bind(contact.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! The contact service through real gRPC, on an ephemeral port, on SQLite and on PostgreSQL.
+
+mod contacts;
+mod helpers;
+mod identities;
+mod import;
+mod merge;
+mod platform;
+mod resolve;
+mod stream;
+mod validation;

@@ -1,0 +1,99 @@
+//! What every charla server offers besides its API: health checking, reflection, gRPC-Web.
+
+use charla_proto::charla::contact::v1 as pb;
+use charla_testing::Backend;
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn channel(app: &TestApp) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_contact_service_reports_serving_to_health_checks() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let mut health = HealthClient::new(channel(&app).await);
+    for service in ["", "charla.contact.v1.ContactService"] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service `{service}`");
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_the_contact_service_and_health() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let mut reflection = ServerReflectionClient::new(channel(&app).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("expected a service list, got {response:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"charla.contact.v1.ContactService"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+}
+
+/// A browser's gRPC-Web call over HTTP/1.1, written by hand so nothing but the server is involved.
+#[tokio::test]
+async fn grpc_web_calls_over_http1_are_served() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let created = app.create("Web", None).await;
+    let message = pb::GetContactRequest {
+        contact_id: created.contact_id.clone(),
+    }
+    .encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    let head = format!(
+        "POST /charla.contact.v1.ContactService/GetContact HTTP/1.1\r\nhost: {}\r\n\
+         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\nx-workspace-id: {}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        app.addr,
+        app.workspace,
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body).await.unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("application/grpc-web"), "{text}");
+    assert!(text.contains("grpc-status:0"), "{text}");
+    assert!(
+        text.contains(&created.contact_id),
+        "the contact is in the body"
+    );
+}

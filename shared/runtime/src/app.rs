@@ -1,0 +1,79 @@
+//! Starting a service: what can fail on the way, and the serve loop every service shares.
+
+use std::net::SocketAddr;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RuntimeConfig;
+use crate::db::DbError;
+use crate::server::{GrpcServer, Limits};
+
+/// Why a service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// The listen address could not be bound.
+    #[error("can't listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed while serving.
+    #[error("gRPC server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A service bound to its address, ready to serve.
+pub struct Application {
+    server: GrpcServer,
+    limits: Limits,
+    local_addr: SocketAddr,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Binds the configured address; the caller then adds its services to [`Application::server`].
+    pub async fn bind(
+        config: &RuntimeConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        let bind_error = |source| StartError::Bind {
+            addr: config.listen_addr,
+            source,
+        };
+        let server = GrpcServer::bind(config.listen_addr)
+            .await
+            .map_err(bind_error)?;
+        let local_addr = server.local_addr().map_err(bind_error)?;
+        Ok(Self {
+            server,
+            limits: Limits {
+                request_timeout: config.request_timeout(),
+                max_concurrent_requests: config.max_concurrent_requests,
+            },
+            local_addr,
+            shutdown,
+        })
+    }
+
+    /// The server, to add services to.
+    pub fn server(&mut self) -> &mut GrpcServer {
+        &mut self.server
+    }
+
+    /// The address the service listens on (the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until the shutdown token fires, then drains and returns.
+    pub async fn run(self) -> Result<(), StartError> {
+        tracing::info!(addr = %self.local_addr, "serving");
+        self.server.serve(self.limits, self.shutdown).await?;
+        tracing::info!(addr = %self.local_addr, "stopped");
+        Ok(())
+    }
+}
