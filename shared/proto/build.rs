@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 /// The API packages compiled into this crate, each a folder under `proto/`.
-const PACKAGES: &[&str] = &["charla/contact/v1"];
+const PACKAGES: &[&str] = &[
+    "charla/contact/v1",
+    "charla/conversation/v1",
+    "charla/metrics/v1",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");

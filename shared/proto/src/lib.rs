@@ -9,6 +9,16 @@ pub mod charla {
             tonic::include_proto!("charla.contact.v1");
         }
     }
+    pub mod conversation {
+        pub mod v1 {
+            tonic::include_proto!("charla.conversation.v1");
+        }
+    }
+    pub mod metrics {
+        pub mod v1 {
+            tonic::include_proto!("charla.metrics.v1");
+        }
+    }
 }
 
 pub mod google {

@@ -1,0 +1,28 @@
+//! `charla`: the one command a newcomer needs. `charla up` runs every charla service in this
+//! process, each on its own port with its own SQLite file, until Ctrl-C.
+
+mod up;
+
+use clap::{Parser, Subcommand};
+
+/// charla, the conversation backbone of a customer-messaging platform.
+#[derive(Debug, Parser)]
+#[command(name = "charla", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service on this machine, with embedded SQLite databases (no set-up needed).
+    Up(up::UpArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Up(args) => up::run(args).await,
+    }
+}

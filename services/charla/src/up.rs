@@ -1,0 +1,98 @@
+//! `charla up`: every service in one process, each on its own port and SQLite file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use charla_runtime::app::{Application, StartError};
+use charla_runtime::clock::{SharedClock, SystemClock};
+use charla_runtime::config::{LogFormat, RuntimeConfig};
+use tokio::task::JoinSet;
+
+/// Where and how `charla up` runs the services.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Folder for the services' SQLite files (created if missing).
+    #[arg(long, env = "CHARLA_DATA_DIR", default_value = "charla-data")]
+    data_dir: PathBuf,
+
+    /// Address the services listen on; 0.0.0.0 to accept connections from other machines.
+    #[arg(long, env = "CHARLA_HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+
+    /// Port of the contact service.
+    #[arg(long, env = "CHARLA_CONTACT_PORT", default_value_t = 50051)]
+    contact_port: u16,
+
+    /// Log format.
+    #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+impl UpArgs {
+    fn service_config(&self, port: u16, name: &str) -> RuntimeConfig {
+        let file = self.data_dir.join(format!("{name}.db"));
+        let mut config = RuntimeConfig::new(
+            SocketAddr::new(self.host, port),
+            format!("sqlite:{}", file.display()),
+        );
+        config.log_format = self.log_format;
+        config
+    }
+}
+
+/// Starts every service and serves until Ctrl-C or SIGTERM.
+pub async fn run(args: UpArgs) -> ExitCode {
+    charla_runtime::telemetry::init(args.log_format);
+    let shutdown = charla_runtime::server::shutdown_on_signals();
+    let clock: SharedClock = Arc::new(SystemClock);
+
+    let contact_config = args.service_config(args.contact_port, "contact");
+    let started: Result<Vec<(&str, RuntimeConfig, Application)>, StartError> = async {
+        let contact =
+            charla_contact::build(&contact_config, clock.clone(), shutdown.clone()).await?;
+        Ok(vec![("contact", contact_config.clone(), contact)])
+    }
+    .await;
+    let services = match started {
+        Ok(services) => services,
+        Err(error) => {
+            eprintln!("charla could not start: {error}");
+            shutdown.cancel();
+            return ExitCode::FAILURE;
+        }
+    };
+
+    println!("charla is up (Ctrl-C stops it):");
+    for (name, config, app) in &services {
+        println!(
+            "  {name:<13} {}   data: {}",
+            app.local_addr(),
+            config.database_url
+        );
+    }
+    println!("Every call names its workspace in the `x-workspace-id` metadata (any UUID).");
+
+    let mut running = JoinSet::new();
+    for (name, _, app) in services {
+        running.spawn(async move { (name, app.run().await) });
+    }
+    let mut code = ExitCode::SUCCESS;
+    while let Some(finished) = running.join_next().await {
+        match finished {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(error))) => {
+                tracing::error!(service = name, %error, "service failed; stopping the others");
+                shutdown.cancel();
+                code = ExitCode::FAILURE;
+            }
+            Err(panicked) => {
+                tracing::error!(%panicked, "service task panicked; stopping the others");
+                shutdown.cancel();
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
+}
