@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+pub use charla_runtime::channel::ChannelType;
 use charla_runtime::workspace::WorkspaceId;
 use uuid::Uuid;
 
@@ -32,66 +33,6 @@ impl ContactId {
 impl fmt::Display for ContactId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-/// A kind of messaging channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ChannelType {
-    FacebookMessenger,
-    Instagram,
-    Whatsapp,
-    Telegram,
-    Viber,
-    Line,
-    Wechat,
-    Sms,
-    Email,
-    Webchat,
-    Twitter,
-    Custom,
-}
-
-impl ChannelType {
-    /// Every channel type.
-    pub const ALL: [ChannelType; 12] = [
-        Self::FacebookMessenger,
-        Self::Instagram,
-        Self::Whatsapp,
-        Self::Telegram,
-        Self::Viber,
-        Self::Line,
-        Self::Wechat,
-        Self::Sms,
-        Self::Email,
-        Self::Webchat,
-        Self::Twitter,
-        Self::Custom,
-    ];
-
-    /// A stable name, for storage.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::FacebookMessenger => "facebook_messenger",
-            Self::Instagram => "instagram",
-            Self::Whatsapp => "whatsapp",
-            Self::Telegram => "telegram",
-            Self::Viber => "viber",
-            Self::Line => "line",
-            Self::Wechat => "wechat",
-            Self::Sms => "sms",
-            Self::Email => "email",
-            Self::Webchat => "webchat",
-            Self::Twitter => "twitter",
-            Self::Custom => "custom",
-        }
-    }
-
-    /// The channel type stored under `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|channel| channel.as_str() == name)
     }
 }
 

@@ -60,37 +60,10 @@ fn custom_value_to_proto(value: &CustomValue) -> pb::CustomFieldValue {
 /// The proto form of an identity.
 pub fn identity_to_proto(identity: &ChannelIdentity) -> pb::ChannelIdentity {
     pb::ChannelIdentity {
-        channel_type: channel_type_to_proto(identity.channel_type) as i32,
+        channel_type: identity.channel_type.to_proto() as i32,
         channel_id: identity.channel_id.clone(),
         external_id: identity.external_id.clone(),
     }
-}
-
-fn channel_type_to_proto(channel: ChannelType) -> pb::ChannelType {
-    match channel {
-        ChannelType::FacebookMessenger => pb::ChannelType::FacebookMessenger,
-        ChannelType::Instagram => pb::ChannelType::Instagram,
-        ChannelType::Whatsapp => pb::ChannelType::Whatsapp,
-        ChannelType::Telegram => pb::ChannelType::Telegram,
-        ChannelType::Viber => pb::ChannelType::Viber,
-        ChannelType::Line => pb::ChannelType::Line,
-        ChannelType::Wechat => pb::ChannelType::Wechat,
-        ChannelType::Sms => pb::ChannelType::Sms,
-        ChannelType::Email => pb::ChannelType::Email,
-        ChannelType::Webchat => pb::ChannelType::Webchat,
-        ChannelType::Twitter => pb::ChannelType::Twitter,
-        ChannelType::Custom => pb::ChannelType::Custom,
-    }
-}
-
-/// A channel type field: required, and one of the known values.
-pub fn parse_channel_type(field: &str, value: i32) -> Result<ChannelType, ApiError> {
-    let proto = pb::ChannelType::try_from(value)
-        .map_err(|_| ApiError::invalid(field, format!("unknown channel type {value}")))?;
-    ChannelType::ALL
-        .into_iter()
-        .find(|channel| channel_type_to_proto(*channel) == proto)
-        .ok_or_else(|| ApiError::invalid(field, "is required"))
 }
 
 /// A channel identity field (`field` is its path, such as `identity`).
@@ -100,7 +73,7 @@ pub fn parse_identity(
 ) -> Result<ChannelIdentity, ApiError> {
     let identity = identity.ok_or_else(|| ApiError::invalid(field, "is required"))?;
     Ok(ChannelIdentity {
-        channel_type: parse_channel_type(&format!("{field}.channel_type"), identity.channel_type)?,
+        channel_type: ChannelType::parse(&format!("{field}.channel_type"), identity.channel_type)?,
         channel_id: required_text(&format!("{field}.channel_id"), &identity.channel_id, 128)?,
         external_id: required_text(&format!("{field}.external_id"), &identity.external_id, 256)?,
     })
