@@ -144,6 +144,11 @@ impl EventLog {
         }
     }
 
+    /// The database the log lives in.
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
     /// How many partitions the log has.
     pub fn partitions(&self) -> u32 {
         self.inner.partitions
