@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use charla_runtime::app::{Application, StartError};
+use charla_runtime::app::Application;
 use charla_runtime::clock::{SharedClock, SystemClock};
 use charla_runtime::config::{LogFormat, RuntimeConfig};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// Where and how `charla up` runs the services.
 #[derive(Debug, clap::Args)]
@@ -24,6 +25,10 @@ pub struct UpArgs {
     /// Port of the contact service.
     #[arg(long, env = "CHARLA_CONTACT_PORT", default_value_t = 50051)]
     contact_port: u16,
+
+    /// Port of the conversation service.
+    #[arg(long, env = "CHARLA_CONVERSATION_PORT", default_value_t = 50052)]
+    conversation_port: u16,
 
     /// Log format.
     #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
@@ -42,19 +47,50 @@ impl UpArgs {
     }
 }
 
+/// A started service: its name, its settings and the application.
+type Started = (&'static str, RuntimeConfig, Application);
+
+/// Builds every service, each on its own port and SQLite file; the conversation service talks to
+/// the contact service started here.
+async fn start_all(
+    args: &UpArgs,
+    clock: &SharedClock,
+    shutdown: &CancellationToken,
+) -> Result<Vec<Started>, Box<dyn std::error::Error>> {
+    let contact_config = args.service_config(args.contact_port, "contact");
+    let contact = charla_contact::build(&contact_config, clock.clone(), shutdown.clone()).await?;
+    let contact_url = format!("http://{}", reachable(contact.local_addr()));
+
+    let conversation_config = args.service_config(args.conversation_port, "conversation");
+    let conversation = charla_conversation::build(
+        &conversation_config,
+        &charla_conversation::ServiceConfig::new(contact_url),
+        clock.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    Ok(vec![
+        ("contact", contact_config, contact),
+        ("conversation", conversation_config, conversation),
+    ])
+}
+
+/// The address to call a local service at: a wildcard listen address is reached on loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port())
+    } else {
+        addr
+    }
+}
+
 /// Starts every service and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> ExitCode {
     charla_runtime::telemetry::init(args.log_format);
     let shutdown = charla_runtime::server::shutdown_on_signals();
     let clock: SharedClock = Arc::new(SystemClock);
 
-    let contact_config = args.service_config(args.contact_port, "contact");
-    let started: Result<Vec<(&str, RuntimeConfig, Application)>, StartError> = async {
-        let contact =
-            charla_contact::build(&contact_config, clock.clone(), shutdown.clone()).await?;
-        Ok(vec![("contact", contact_config.clone(), contact)])
-    }
-    .await;
+    let started = start_all(&args, &clock, &shutdown).await;
     let services = match started {
         Ok(services) => services,
         Err(error) => {

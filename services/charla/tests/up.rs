@@ -1,0 +1,110 @@
+//! `charla up`, the README's run command, as a newcomer runs it: a real process, real ports, an
+//! inbound message that opens a conversation, and a clean stop on SIGTERM.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use charla_proto::charla::contact::v1 as contact_pb;
+use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
+use charla_proto::charla::conversation::v1 as pb;
+use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
+use charla_testing::in_workspace;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Connects to a port, retrying while the process starts.
+async fn connect(port: u16) -> tonic::transport::Channel {
+    for _ in 0..300 {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
+        if let Ok(channel) = endpoint.connect().await {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("charla up did not listen on port {port}");
+}
+
+#[tokio::test]
+async fn charla_up_runs_every_service_and_stops_cleanly() {
+    let data_dir =
+        std::env::temp_dir().join(format!("charla-up-{}", uuid::Uuid::now_v7().simple()));
+    let (contact_port, conversation_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--contact-port", &contact_port.to_string()])
+        .args(["--conversation-port", &conversation_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start charla up");
+
+    let workspace = uuid::Uuid::now_v7();
+    let mut contacts = ContactServiceClient::new(connect(contact_port).await);
+    let mut conversations = ConversationServiceClient::new(connect(conversation_port).await);
+    let contact = contacts
+        .resolve_contact(in_workspace(
+            workspace,
+            contact_pb::ResolveContactRequest {
+                identity: Some(contact_pb::ChannelIdentity {
+                    channel_type: contact_pb::ChannelType::Whatsapp as i32,
+                    channel_id: "wa".into(),
+                    external_id: "593991234567".into(),
+                }),
+                profile: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    let recorded = conversations
+        .record_message(in_workspace(
+            workspace,
+            pb::RecordMessageRequest {
+                message_id: "wamid.1".into(),
+                contact_id: contact.contact_id,
+                channel: Some(pb::Channel {
+                    channel_type: contact_pb::ChannelType::Whatsapp as i32,
+                    channel_id: "wa".into(),
+                }),
+                direction: pb::MessageDirection::Inbound as i32,
+                author_kind: pb::AuthorKind::Contact as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        recorded.opened_conversation,
+        "the services reach each other"
+    );
+    assert!(data_dir.join("contact.db").exists() && data_dir.join("conversation.db").exists());
+
+    // SIGTERM, as Kubernetes sends it: drain and exit 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "charla up exits 0 on SIGTERM, got {status}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -1,0 +1,81 @@
+//! The contact service as this service sees it: can a conversation be opened for a contact? And
+//! the contact event stream, which the merge consumer reads.
+
+use std::time::Duration;
+
+use charla_proto::charla::contact::v1 as pb;
+use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
+use charla_runtime::ApiError;
+use charla_runtime::workspace::{WORKSPACE_HEADER, WorkspaceId};
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::domain::{ContactId, ConversationError};
+
+/// A client of the contact service, with a deadline on every check.
+#[derive(Debug, Clone)]
+pub struct ContactDirectory {
+    client: ContactServiceClient<Channel>,
+    deadline: Duration,
+}
+
+impl ContactDirectory {
+    /// A client of the contact service at `url`; it connects on first use, so this service starts
+    /// even while the contact service is away.
+    pub fn connect_lazy(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
+        let channel = Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(deadline)
+            .connect_lazy();
+        Ok(Self {
+            client: ContactServiceClient::new(channel),
+            deadline,
+        })
+    }
+
+    /// The underlying client, for streams.
+    pub fn client(&self) -> ContactServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    /// Checks that a conversation may be opened for the contact: it exists in the workspace, is
+    /// not blocked and was not merged. UNAVAILABLE when the contact service can't answer in time.
+    pub async fn ensure_can_open(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<(), ApiError> {
+        let mut request = tonic::Request::new(pb::GetContactRequest {
+            contact_id: contact.to_string(),
+        });
+        request.set_timeout(self.deadline);
+        let header = workspace
+            .to_string()
+            .parse()
+            .map_err(|_| ApiError::Internal("a UUID is valid metadata".into()))?;
+        request.metadata_mut().insert(WORKSPACE_HEADER, header);
+        let found = match self.client.clone().get_contact(request).await {
+            Ok(response) => response.into_inner().contact.unwrap_or_default(),
+            Err(status) if status.code() == Code::NotFound => {
+                return Err(ConversationError::ContactNotFound(contact).into());
+            }
+            Err(status) => {
+                return Err(ApiError::Unavailable(format!(
+                    "the contact service could not check contact {contact}: {}",
+                    status.message()
+                )));
+            }
+        };
+        match pb::ContactStatus::try_from(found.status) {
+            Ok(pb::ContactStatus::Blocked) => {
+                Err(ConversationError::ContactBlocked(contact).into())
+            }
+            Ok(pb::ContactStatus::Merged) => {
+                let into = uuid::Uuid::parse_str(&found.merged_into_contact_id)
+                    .map(ContactId::from_uuid)
+                    .map_err(|_| ApiError::Internal("merged contact without primary".into()))?;
+                Err(ConversationError::ContactMerged { contact, into }.into())
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The conversation lifecycle: the rules of DESIGN.md as plain Rust. No gRPC, no SQL; time comes in
+//! as an argument. The store loads a conversation, asks it to change, and saves what it became.
+
+mod conversation;
+mod error;
+mod ids;
+mod message;
+mod settings;
+mod sources;
+
+pub use conversation::{
+    Assignment, AssignmentChange, Conversation, ConversationStatus, MessageCounts, MessageEffect,
+};
+pub use error::ConversationError;
+pub use ids::{ActorId, ContactId, ConversationId, ExternalId, MessageId};
+pub use message::{AuthorKind, Direction, Message};
+pub use settings::{AutoClose, ClosingNote, ClosingNotePolicy, WorkspaceSettings};
+pub use sources::{Channel, CloseSource, OpenSource};

@@ -1,0 +1,386 @@
+//! The ConversationService gRPC handlers: each takes the workspace from the call, converts the
+//! request into domain values, asks the store, and converts the answer back.
+
+pub mod convert;
+mod error;
+
+use std::pin::Pin;
+
+use charla_proto::charla::conversation::v1 as pb;
+use charla_proto::charla::conversation::v1::conversation_service_server::ConversationService;
+use charla_runtime::ApiError;
+use charla_runtime::channel::ChannelType;
+use charla_runtime::event_log::StreamRequest;
+use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
+use charla_runtime::workspace::{optional_workspace_of, workspace_of};
+use prost::Message as _;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::contacts::ContactDirectory;
+use crate::domain::{ContactId, ConversationError, ConversationId, Message, OpenSource};
+use crate::store::{ConversationFilter, ConversationStore, OpenRequest};
+use convert::{
+    apply_settings_update, conversation_to_proto, parse_actor, parse_author_kind, parse_channel,
+    parse_close_source, parse_closing_note, parse_direction, parse_message_id, parse_open_source,
+    parse_time, settings_to_proto,
+};
+
+/// The gRPC face of the conversation service.
+#[derive(Debug, Clone)]
+pub struct ConversationApi {
+    store: ConversationStore,
+    contacts: ContactDirectory,
+    shutdown: CancellationToken,
+}
+
+impl ConversationApi {
+    /// Handlers over `store`, checking contacts with `contacts`; streams end at `shutdown`.
+    pub fn new(
+        store: ConversationStore,
+        contacts: ContactDirectory,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            contacts,
+            shutdown,
+        }
+    }
+}
+
+fn contact_id(field: &str, value: &str) -> Result<ContactId, ApiError> {
+    required_id(field, value).map(ContactId::from_uuid)
+}
+
+fn conversation_id(field: &str, value: &str) -> Result<ConversationId, ApiError> {
+    required_id(field, value).map(ConversationId::from_uuid)
+}
+
+fn reply(conversation: &crate::domain::Conversation) -> Option<pb::Conversation> {
+    Some(conversation_to_proto(conversation))
+}
+
+type EventStream =
+    Pin<Box<dyn Stream<Item = Result<pb::StreamConversationEventsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ConversationService for ConversationApi {
+    async fn open_conversation(
+        &self,
+        request: Request<pb::OpenConversationRequest>,
+    ) -> Result<Response<pb::OpenConversationResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let source = parse_open_source("source", request.source)?;
+        if !matches!(
+            source,
+            OpenSource::User | OpenSource::Workflow | OpenSource::Api
+        ) {
+            return Err(ApiError::invalid(
+                "source",
+                "must be USER, WORKFLOW or API (inbound messages and welcome events have their own calls)",
+            )
+            .into());
+        }
+        let open = OpenRequest {
+            contact: contact_id("contact_id", &request.contact_id)?,
+            channel: parse_channel("channel", request.channel.as_ref())?,
+            source,
+            actor: parse_actor("actor_id", &request.actor_id)?,
+            request_id: optional_id("request_id", &request.request_id)?,
+        };
+        let (conversation, opened) = self.store.open(workspace, open, &self.contacts).await?;
+        Ok(Response::new(pb::OpenConversationResponse {
+            conversation: reply(&conversation),
+            opened,
+        }))
+    }
+
+    async fn close_conversation(
+        &self,
+        request: Request<pb::CloseConversationRequest>,
+    ) -> Result<Response<pb::CloseConversationResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let id = conversation_id("conversation_id", &request.conversation_id)?;
+        let source = parse_close_source("source", request.source)?;
+        if source.is_automatic() {
+            return Err(ApiError::invalid(
+                "source",
+                "AUTO_CLOSE and CONTACT_MERGE closes are made by charla itself",
+            )
+            .into());
+        }
+        let actor = parse_actor("actor_id", &request.actor_id)?;
+        let note = parse_closing_note(&request.category, &request.summary)?;
+        let request_id = optional_id("request_id", &request.request_id)?;
+        let conversation = self
+            .store
+            .close(workspace, id, source, actor, note, request_id)
+            .await?;
+        Ok(Response::new(pb::CloseConversationResponse {
+            conversation: reply(&conversation),
+        }))
+    }
+
+    async fn record_message(
+        &self,
+        request: Request<pb::RecordMessageRequest>,
+    ) -> Result<Response<pb::RecordMessageResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let contact = contact_id("contact_id", &request.contact_id)?;
+        let channel = parse_channel("channel", request.channel.as_ref())?;
+        let direction = parse_direction("direction", request.direction)?;
+        let author_kind = parse_author_kind("author_kind", request.author_kind)?;
+        if !author_kind.writes(direction) {
+            return Err(ApiError::invalid(
+                "author_kind",
+                "contacts write inbound messages; every other author writes outbound ones",
+            )
+            .into());
+        }
+        let message = Message {
+            id: parse_message_id("message_id", &request.message_id)?,
+            direction,
+            author_kind,
+            author_id: parse_actor("author_id", &request.author_id)?,
+            sent_at: parse_time("sent_at", request.sent_at.as_ref())?,
+        };
+        let recorded = self
+            .store
+            .record_message(workspace, contact, channel, message, &self.contacts)
+            .await?;
+        Ok(Response::new(pb::RecordMessageResponse {
+            conversation: recorded.conversation.as_ref().map(conversation_to_proto),
+            recorded: recorded.recorded,
+            opened_conversation: recorded.opened,
+        }))
+    }
+
+    async fn handle_welcome_event(
+        &self,
+        request: Request<pb::HandleWelcomeEventRequest>,
+    ) -> Result<Response<pb::HandleWelcomeEventResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let contact = contact_id("contact_id", &request.contact_id)?;
+        let channel = parse_channel("channel", request.channel.as_ref())?;
+        if !channel.channel_type.has_welcome_events() {
+            return Err(
+                ApiError::from(ConversationError::NoWelcomeEvents(channel.channel_type)).into(),
+            );
+        }
+        let open = OpenRequest {
+            contact,
+            channel,
+            source: OpenSource::WelcomeEvent,
+            actor: None,
+            request_id: None,
+        };
+        let (conversation, opened) = self.store.open(workspace, open, &self.contacts).await?;
+        Ok(Response::new(pb::HandleWelcomeEventResponse {
+            conversation: reply(&conversation),
+            opened,
+        }))
+    }
+
+    async fn assign_conversation(
+        &self,
+        request: Request<pb::AssignConversationRequest>,
+    ) -> Result<Response<pb::AssignConversationResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let id = conversation_id("conversation_id", &request.conversation_id)?;
+        let assignee = parse_actor("assignee_user_id", &request.assignee_user_id)?;
+        let team = parse_actor("team_id", &request.team_id)?;
+        if assignee.is_none() && team.is_none() {
+            return Err(ApiError::invalid(
+                "assignee_user_id",
+                "an assignee user or a team is required",
+            )
+            .into());
+        }
+        let actor = parse_actor("actor_id", &request.actor_id)?;
+        // Assigning is idempotent by value (a retry assigns what is already assigned and changes
+        // nothing), so the key only needs to be well-formed.
+        optional_id("request_id", &request.request_id)?;
+        let conversation = self
+            .store
+            .assign(workspace, id, assignee, team, actor)
+            .await?;
+        Ok(Response::new(pb::AssignConversationResponse {
+            conversation: reply(&conversation),
+        }))
+    }
+
+    async fn unassign_conversation(
+        &self,
+        request: Request<pb::UnassignConversationRequest>,
+    ) -> Result<Response<pb::UnassignConversationResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let id = conversation_id("conversation_id", &request.conversation_id)?;
+        if !request.clear_assignee_user && !request.clear_team {
+            return Err(ApiError::invalid(
+                "clear_assignee_user",
+                "say what to clear: clear_assignee_user, clear_team or both",
+            )
+            .into());
+        }
+        let actor = parse_actor("actor_id", &request.actor_id)?;
+        let conversation = self
+            .store
+            .unassign(
+                workspace,
+                id,
+                request.clear_assignee_user,
+                request.clear_team,
+                actor,
+            )
+            .await?;
+        Ok(Response::new(pb::UnassignConversationResponse {
+            conversation: reply(&conversation),
+        }))
+    }
+
+    async fn get_conversation(
+        &self,
+        request: Request<pb::GetConversationRequest>,
+    ) -> Result<Response<pb::GetConversationResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let id = conversation_id("conversation_id", &request.get_ref().conversation_id)?;
+        let conversation = self.store.get(workspace, id).await?;
+        Ok(Response::new(pb::GetConversationResponse {
+            conversation: reply(&conversation),
+        }))
+    }
+
+    async fn get_open_conversation(
+        &self,
+        request: Request<pb::GetOpenConversationRequest>,
+    ) -> Result<Response<pb::GetOpenConversationResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let contact = contact_id("contact_id", &request.get_ref().contact_id)?;
+        let conversation = self.store.get_open(workspace, contact).await?;
+        Ok(Response::new(pb::GetOpenConversationResponse {
+            conversation: reply(&conversation),
+        }))
+    }
+
+    async fn list_conversations(
+        &self,
+        request: Request<pb::ListConversationsRequest>,
+    ) -> Result<Response<pb::ListConversationsResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let size = page_size(request.page_size)?;
+        let after = page_token(&request.page_token)?.map(ConversationId::from_uuid);
+        let open = match pb::ConversationStatus::try_from(request.status) {
+            Ok(pb::ConversationStatus::Unspecified) => None,
+            Ok(pb::ConversationStatus::Open) => Some(true),
+            Ok(pb::ConversationStatus::Closed) => Some(false),
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "status",
+                    format!("unknown status {}", request.status),
+                )
+                .into());
+            }
+        };
+        let channel_id = optional_text("channel_id", &request.channel_id, 128)?;
+        let filter = ConversationFilter {
+            contact: optional_id("contact_id", &request.contact_id)?.map(ContactId::from_uuid),
+            open,
+            assignee: parse_actor("assignee_user_id", &request.assignee_user_id)?,
+            team: parse_actor("team_id", &request.team_id)?,
+            channel_type: ChannelType::parse_optional("channel_type", request.channel_type)?,
+            channel_id: (!channel_id.is_empty()).then_some(channel_id),
+            opened_after: parse_time("opened_after", request.opened_after.as_ref())?,
+            opened_before: parse_time("opened_before", request.opened_before.as_ref())?,
+        };
+        if let (Some(after), Some(before)) = (filter.opened_after, filter.opened_before)
+            && before < after
+        {
+            return Err(
+                ApiError::invalid("opened_before", "must not be before opened_after").into(),
+            );
+        }
+        let page = self.store.list(workspace, &filter, size, after).await?;
+        Ok(Response::new(pb::ListConversationsResponse {
+            conversations: page
+                .conversations
+                .iter()
+                .map(conversation_to_proto)
+                .collect(),
+            next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_workspace_settings(
+        &self,
+        request: Request<pb::GetWorkspaceSettingsRequest>,
+    ) -> Result<Response<pb::GetWorkspaceSettingsResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let (settings, updated_at) = self.store.settings(workspace).await?;
+        Ok(Response::new(pb::GetWorkspaceSettingsResponse {
+            settings: Some(settings_to_proto(workspace, &settings, updated_at)),
+        }))
+    }
+
+    async fn update_workspace_settings(
+        &self,
+        request: Request<pb::UpdateWorkspaceSettingsRequest>,
+    ) -> Result<Response<pb::UpdateWorkspaceSettingsResponse>, Status> {
+        let workspace = workspace_of(&request)?;
+        let request = request.into_inner();
+        let (current, _) = self.store.settings(workspace).await?;
+        let next = apply_settings_update(
+            &current,
+            request.settings.as_ref(),
+            request.update_mask.as_ref(),
+        )?;
+        let updated_at = self.store.update_settings(workspace, &next).await?;
+        Ok(Response::new(pb::UpdateWorkspaceSettingsResponse {
+            settings: Some(settings_to_proto(workspace, &next, Some(updated_at))),
+        }))
+    }
+
+    async fn import_conversations(
+        &self,
+        request: Request<Streaming<pb::ImportConversationsRequest>>,
+    ) -> Result<Response<pb::ImportConversationsResponse>, Status> {
+        workspace_of(&request)?;
+        Err(Status::unimplemented(
+            "ImportConversations is not available yet: history import is planned work",
+        ))
+    }
+
+    type StreamConversationEventsStream = EventStream;
+
+    async fn stream_conversation_events(
+        &self,
+        request: Request<pb::StreamConversationEventsRequest>,
+    ) -> Result<Response<Self::StreamConversationEventsStream>, Status> {
+        let workspace = optional_workspace_of(&request)?;
+        let request = request.into_inner();
+        let cursor: Vec<(u32, u64)> = request
+            .cursor
+            .iter()
+            .map(|position| (position.partition, position.sequence))
+            .collect();
+        let log = self.store.events();
+        let wanted =
+            StreamRequest::parse(log.partitions(), &request.partitions, &cursor, workspace)?;
+        let events = log.stream(wanted, self.shutdown.clone());
+        let stream = tokio_stream::wrappers::ReceiverStream::new(events).map(|stored| {
+            let stored = stored?;
+            let event = pb::ConversationEvent::decode(stored.payload.as_slice())
+                .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
+            Ok(pb::StreamConversationEventsResponse { event: Some(event) })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,108 @@
+//! The conversation service: the only owner of the conversation lifecycle. `build` wires the
+//! store, the contact client, the background tasks (auto-close, the contact-merge consumer) and
+//! the gRPC handlers together; `main.rs`, `charla up` and the tests all start it through it.
+
+pub mod auto_close;
+pub mod contacts;
+pub mod domain;
+pub mod events;
+pub mod grpc;
+pub mod store;
+
+use std::time::Duration;
+
+use charla_proto::charla::conversation::v1::conversation_service_server::ConversationServiceServer;
+use charla_runtime::app::{Application, StartError};
+use charla_runtime::clock::SharedClock;
+use charla_runtime::config::RuntimeConfig;
+use charla_runtime::db::Database;
+use charla_runtime::event_log::EventLog;
+use tokio_util::sync::CancellationToken;
+
+/// The conversation service's settings, from the environment.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "charla-conversation",
+    about = "The charla conversation service (gRPC)"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub runtime: RuntimeConfig,
+
+    #[command(flatten)]
+    pub service: ServiceConfig,
+}
+
+/// What the conversation service needs beyond the shared runtime.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceConfig {
+    /// URL of the contact service.
+    #[arg(
+        long,
+        env = "CHARLA_CONTACT_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub contact_url: String,
+
+    /// Deadline of each call to the contact service, in milliseconds.
+    #[arg(long, env = "CHARLA_CONTACT_TIMEOUT_MS", default_value_t = 2000)]
+    pub contact_timeout_ms: u64,
+
+    /// How often due auto-close deadlines are looked for, in milliseconds.
+    #[arg(long, env = "CHARLA_AUTO_CLOSE_SCAN_MS", default_value_t = 1000)]
+    pub auto_close_scan_ms: u64,
+}
+
+impl ServiceConfig {
+    /// Settings that reach the contact service at `contact_url`, defaults elsewhere.
+    pub fn new(contact_url: impl Into<String>) -> Self {
+        Self {
+            contact_url: contact_url.into(),
+            contact_timeout_ms: 2000,
+            auto_close_scan_ms: 1000,
+        }
+    }
+}
+
+/// Why the conversation service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("CHARLA_CONTACT_URL is not a usable URL: {0}")]
+    ContactUrl(#[source] tonic::transport::Error),
+}
+
+/// Opens the database (migrating it), starts the background tasks, binds the address and
+/// registers the conversation service. The application serves when `run`, until `shutdown`.
+pub async fn build(
+    runtime: &RuntimeConfig,
+    service: &ServiceConfig,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> Result<Application, BuildError> {
+    let contacts = contacts::ContactDirectory::connect_lazy(
+        &service.contact_url,
+        Duration::from_millis(service.contact_timeout_ms),
+    )
+    .map_err(BuildError::ContactUrl)?;
+    let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
+        .await
+        .map_err(StartError::from)?;
+    let events = EventLog::new(db.clone(), runtime.event_partitions);
+    events.spawn_commit_listener(shutdown.clone());
+    let store = store::ConversationStore::new(db, events, clock.clone());
+    auto_close::spawn(
+        store.clone(),
+        clock,
+        Duration::from_millis(service.auto_close_scan_ms),
+        shutdown.clone(),
+    );
+    events::contact_consumer::spawn(store.clone(), contacts.clone(), shutdown.clone());
+    let mut app = Application::bind(runtime, shutdown.clone()).await?;
+    let api = grpc::ConversationApi::new(store, contacts, shutdown);
+    app.server()
+        .add_service(ConversationServiceServer::new(api))
+        .await;
+    Ok(app)
+}

@@ -1,0 +1,370 @@
+//! Opening, messages, closing and assignment: the writes of the lifecycle.
+
+use charla_runtime::ApiError;
+use charla_runtime::workspace::WorkspaceId;
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+use super::{ConversationStore, is_unique_violation};
+use crate::contacts::ContactDirectory;
+use crate::domain::{
+    ActorId, Channel, CloseSource, ClosingNote, ContactId, Conversation, ConversationError,
+    ConversationId, Message, OpenSource,
+};
+use crate::events::ConversationChange;
+
+/// A request to open a conversation.
+#[derive(Debug, Clone)]
+pub struct OpenRequest {
+    pub contact: ContactId,
+    pub channel: Channel,
+    pub source: OpenSource,
+    pub actor: Option<ActorId>,
+    pub request_id: Option<Uuid>,
+}
+
+/// What recording a message did.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The conversation the message belongs to; none for an outbound message while the contact
+    /// has no open conversation.
+    pub conversation: Option<Conversation>,
+    /// False when the message id was recorded before (a retry): nothing changed.
+    pub recorded: bool,
+    /// True when the message opened the conversation.
+    pub opened: bool,
+}
+
+/// Attempts at a write that lost a race to a concurrent one (the one-open rule or a message id);
+/// each retry sees the winner's committed row, so two are enough in practice.
+const RACE_ATTEMPTS: usize = 5;
+
+impl ConversationStore {
+    /// Opens a conversation for `request.contact`, or finds the one already open. A USER open
+    /// fails when one is open (naming it); the other sources return the open one, with `false`.
+    pub async fn open(
+        &self,
+        workspace: WorkspaceId,
+        request: OpenRequest,
+        contacts: &ContactDirectory,
+    ) -> Result<(Conversation, bool), ApiError> {
+        for _ in 0..RACE_ATTEMPTS {
+            let mut conn = self.db.pool().acquire().await?;
+            if let Some(replayed) = self
+                .replayed(&mut conn, workspace, request.request_id)
+                .await?
+            {
+                return Ok((replayed, true));
+            }
+            if let Some(open) = self
+                .open_of(&mut conn, workspace, request.contact, false)
+                .await?
+            {
+                return match request.source {
+                    OpenSource::User => Err(ConversationError::AlreadyOpen {
+                        contact: request.contact,
+                        open: open.id,
+                    }
+                    .into()),
+                    _ => Ok((open, false)),
+                };
+            }
+            drop(conn);
+            contacts.ensure_can_open(workspace, request.contact).await?;
+            let now = self.now();
+            let conversation = Conversation::open(
+                workspace,
+                request.contact,
+                request.channel.clone(),
+                request.source,
+                request.actor.clone(),
+                now,
+            );
+            let mut tx = self.db.pool().begin().await?;
+            match self.insert_opened(&mut tx, &conversation).await {
+                Err(InsertError::LostRace) => continue,
+                Err(InsertError::Api(error)) => return Err(error),
+                Ok(()) => {}
+            }
+            self.remember(&mut tx, workspace, request.request_id, conversation.id)
+                .await?;
+            tx.commit().await?;
+            self.events.notify_committed();
+            return Ok((conversation, true));
+        }
+        Err(busy())
+    }
+
+    /// Inserts a newly opened conversation and its ConversationOpened event.
+    async fn insert_opened(
+        &self,
+        conn: &mut AnyConnection,
+        conversation: &Conversation,
+    ) -> Result<(), InsertError> {
+        match self.save(conn, conversation).await {
+            Err(error) if is_unique_violation(&error) => return Err(InsertError::LostRace),
+            other => other.map_err(ApiError::from)?,
+        }
+        self.record(
+            conn,
+            conversation,
+            conversation.opened_at,
+            ConversationChange::Opened,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Records a message's metadata, idempotently by message id. An inbound message attaches to
+    /// the contact's open conversation or opens one (after checking the contact); an outbound
+    /// message attaches to the open conversation, or is kept alone when there is none.
+    pub async fn record_message(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        channel: Channel,
+        message: Message,
+        contacts: &ContactDirectory,
+    ) -> Result<Recorded, ApiError> {
+        for _ in 0..RACE_ATTEMPTS {
+            let mut tx = self.db.pool().begin().await?;
+            let existing = self.open_of(&mut tx, workspace, contact, true).await?;
+            let now = self.now();
+            let (mut conversation, opened) = match existing {
+                Some(open) => (Some(open), false),
+                None if message.direction == crate::domain::Direction::Inbound => {
+                    // A network call has no place inside a transaction: check first, then retry.
+                    drop(tx);
+                    if self.message_known(workspace, &message).await? {
+                        return self.replay_of(workspace, &message).await;
+                    }
+                    contacts.ensure_can_open(workspace, contact).await?;
+                    tx = self.db.pool().begin().await?;
+                    let opened = Conversation::open(
+                        workspace,
+                        contact,
+                        channel.clone(),
+                        OpenSource::InboundMessage,
+                        None,
+                        now,
+                    );
+                    match self.insert_opened(&mut tx, &opened).await {
+                        Err(InsertError::LostRace) => continue,
+                        Err(InsertError::Api(error)) => return Err(error),
+                        Ok(()) => {}
+                    }
+                    (Some(opened), true)
+                }
+                None => (None, false),
+            };
+            let fresh = self
+                .insert_message(&mut tx, workspace, contact, conversation.as_ref(), &message)
+                .await?;
+            if !fresh {
+                drop(tx);
+                return self.replay_of(workspace, &message).await;
+            }
+            if let Some(conversation) = conversation.as_mut() {
+                let settings = self.settings_in(&mut tx, workspace).await?;
+                let effect = conversation.record(&message, now, &settings);
+                self.save(&mut tx, conversation).await?;
+                let change = ConversationChange::MessageRecorded {
+                    message: &message,
+                    effect,
+                    opened_conversation: opened,
+                };
+                self.record(&mut tx, conversation, now, change).await?;
+            }
+            tx.commit().await?;
+            self.events.notify_committed();
+            return Ok(Recorded {
+                conversation,
+                recorded: true,
+                opened,
+            });
+        }
+        Err(busy())
+    }
+
+    /// Inserts a message's row; false when its id was recorded before.
+    async fn insert_message(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        conversation: Option<&Conversation>,
+        message: &Message,
+    ) -> Result<bool, ApiError> {
+        let inserted = sqlx::query(
+            "INSERT INTO messages (workspace_id, message_id, conversation_id, contact_id, direction,
+                 author_kind, author_id, sent_at, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (workspace_id, message_id) DO NOTHING",
+        )
+        .bind(workspace.to_string())
+        .bind(message.id.to_string())
+        .bind(conversation.map(|c| c.id.to_string()))
+        .bind(contact.to_string())
+        .bind(message.direction.as_str())
+        .bind(message.author_kind.as_str())
+        .bind(message.author_id.as_ref().map(ToString::to_string))
+        .bind(message.sent_at.map(charla_runtime::clock::to_micros))
+        .bind(charla_runtime::clock::to_micros(self.now()))
+        .execute(&mut *conn)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn message_known(
+        &self,
+        workspace: WorkspaceId,
+        message: &Message,
+    ) -> Result<bool, ApiError> {
+        Ok(self
+            .message_conversation(workspace, message)
+            .await?
+            .is_some())
+    }
+
+    /// The conversation id a recorded message belongs to: `Some(None)` when it has none, `None`
+    /// when the message is unknown.
+    async fn message_conversation(
+        &self,
+        workspace: WorkspaceId,
+        message: &Message,
+    ) -> Result<Option<Option<ConversationId>>, ApiError> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT conversation_id FROM messages WHERE workspace_id = $1 AND message_id = $2",
+        )
+        .bind(workspace.to_string())
+        .bind(message.id.to_string())
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: Option<String> = row.try_get(0)?;
+        let id = id
+            .map(|id| Uuid::parse_str(&id).map(ConversationId::from_uuid))
+            .transpose()
+            .map_err(|e| ApiError::Internal(format!("stored message: {e}")))?;
+        Ok(Some(id))
+    }
+
+    /// The answer to a message recorded before: its conversation as it is now, nothing changed.
+    async fn replay_of(
+        &self,
+        workspace: WorkspaceId,
+        message: &Message,
+    ) -> Result<Recorded, ApiError> {
+        let conversation = match self
+            .message_conversation(workspace, message)
+            .await?
+            .flatten()
+        {
+            Some(id) => Some(self.get(workspace, id).await?),
+            None => None,
+        };
+        Ok(Recorded {
+            conversation,
+            recorded: false,
+            opened: false,
+        })
+    }
+
+    /// Closes a conversation. A retry with the same `request_id` returns the closed conversation
+    /// again; any other close of a closed conversation fails.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn close(
+        &self,
+        workspace: WorkspaceId,
+        id: ConversationId,
+        source: CloseSource,
+        actor: Option<ActorId>,
+        note: ClosingNote,
+        request_id: Option<Uuid>,
+    ) -> Result<Conversation, ApiError> {
+        let mut tx = self.db.pool().begin().await?;
+        let mut conversation = self.load(&mut tx, workspace, id, true).await?;
+        if let Some(replayed) = self.replayed(&mut tx, workspace, request_id).await? {
+            return Ok(replayed);
+        }
+        let settings = self.settings_in(&mut tx, workspace).await?;
+        let now = self.now();
+        conversation.close(source, actor, note, now, &settings)?;
+        self.save(&mut tx, &conversation).await?;
+        self.record(&mut tx, &conversation, now, ConversationChange::Closed)
+            .await?;
+        self.remember(&mut tx, workspace, request_id, id).await?;
+        tx.commit().await?;
+        self.events.notify_committed();
+        Ok(conversation)
+    }
+
+    /// Assigns a user and/or a team. Assigning what is already assigned changes nothing.
+    pub async fn assign(
+        &self,
+        workspace: WorkspaceId,
+        id: ConversationId,
+        assignee: Option<ActorId>,
+        team: Option<ActorId>,
+        actor: Option<ActorId>,
+    ) -> Result<Conversation, ApiError> {
+        let mut tx = self.db.pool().begin().await?;
+        let mut conversation = self.load(&mut tx, workspace, id, true).await?;
+        let now = self.now();
+        if let Some(change) = conversation.assign(assignee, team, now)? {
+            self.save(&mut tx, &conversation).await?;
+            let actor = actor.map(|a| a.to_string());
+            self.record(
+                &mut tx,
+                &conversation,
+                now,
+                ConversationChange::Assigned { change, actor },
+            )
+            .await?;
+            tx.commit().await?;
+            self.events.notify_committed();
+        }
+        Ok(conversation)
+    }
+
+    /// Clears the assignee and/or the team. Clearing what is not assigned changes nothing.
+    pub async fn unassign(
+        &self,
+        workspace: WorkspaceId,
+        id: ConversationId,
+        clear_assignee: bool,
+        clear_team: bool,
+        actor: Option<ActorId>,
+    ) -> Result<Conversation, ApiError> {
+        let mut tx = self.db.pool().begin().await?;
+        let mut conversation = self.load(&mut tx, workspace, id, true).await?;
+        if let Some(change) = conversation.unassign(clear_assignee, clear_team)? {
+            let now = self.now();
+            self.save(&mut tx, &conversation).await?;
+            let actor = actor.map(|a| a.to_string());
+            let change = ConversationChange::Unassigned { change, actor };
+            self.record(&mut tx, &conversation, now, change).await?;
+            tx.commit().await?;
+            self.events.notify_committed();
+        }
+        Ok(conversation)
+    }
+}
+
+/// Why inserting an opened conversation failed.
+enum InsertError {
+    /// Another request opened one for the contact first.
+    LostRace,
+    Api(ApiError),
+}
+
+impl From<ApiError> for InsertError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::Unavailable("the contact's conversations kept changing under this call; retry".into())
+}

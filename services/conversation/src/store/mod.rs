@@ -1,0 +1,191 @@
+//! The conversation store: every read and write of conversations. Each write is one transaction
+//! that also appends the event recording it (see `charla_runtime::event_log`).
+
+mod auto_close;
+mod lifecycle;
+mod merge;
+mod queries;
+mod rows;
+mod settings;
+
+use std::time::SystemTime;
+
+use charla_runtime::ApiError;
+use charla_runtime::clock::SharedClock;
+use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
+use charla_runtime::event_log::{self, EventLog};
+use charla_runtime::workspace::WorkspaceId;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use crate::domain::{ContactId, Conversation, ConversationError, ConversationId};
+use crate::events::{self, ConversationChange};
+
+pub use lifecycle::{OpenRequest, Recorded};
+pub use queries::{ConversationFilter, ConversationPage};
+
+/// The migrations of the conversation database.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[event_log::SQLITE_MIGRATION, CONVERSATIONS_MIGRATION],
+    postgres: &[event_log::POSTGRES_MIGRATION, CONVERSATIONS_MIGRATION],
+};
+
+const CONVERSATIONS_MIGRATION: MigrationFile = MigrationFile {
+    version: 2,
+    description: "conversations",
+    sql: include_str!("../../migrations/0002_conversations.sql"),
+};
+
+/// Conversations, their messages and their events, in one database.
+#[derive(Debug, Clone)]
+pub struct ConversationStore {
+    db: Database,
+    events: EventLog,
+    clock: SharedClock,
+}
+
+/// Whether a database error is a unique-index violation (a lost race on the one-open rule, an
+/// idempotency key or a message id).
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl ConversationStore {
+    /// A store over a migrated database.
+    pub fn new(db: Database, events: EventLog, clock: SharedClock) -> Self {
+        Self { db, events, clock }
+    }
+
+    /// The event log the store writes to.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// The current time, at stored precision.
+    fn now(&self) -> SystemTime {
+        self.clock.now_stored()
+    }
+
+    /// `FOR UPDATE` on PostgreSQL, where concurrent transactions must lock the rows they
+    /// read-modify-write; nothing on SQLite, where one connection serializes every transaction.
+    fn for_update(&self) -> &'static str {
+        match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    async fn load(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        id: ConversationId,
+        lock: bool,
+    ) -> Result<Conversation, ApiError> {
+        let lock = if lock { self.for_update() } else { "" };
+        let sql = format!(
+            "{} WHERE workspace_id = $1 AND conversation_id = $2{lock}",
+            *rows::SELECT
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(workspace.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(ConversationError::NotFound(id))?;
+        rows::conversation_from_row(&row)
+    }
+
+    /// The contact's open conversation, if it has one.
+    async fn open_of(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        lock: bool,
+    ) -> Result<Option<Conversation>, ApiError> {
+        let lock = if lock { self.for_update() } else { "" };
+        let sql = format!(
+            "{} WHERE workspace_id = $1 AND contact_id = $2 AND status = 'open'{lock}",
+            *rows::SELECT
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(workspace.to_string())
+            .bind(contact.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(rows::conversation_from_row).transpose()
+    }
+
+    /// Writes the conversation's row. Fails with a unique violation when it is a second open
+    /// conversation of its contact.
+    async fn save(&self, conn: &mut AnyConnection, c: &Conversation) -> Result<(), sqlx::Error> {
+        rows::bind_conversation(sqlx::query(AssertSqlSafe(rows::UPSERT.as_str())), c)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends the event recording `change`.
+    async fn record(
+        &self,
+        conn: &mut AnyConnection,
+        conversation: &Conversation,
+        occurred_at: SystemTime,
+        change: ConversationChange<'_>,
+    ) -> Result<(), ApiError> {
+        self.events
+            .append(conn, conversation.workspace, occurred_at, |position| {
+                events::encode(position, conversation, occurred_at, change)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The conversation an idempotency key already produced, if it was used before.
+    async fn replayed(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        request_id: Option<Uuid>,
+    ) -> Result<Option<Conversation>, ApiError> {
+        let Some(request_id) = request_id else {
+            return Ok(None);
+        };
+        let row = sqlx::query(
+            "SELECT conversation_id FROM request_ids WHERE workspace_id = $1 AND request_id = $2",
+        )
+        .bind(workspace.to_string())
+        .bind(request_id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: String = row.try_get(0)?;
+        let id = Uuid::parse_str(&id).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.load(conn, workspace, ConversationId::from_uuid(id), false)
+            .await
+            .map(Some)
+    }
+
+    /// Remembers that `request_id` produced `conversation`.
+    async fn remember(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        request_id: Option<Uuid>,
+        conversation: ConversationId,
+    ) -> Result<(), ApiError> {
+        if let Some(request_id) = request_id {
+            sqlx::query(
+                "INSERT INTO request_ids (workspace_id, request_id, conversation_id)
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(workspace.to_string())
+            .bind(request_id.to_string())
+            .bind(conversation.to_string())
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+}

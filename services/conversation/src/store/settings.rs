@@ -1,0 +1,110 @@
+//! Workspace settings: read inside lifecycle transactions, changed by the settings RPC.
+
+use std::time::{Duration, SystemTime};
+
+use charla_runtime::ApiError;
+use charla_runtime::clock::{from_micros, to_micros};
+use charla_runtime::workspace::WorkspaceId;
+use sqlx::{AnyConnection, Row};
+
+use super::ConversationStore;
+use crate::domain::{AutoClose, ClosingNotePolicy, WorkspaceSettings};
+
+impl ConversationStore {
+    /// A workspace's settings with when they last changed; the defaults (and `None`) for a
+    /// workspace that never changed them.
+    pub(super) async fn settings_with_time(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+    ) -> Result<(WorkspaceSettings, Option<SystemTime>), ApiError> {
+        let row = sqlx::query(
+            "SELECT closing_note_policy, closing_categories, auto_close_after_micros, updated_at
+             FROM workspace_settings WHERE workspace_id = $1",
+        )
+        .bind(workspace.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else {
+            return Ok((WorkspaceSettings::default(), None));
+        };
+        let corrupt = |what: &str| ApiError::Internal(format!("stored settings: bad {what}"));
+        let policy: String = row.try_get("closing_note_policy")?;
+        let categories: String = row.try_get("closing_categories")?;
+        let auto_close: Option<i64> = row.try_get("auto_close_after_micros")?;
+        let settings = WorkspaceSettings {
+            closing_note_policy: ClosingNotePolicy::from_name(&policy)
+                .ok_or_else(|| corrupt("policy"))?,
+            closing_categories: serde_json::from_str(&categories)
+                .map_err(|_| corrupt("categories"))?,
+            auto_close: auto_close
+                .map(|micros| AutoClose::new(Duration::from_micros(micros.max(0) as u64)))
+                .transpose()
+                .map_err(|_| corrupt("auto-close"))?,
+        };
+        Ok((settings, Some(from_micros(row.try_get("updated_at")?))))
+    }
+
+    /// A workspace's settings, inside a transaction.
+    pub(super) async fn settings_in(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+    ) -> Result<WorkspaceSettings, ApiError> {
+        Ok(self.settings_with_time(conn, workspace).await?.0)
+    }
+
+    /// A workspace's settings and when they last changed.
+    pub async fn settings(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<(WorkspaceSettings, Option<SystemTime>), ApiError> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.settings_with_time(&mut conn, workspace).await
+    }
+
+    /// Replaces a workspace's settings. Turning auto-close off drops the pending deadlines; a new
+    /// delay applies from each conversation's next human message.
+    pub async fn update_settings(
+        &self,
+        workspace: WorkspaceId,
+        settings: &WorkspaceSettings,
+    ) -> Result<SystemTime, ApiError> {
+        settings.validate()?;
+        let now = self.now();
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO workspace_settings
+                 (workspace_id, closing_note_policy, closing_categories, auto_close_after_micros,
+                  updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (workspace_id) DO UPDATE SET
+                 closing_note_policy = excluded.closing_note_policy,
+                 closing_categories = excluded.closing_categories,
+                 auto_close_after_micros = excluded.auto_close_after_micros,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(workspace.to_string())
+        .bind(settings.closing_note_policy.as_str())
+        .bind(serde_json::to_string(&settings.closing_categories).unwrap_or_else(|_| "[]".into()))
+        .bind(
+            settings
+                .auto_close
+                .map(|a| i64::try_from(a.after().as_micros()).unwrap_or(i64::MAX)),
+        )
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await?;
+        if settings.auto_close.is_none() {
+            sqlx::query(
+                "UPDATE conversations SET auto_close_at = NULL
+                 WHERE workspace_id = $1 AND status = 'open' AND auto_close_at IS NOT NULL",
+            )
+            .bind(workspace.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(now)
+    }
+}

@@ -1,0 +1,12 @@
+//! The conversation service through real gRPC, beside a real contact service, on SQLite and on
+//! PostgreSQL.
+
+mod auto_close;
+mod closing;
+mod contacts;
+mod helpers;
+mod merge;
+mod messages;
+mod opening;
+mod reads;
+mod validation;

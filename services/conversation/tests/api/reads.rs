@@ -1,0 +1,144 @@
+//! Reads: the open conversation of a contact, filtered pages, settings.
+
+use charla_proto::charla::conversation::v1 as pb;
+use charla_testing::{Backend, assert_code, backend_tests};
+use tonic::Code;
+
+use crate::helpers::spawn_env;
+
+backend_tests!(
+    the_open_conversation_of_a_contact_can_be_read,
+    lists_page_newest_first_and_filter,
+    settings_default_to_optional_notes_and_no_auto_close,
+);
+
+async fn the_open_conversation_of_a_contact_can_be_read(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let mut client = env.conversations().await;
+    let contact = env.new_contact().await;
+    let get_open = || {
+        env.req(pb::GetOpenConversationRequest {
+            contact_id: contact.clone(),
+        })
+    };
+    assert_code(
+        client.get_open_conversation(get_open()).await,
+        Code::NotFound,
+    );
+    let open = env.inbound(&contact).await;
+    let found = client
+        .get_open_conversation(get_open())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        found.conversation.unwrap(),
+        env.get(&open.conversation_id).await
+    );
+}
+
+async fn lists_page_newest_first_and_filter(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let mut client = env.conversations().await;
+    let mut opened = Vec::new();
+    let mut contacts = Vec::new();
+    for _ in 0..5 {
+        let contact = env.new_contact().await;
+        opened.push(env.inbound(&contact).await.conversation_id);
+        contacts.push(contact);
+    }
+    env.close(&opened[1], pb::CloseSource::User).await.unwrap();
+    client
+        .assign_conversation(env.req(pb::AssignConversationRequest {
+            conversation_id: opened[2].clone(),
+            assignee_user_id: "ana".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_conversations(env.req(pb::ListConversationsRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.conversations.into_iter().map(|c| c.conversation_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut newest_first = opened.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    let ids = |request: pb::ListConversationsRequest| {
+        let mut client = client.clone();
+        let request = env.req(request);
+        async move {
+            let page = client
+                .list_conversations(request)
+                .await
+                .unwrap()
+                .into_inner();
+            page.conversations
+                .into_iter()
+                .map(|c| c.conversation_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let closed = pb::ListConversationsRequest {
+        status: pb::ConversationStatus::Closed as i32,
+        ..Default::default()
+    };
+    assert_eq!(ids(closed).await, [opened[1].clone()]);
+    let by_assignee = pb::ListConversationsRequest {
+        assignee_user_id: "ana".into(),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_assignee).await, [opened[2].clone()]);
+    let by_contact = pb::ListConversationsRequest {
+        contact_id: contacts[3].clone(),
+        ..Default::default()
+    };
+    assert_eq!(ids(by_contact).await, [opened[3].clone()]);
+    let sms = pb::ListConversationsRequest {
+        channel_type: charla_proto::charla::contact::v1::ChannelType::Sms as i32,
+        ..Default::default()
+    };
+    assert!(ids(sms).await.is_empty());
+}
+
+async fn settings_default_to_optional_notes_and_no_auto_close(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let settings = env
+        .conversations()
+        .await
+        .get_workspace_settings(env.req(pb::GetWorkspaceSettingsRequest {}))
+        .await
+        .unwrap()
+        .into_inner()
+        .settings
+        .unwrap();
+    assert_eq!(
+        settings.closing_note_policy,
+        pb::ClosingNotePolicy::Optional as i32
+    );
+    assert!(settings.closing_categories.is_empty());
+    assert_eq!(
+        settings.auto_close_after,
+        Some(prost_types::Duration::default())
+    );
+    assert_eq!(settings.workspace_id, env.workspace.to_string());
+}
