@@ -30,6 +30,10 @@ pub struct UpArgs {
     #[arg(long, env = "CHARLA_CONVERSATION_PORT", default_value_t = 50052)]
     conversation_port: u16,
 
+    /// Port of the metrics service.
+    #[arg(long, env = "CHARLA_METRICS_PORT", default_value_t = 50053)]
+    metrics_port: u16,
+
     /// Log format.
     #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -50,8 +54,8 @@ impl UpArgs {
 /// A started service: its name, its settings and the application.
 type Started = (&'static str, RuntimeConfig, Application);
 
-/// Builds every service, each on its own port and SQLite file; the conversation service talks to
-/// the contact service started here.
+/// Builds every service, each on its own port and SQLite file; each talks to the ones started
+/// before it (conversation to contact, metrics to conversation).
 async fn start_all(
     args: &UpArgs,
     clock: &SharedClock,
@@ -69,9 +73,20 @@ async fn start_all(
         shutdown.clone(),
     )
     .await?;
+    let conversation_url = format!("http://{}", reachable(conversation.local_addr()));
+
+    let metrics_config = args.service_config(args.metrics_port, "metrics");
+    let metrics = charla_metrics::build(
+        &metrics_config,
+        &charla_metrics::ServiceConfig { conversation_url },
+        clock.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     Ok(vec![
         ("contact", contact_config, contact),
         ("conversation", conversation_config, conversation),
+        ("metrics", metrics_config, metrics),
     ])
 }
 

@@ -9,6 +9,8 @@ use charla_proto::charla::contact::v1 as contact_pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
+use charla_proto::charla::metrics::v1 as metrics_pb;
+use charla_proto::charla::metrics::v1::metrics_service_client::MetricsServiceClient;
 use charla_testing::in_workspace;
 
 fn free_port() -> u16 {
@@ -36,13 +38,14 @@ async fn connect(port: u16) -> tonic::transport::Channel {
 async fn charla_up_runs_every_service_and_stops_cleanly() {
     let data_dir =
         std::env::temp_dir().join(format!("charla-up-{}", uuid::Uuid::now_v7().simple()));
-    let (contact_port, conversation_port) = (free_port(), free_port());
+    let (contact_port, conversation_port, metrics_port) = (free_port(), free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
         .arg("up")
         .arg("--data-dir")
         .arg(&data_dir)
         .args(["--contact-port", &contact_port.to_string()])
         .args(["--conversation-port", &conversation_port.to_string()])
+        .args(["--metrics-port", &metrics_port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -90,7 +93,38 @@ async fn charla_up_runs_every_service_and_stops_cleanly() {
         recorded.opened_conversation,
         "the services reach each other"
     );
-    assert!(data_dir.join("contact.db").exists() && data_dir.join("conversation.db").exists());
+    for service in ["contact", "conversation", "metrics"] {
+        assert!(
+            data_dir.join(format!("{service}.db")).exists(),
+            "{service} has its SQLite file"
+        );
+    }
+    // The metrics service counts the conversation the message opened.
+    let mut metrics = MetricsServiceClient::new(connect(metrics_port).await);
+    let mut open_now = 0;
+    for _ in 0..300 {
+        let dashboard = metrics
+            .get_dashboard(in_workspace(
+                workspace,
+                metrics_pb::GetDashboardRequest {
+                    time_zone: "UTC".into(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .dashboard
+            .unwrap();
+        open_now = dashboard.open_count;
+        if open_now == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        open_now, 1,
+        "the metrics service follows the conversation service"
+    );
 
     // SIGTERM, as Kubernetes sends it: drain and exit 0.
     let killed = Command::new("kill")

@@ -15,6 +15,7 @@ use charla_proto::charla::conversation::v1::conversation_service_server::Convers
 use charla_runtime::app::{Application, StartError};
 use charla_runtime::clock::SharedClock;
 use charla_runtime::config::RuntimeConfig;
+use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::Database;
 use charla_runtime::event_log::EventLog;
 use tokio_util::sync::CancellationToken;
@@ -91,6 +92,7 @@ pub async fn build(
         .map_err(StartError::from)?;
     let events = EventLog::new(db.clone(), runtime.event_partitions);
     events.spawn_commit_listener(shutdown.clone());
+    let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
     let store = store::ConversationStore::new(db, events, clock.clone());
     auto_close::spawn(
         store.clone(),
@@ -98,7 +100,7 @@ pub async fn build(
         Duration::from_millis(service.auto_close_scan_ms),
         shutdown.clone(),
     );
-    events::contact_consumer::spawn(store.clone(), contacts.clone(), shutdown.clone());
+    events::contact_consumer::spawn(store.clone(), cursor, contacts.clone(), shutdown.clone());
     let mut app = Application::bind(runtime, shutdown.clone()).await?;
     let api = grpc::ConversationApi::new(store, contacts, shutdown);
     app.server()

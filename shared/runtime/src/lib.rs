@@ -5,6 +5,7 @@ pub mod app;
 pub mod channel;
 pub mod clock;
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod error;
 pub mod event_log;

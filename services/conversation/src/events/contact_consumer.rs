@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as pb;
+use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::workspace::WorkspaceId;
 use tokio_util::sync::CancellationToken;
 
@@ -21,11 +22,16 @@ const LONGEST_RETRY: Duration = Duration::from_secs(30);
 
 /// Runs the consumer until `shutdown`, reconnecting with a growing delay while the contact
 /// service is away.
-pub fn spawn(store: ConversationStore, contacts: ContactDirectory, shutdown: CancellationToken) {
+pub fn spawn(
+    store: ConversationStore,
+    cursor: ConsumerCursor,
+    contacts: ContactDirectory,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut delay = FIRST_RETRY;
         loop {
-            match consume(&store, &contacts, &shutdown).await {
+            match consume(&store, &cursor, &contacts, &shutdown).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?delay, "contact event stream interrupted");
@@ -43,11 +49,12 @@ pub fn spawn(store: ConversationStore, contacts: ContactDirectory, shutdown: Can
 /// Reads from the stored cursor and applies events until shutdown (Ok) or an error.
 async fn consume(
     store: &ConversationStore,
+    consumer: &ConsumerCursor,
     contacts: &ContactDirectory,
     shutdown: &CancellationToken,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let cursor = store
-        .cursor(CONSUMER)
+    let cursor = consumer
+        .positions()
         .await?
         .into_iter()
         .map(|(partition, sequence)| pb::PartitionCursor {
@@ -81,7 +88,7 @@ async fn consume(
             _ => None,
         };
         store
-            .apply_contact_event(CONSUMER, event.partition, event.sequence, close_merged)
+            .apply_contact_event(consumer, event.partition, event.sequence, close_merged)
             .await?;
     }
 }

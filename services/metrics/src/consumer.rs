@@ -1,0 +1,280 @@
+//! Consumes the conversation service's event stream into the aggregates: each event applied once
+//! (with the cursor, in one transaction), reconnecting with a growing delay while the conversation
+//! service is away. It also runs rebuilds, between two events, so none is lost or doubled.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use charla_proto::charla::contact::v1::PartitionCursor;
+use charla_proto::charla::conversation::v1 as pb;
+use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
+use charla_runtime::ApiError;
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::domain::{Change, Closure, Dimensions};
+use crate::store::MetricsStore;
+
+const FIRST_RETRY: Duration = Duration::from_millis(200);
+const LONGEST_RETRY: Duration = Duration::from_secs(30);
+
+/// Asks the consumer to recompute every aggregate from sequence zero; answers with how many
+/// events were applied again once every event applied before the request is re-applied.
+pub type RebuildRequest = oneshot::Sender<Result<u64, ApiError>>;
+
+/// A handle to the running consumer.
+#[derive(Debug, Clone)]
+pub struct ConsumerHandle {
+    rebuilds: mpsc::Sender<RebuildRequest>,
+    applied: watch::Receiver<u64>,
+}
+
+impl ConsumerHandle {
+    /// Rebuilds the aggregates; see [`RebuildRequest`].
+    pub async fn rebuild(&self) -> Result<u64, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.rebuilds
+            .send(reply)
+            .await
+            .map_err(|_| ApiError::Unavailable("the metrics consumer is stopping".into()))?;
+        answer
+            .await
+            .map_err(|_| ApiError::Unavailable("the metrics consumer stopped".into()))?
+    }
+
+    /// Changes each time events are applied (for live dashboards).
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+}
+
+/// Starts consuming from `conversations` until `shutdown`.
+pub fn spawn(
+    store: MetricsStore,
+    conversations: ConversationServiceClient<Channel>,
+    shutdown: CancellationToken,
+) -> ConsumerHandle {
+    let (rebuilds, mut requests) = mpsc::channel(4);
+    let (applied_sender, applied) = watch::channel(0);
+    tokio::spawn(async move {
+        let mut consumer = Consumer {
+            store,
+            conversations,
+            applied: applied_sender,
+            pending: None,
+        };
+        let mut delay = FIRST_RETRY;
+        loop {
+            match consumer.run(&mut requests, &shutdown).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?delay, "conversation event stream interrupted");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(LONGEST_RETRY);
+        }
+    });
+    ConsumerHandle { rebuilds, applied }
+}
+
+/// A rebuild in progress: where the cursor stood when it was asked for.
+struct PendingRebuild {
+    target: BTreeMap<u32, u64>,
+    reply: RebuildRequest,
+}
+
+struct Consumer {
+    store: MetricsStore,
+    conversations: ConversationServiceClient<Channel>,
+    applied: watch::Sender<u64>,
+    pending: Option<PendingRebuild>,
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+impl Consumer {
+    /// Reads from the stored cursor and applies events until shutdown (Ok) or an error. A rebuild
+    /// request resets the aggregates and starts the stream again from zero.
+    async fn run(
+        &mut self,
+        requests: &mut mpsc::Receiver<RebuildRequest>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Failure> {
+        'connect: loop {
+            let cursor = self
+                .store
+                .cursor()
+                .positions()
+                .await?
+                .into_iter()
+                .map(|(partition, sequence)| PartitionCursor {
+                    partition,
+                    sequence,
+                })
+                .collect();
+            let request = pb::StreamConversationEventsRequest {
+                cursor,
+                partitions: Vec::new(),
+            };
+            let mut stream = self
+                .conversations
+                .clone()
+                .stream_conversation_events(request)
+                .await?
+                .into_inner();
+            self.finish_rebuild_if_done().await?;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    Some(reply) = requests.recv() => {
+                        self.start_rebuild(reply).await?;
+                        continue 'connect;
+                    }
+                    message = stream.message() => {
+                        let Some(event) = message?.and_then(|m| m.event) else {
+                            return Err("the conversation event stream ended".into());
+                        };
+                        let workspace = event.workspace_id.clone();
+                        let change = translate(event.clone());
+                        self.store.apply(&workspace, event.partition, event.sequence, &change).await?;
+                        self.applied.send_modify(|count| *count += 1);
+                        self.finish_rebuild_if_done().await?;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn start_rebuild(&mut self, reply: RebuildRequest) -> Result<(), Failure> {
+        if let Some(earlier) = self.pending.take() {
+            let _gone = earlier.reply.send(Err(ApiError::precondition(
+                "REBUILD_SUPERSEDED",
+                "a newer rebuild replaced this one",
+            )));
+        }
+        let target: BTreeMap<u32, u64> =
+            self.store.cursor().positions().await?.into_iter().collect();
+        self.store.reset_all().await?;
+        self.applied.send_modify(|count| *count += 1);
+        self.pending = Some(PendingRebuild { target, reply });
+        Ok(())
+    }
+
+    async fn finish_rebuild_if_done(&mut self) -> Result<(), Failure> {
+        let Some(pending) = &self.pending else {
+            return Ok(());
+        };
+        let now: BTreeMap<u32, u64> = self.store.cursor().positions().await?.into_iter().collect();
+        let done = pending
+            .target
+            .iter()
+            .all(|(partition, sequence)| now.get(partition).copied().unwrap_or(0) >= *sequence);
+        if done && let Some(pending) = self.pending.take() {
+            let _gone = pending.reply.send(Ok(pending.target.values().sum()));
+        }
+        Ok(())
+    }
+}
+
+fn micros(timestamp: Option<prost_types::Timestamp>) -> i64 {
+    timestamp
+        .and_then(|t| std::time::SystemTime::try_from(t).ok())
+        .map(charla_runtime::clock::to_micros)
+        .unwrap_or_default()
+}
+
+fn duration(value: Option<prost_types::Duration>) -> Option<Duration> {
+    value.and_then(|d| Duration::try_from(d).ok())
+}
+
+fn channel_names(channel: Option<&pb::Channel>) -> (String, String) {
+    let channel = channel.cloned().unwrap_or_default();
+    let channel_type =
+        charla_proto::charla::contact::v1::ChannelType::try_from(channel.channel_type)
+            .unwrap_or_default()
+            .as_str_name()
+            .to_owned();
+    (channel_type, channel.channel_id)
+}
+
+fn open_source(value: i32) -> String {
+    pb::OpenSource::try_from(value)
+        .unwrap_or_default()
+        .as_str_name()
+        .to_owned()
+}
+
+/// What an event changes in the metrics.
+pub fn translate(event: pb::ConversationEvent) -> Change {
+    use pb::conversation_event::Payload;
+    let conversation = event.conversation_id;
+    match event.payload {
+        Some(Payload::Opened(opened)) => {
+            let (channel_type, channel_id) = channel_names(opened.channel.as_ref());
+            Change::Opened {
+                conversation,
+                contact: event.contact_id,
+                dimensions: Dimensions {
+                    channel_type,
+                    channel_id,
+                    opened_by: open_source(opened.opened_by),
+                    ..Dimensions::default()
+                },
+                opened_at: micros(opened.opened_at),
+                imported: event.imported,
+            }
+        }
+        Some(Payload::Assigned(assigned)) => Change::Assigned {
+            conversation,
+            assignee: assigned.assignee_user_id,
+            team: assigned.team_id,
+        },
+        Some(Payload::Unassigned(unassigned)) => Change::Assigned {
+            conversation,
+            assignee: unassigned.assignee_user_id,
+            team: unassigned.team_id,
+        },
+        Some(Payload::Closed(closed)) => {
+            let (channel_type, channel_id) = channel_names(closed.channel.as_ref());
+            let record = closed.encode_to_vec();
+            Change::Closed {
+                conversation,
+                contact: event.contact_id,
+                dimensions: Dimensions {
+                    assignee: closed.assignee_user_id,
+                    team: closed.team_id,
+                    channel_type,
+                    channel_id,
+                    opened_by: open_source(closed.opened_by),
+                    closed_by: pb::CloseSource::try_from(closed.closed_by)
+                        .unwrap_or_default()
+                        .as_str_name()
+                        .to_owned(),
+                    category: closed.closing_category,
+                },
+                opened_at: micros(closed.opened_at),
+                closed_at: micros(closed.closed_at),
+                closure: Closure {
+                    resolution: duration(closed.resolution_time).unwrap_or_default(),
+                    first_response: duration(closed.first_response_time),
+                    response_times: closed
+                        .response_times
+                        .into_iter()
+                        .filter_map(|d| Duration::try_from(d).ok())
+                        .collect(),
+                    time_to_first_assignment: duration(closed.time_to_first_assignment),
+                    assignment_count: closed.assignment_count.max(0) as u32,
+                },
+                imported: event.imported,
+                record,
+            }
+        }
+        Some(Payload::MessageRecorded(_)) | None => Change::Nothing,
+    }
+}

@@ -1,0 +1,190 @@
+//! The statistics of closed conversations, as one bucket (or any merge of buckets) holds them.
+
+use std::time::Duration;
+
+use super::distribution::Distribution;
+
+/// What the metrics take from one closed conversation (a ConversationClosed event).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Closure {
+    /// Closing time minus opening time.
+    pub resolution: Duration,
+    /// The first human response minus opening time, if anyone answered.
+    pub first_response: Option<Duration>,
+    /// Each human response's wait.
+    pub response_times: Vec<Duration>,
+    /// The first assignment minus opening time, if it was assigned.
+    pub time_to_first_assignment: Option<Duration>,
+    /// How many times a user was assigned.
+    pub assignment_count: u32,
+}
+
+/// Counts of first response times in respond.io's bands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bands {
+    pub under_30s: u64,
+    pub from_30s_to_2m: u64,
+    pub from_2m_to_5m: u64,
+    pub from_5m_to_10m: u64,
+    pub from_10m_to_30m: u64,
+    pub from_30m_to_1h: u64,
+    pub over_1h: u64,
+    /// Closed without any human response.
+    pub no_response: u64,
+}
+
+impl Bands {
+    /// Counts one first response time (or none) in its band. Each band includes its lower
+    /// bound: exactly 30 seconds is in "30 s - 2 min".
+    pub fn add(&mut self, first_response: Option<Duration>) {
+        let Some(wait) = first_response else {
+            self.no_response += 1;
+            return;
+        };
+        let seconds = wait.as_secs_f64();
+        let band = match seconds {
+            s if s < 30.0 => &mut self.under_30s,
+            s if s < 120.0 => &mut self.from_30s_to_2m,
+            s if s < 300.0 => &mut self.from_2m_to_5m,
+            s if s < 600.0 => &mut self.from_5m_to_10m,
+            s if s < 1800.0 => &mut self.from_10m_to_30m,
+            s if s < 3600.0 => &mut self.from_30m_to_1h,
+            _ => &mut self.over_1h,
+        };
+        *band += 1;
+    }
+
+    /// Adds the counts of `other`.
+    pub fn merge(&mut self, other: &Bands) {
+        self.under_30s += other.under_30s;
+        self.from_30s_to_2m += other.from_30s_to_2m;
+        self.from_2m_to_5m += other.from_2m_to_5m;
+        self.from_5m_to_10m += other.from_5m_to_10m;
+        self.from_10m_to_30m += other.from_10m_to_30m;
+        self.from_30m_to_1h += other.from_30m_to_1h;
+        self.over_1h += other.over_1h;
+        self.no_response += other.no_response;
+    }
+
+    /// The counts, from the fastest band to `no_response`.
+    pub fn to_array(&self) -> [u64; 8] {
+        [
+            self.under_30s,
+            self.from_30s_to_2m,
+            self.from_2m_to_5m,
+            self.from_5m_to_10m,
+            self.from_10m_to_30m,
+            self.from_30m_to_1h,
+            self.over_1h,
+            self.no_response,
+        ]
+    }
+
+    /// Bands from counts in `to_array` order.
+    pub fn from_array(counts: [u64; 8]) -> Self {
+        let [a, b, c, d, e, f, g, h] = counts;
+        Self {
+            under_30s: a,
+            from_30s_to_2m: b,
+            from_2m_to_5m: c,
+            from_5m_to_10m: d,
+            from_10m_to_30m: e,
+            from_30m_to_1h: f,
+            over_1h: g,
+            no_response: h,
+        }
+    }
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The statistics of the conversations closed in one bucket with one set of dimensions.
+#[derive(Debug, Clone, Default)]
+pub struct ClosedStats {
+    pub closed: u64,
+    /// Microseconds.
+    pub resolution: Distribution,
+    /// Microseconds; conversations with a human response only.
+    pub first_response: Distribution,
+    /// Microseconds; one value per human response.
+    pub response: Distribution,
+    /// Responses per closed conversation.
+    pub responses_per_conversation: Distribution,
+    /// Microseconds; assigned conversations only.
+    pub time_to_first_assignment: Distribution,
+    /// Assignments per closed conversation.
+    pub assignments_per_conversation: Distribution,
+    pub bands: Bands,
+}
+
+impl ClosedStats {
+    /// Counts one closed conversation.
+    pub fn add(&mut self, closure: &Closure) {
+        self.closed += 1;
+        self.resolution.add(micros(closure.resolution));
+        if let Some(first) = closure.first_response {
+            self.first_response.add(micros(first));
+        }
+        for wait in &closure.response_times {
+            self.response.add(micros(*wait));
+        }
+        self.responses_per_conversation
+            .add(closure.response_times.len() as i64);
+        if let Some(first) = closure.time_to_first_assignment {
+            self.time_to_first_assignment.add(micros(first));
+        }
+        self.assignments_per_conversation
+            .add(i64::from(closure.assignment_count));
+        self.bands.add(closure.first_response);
+    }
+
+    /// Adds everything `other` counts.
+    pub fn merge(&mut self, other: &ClosedStats) {
+        self.closed += other.closed;
+        self.resolution.merge(&other.resolution);
+        self.first_response.merge(&other.first_response);
+        self.response.merge(&other.response);
+        self.responses_per_conversation
+            .merge(&other.responses_per_conversation);
+        self.time_to_first_assignment
+            .merge(&other.time_to_first_assignment);
+        self.assignments_per_conversation
+            .merge(&other.assignments_per_conversation);
+        self.bands.merge(&other.bands);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_include_their_lower_bound() {
+        let mut bands = Bands::default();
+        for seconds in [0, 29, 30, 119, 120, 300, 600, 1800, 3599, 3600] {
+            bands.add(Some(Duration::from_secs(seconds)));
+        }
+        bands.add(None);
+        assert_eq!(bands.to_array(), [2, 2, 1, 1, 1, 2, 1, 1]);
+        assert_eq!(Bands::from_array(bands.to_array()), bands);
+    }
+
+    #[test]
+    fn a_closure_feeds_every_statistic() {
+        let mut stats = ClosedStats::default();
+        stats.add(&Closure {
+            resolution: Duration::from_secs(600),
+            first_response: Some(Duration::from_secs(60)),
+            response_times: vec![Duration::from_secs(60), Duration::from_secs(30)],
+            time_to_first_assignment: None,
+            assignment_count: 0,
+        });
+        assert_eq!(stats.closed, 1);
+        assert_eq!(stats.response.count(), 2);
+        assert_eq!(stats.time_to_first_assignment.count(), 0);
+        assert_eq!(stats.responses_per_conversation.summary().unwrap().sum, 2);
+        assert_eq!(stats.bands.from_30s_to_2m, 1);
+    }
+}

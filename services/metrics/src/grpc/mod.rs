@@ -1,0 +1,383 @@
+//! The MetricsService gRPC handlers.
+
+pub mod convert;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use charla_proto::charla::contact::v1::PartitionCursor;
+use charla_proto::charla::conversation::v1 as conversation_pb;
+use charla_proto::charla::metrics::v1 as pb;
+use charla_proto::charla::metrics::v1::metrics_service_server::MetricsService;
+use charla_runtime::ApiError;
+use charla_runtime::clock::{SharedClock, to_micros};
+use charla_runtime::workspace::workspace_of;
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::consumer::ConsumerHandle;
+use crate::domain::Dimension;
+use crate::reports::{self, DashboardNumbers, MetricsQuery, Ranking};
+use crate::store::{ClosedFact, MetricsStore};
+use convert::{
+    group_key, median_and_average, metrics_to_proto, parse_filter, parse_granularity,
+    parse_group_by, required_micros, timestamp,
+};
+
+/// A live dashboard is recomputed at least this often, so "today" rolls over at midnight.
+const DASHBOARD_REFRESH: Duration = Duration::from_secs(30);
+/// Export rows read per query.
+const EXPORT_PAGE: i64 = 500;
+
+/// The gRPC face of the metrics service.
+#[derive(Debug, Clone)]
+pub struct MetricsApi {
+    store: MetricsStore,
+    consumer: ConsumerHandle,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+}
+
+impl MetricsApi {
+    pub fn new(
+        store: MetricsStore,
+        consumer: ConsumerHandle,
+        clock: SharedClock,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            consumer,
+            clock,
+            shutdown,
+        }
+    }
+}
+
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn duration(micros: Option<f64>) -> Option<prost_types::Duration> {
+    micros.map(|m| {
+        prost_types::Duration::try_from(Duration::from_micros(m.round().max(0.0) as u64))
+            .unwrap_or_default()
+    })
+}
+
+fn dashboard_to_proto(numbers: &DashboardNumbers, now: i64, time_zone: &str) -> pb::Dashboard {
+    pb::Dashboard {
+        as_of: Some(timestamp(now)),
+        time_zone: time_zone.to_owned(),
+        day_start: Some(timestamp(numbers.day_start)),
+        open_count: numbers.live.open,
+        unassigned_count: numbers.live.unassigned,
+        opened_today_count: numbers.opened_today,
+        closed_today_count: numbers.closed_today,
+        average_resolution_time: duration(numbers.average_resolution),
+        median_resolution_time: duration(numbers.median_resolution),
+    }
+}
+
+/// The time zone field: required.
+fn time_zone(value: &str) -> Result<String, ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(
+            "time_zone",
+            "is required (an IANA name such as America/Bogota)",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn export_row(fact: &ClosedFact) -> Result<pb::ConversationExportRow, ApiError> {
+    let closed = conversation_pb::ConversationClosed::decode(fact.record.as_slice())
+        .map_err(|e| ApiError::Internal(format!("stored close event is unreadable: {e}")))?;
+    let channel = closed.channel.clone().unwrap_or_default();
+    let counts = closed.message_counts.unwrap_or_default();
+    let average_response = (!closed.response_times.is_empty()).then(|| {
+        let total: u128 = closed
+            .response_times
+            .iter()
+            .filter_map(|d| Duration::try_from(*d).ok())
+            .map(|d| d.as_micros())
+            .sum();
+        total as f64 / closed.response_times.len() as f64
+    });
+    Ok(pb::ConversationExportRow {
+        conversation_id: fact.conversation.clone(),
+        contact_id: fact.contact.clone(),
+        channel_type: channel.channel_type,
+        channel_id: channel.channel_id,
+        opened_at: closed.opened_at,
+        opened_by: closed.opened_by,
+        opened_by_id: closed.opened_by_id,
+        closed_at: closed.closed_at,
+        closed_by: closed.closed_by,
+        closed_by_id: closed.closed_by_id,
+        first_assignee_user_id: closed.first_assignee_user_id,
+        last_assignee_user_id: closed.assignee_user_id,
+        team_id: closed.team_id,
+        first_assigned_at: closed.first_assigned_at,
+        last_assigned_at: closed.last_assigned_at,
+        assignment_count: closed.assignment_count,
+        time_to_first_assignment: closed.time_to_first_assignment,
+        first_response_at: closed.first_response_at,
+        first_response_user_id: closed.first_response_user_id,
+        first_response_time: closed.first_response_time,
+        average_response_time: duration(average_response),
+        response_count: counts.response_count,
+        resolution_time: closed.resolution_time,
+        closing_category: closed.closing_category,
+        closing_summary: closed.closing_summary,
+        inbound_message_count: counts.inbound_count,
+        outbound_message_count: counts.outbound_count,
+        user_outbound_message_count: counts.user_outbound_count,
+        imported: fact.imported,
+        external_id: closed.external_id,
+    })
+}
+
+#[tonic::async_trait]
+impl MetricsService for MetricsApi {
+    async fn get_conversation_metrics(
+        &self,
+        request: Request<pb::GetConversationMetricsRequest>,
+    ) -> Result<Response<pb::GetConversationMetricsResponse>, Status> {
+        let workspace = workspace_of(&request)?.to_string();
+        let request = request.into_inner();
+        let query = MetricsQuery {
+            start: required_micros("start_time", request.start_time.as_ref())?,
+            end: required_micros("end_time", request.end_time.as_ref())?,
+            time_zone: time_zone(&request.time_zone)?,
+            granularity: parse_granularity(request.granularity)?,
+            filter: parse_filter(request.filter.as_ref())?,
+            group_by: parse_group_by(request.group_by)?,
+        };
+        let report = reports::metrics(&self.store, &workspace, &query).await?;
+        Ok(Response::new(pb::GetConversationMetricsResponse {
+            totals: Some(metrics_to_proto(&report.totals)),
+            series: report
+                .series
+                .iter()
+                .map(|(start, end, tally)| pb::MetricsBucket {
+                    start_time: Some(timestamp(*start)),
+                    end_time: Some(timestamp(*end)),
+                    metrics: Some(metrics_to_proto(tally)),
+                })
+                .collect(),
+            groups: match query.group_by {
+                Some(dimension) => report
+                    .groups
+                    .iter()
+                    .map(|(value, tally)| pb::MetricsGroup {
+                        key: Some(group_key(dimension, value)),
+                        metrics: Some(metrics_to_proto(tally)),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
+        }))
+    }
+
+    async fn get_dashboard(
+        &self,
+        request: Request<pb::GetDashboardRequest>,
+    ) -> Result<Response<pb::GetDashboardResponse>, Status> {
+        let workspace = workspace_of(&request)?.to_string();
+        let zone = time_zone(&request.get_ref().time_zone)?;
+        let now = to_micros(self.clock.now());
+        let numbers = reports::dashboard(&self.store, &workspace, now, &zone).await?;
+        Ok(Response::new(pb::GetDashboardResponse {
+            dashboard: Some(dashboard_to_proto(&numbers, now, &zone)),
+        }))
+    }
+
+    type WatchDashboardStream = Streamed<pb::WatchDashboardResponse>;
+
+    async fn watch_dashboard(
+        &self,
+        request: Request<pb::WatchDashboardRequest>,
+    ) -> Result<Response<Self::WatchDashboardStream>, Status> {
+        let workspace = workspace_of(&request)?.to_string();
+        let zone = time_zone(&request.get_ref().time_zone)?;
+        let now = to_micros(self.clock.now());
+        // Fail the call itself (not the stream) on a bad zone.
+        let first = reports::dashboard(&self.store, &workspace, now, &zone).await?;
+        let (sender, receiver) = mpsc::channel(16);
+        let (store, clock, shutdown) = (
+            self.store.clone(),
+            self.clock.clone(),
+            self.shutdown.clone(),
+        );
+        let mut applied = self.consumer.applied();
+        tokio::spawn(async move {
+            let mut last: Option<DashboardNumbers> = None;
+            let mut numbers = Ok(first);
+            let mut now = now;
+            loop {
+                match numbers {
+                    Ok(current) => {
+                        if last.as_ref() != Some(&current) {
+                            let dashboard = dashboard_to_proto(&current, now, &zone);
+                            let response = pb::WatchDashboardResponse {
+                                dashboard: Some(dashboard),
+                            };
+                            if sender.send(Ok(response)).await.is_err() {
+                                return;
+                            }
+                            last = Some(current);
+                        }
+                    }
+                    Err(error) => {
+                        let _closed = sender.send(Err(Status::from(error))).await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = sender.closed() => return,
+                    changed = applied.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(DASHBOARD_REFRESH) => {}
+                }
+                now = to_micros(clock.now());
+                numbers = reports::dashboard(&store, &workspace, now, &zone).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn get_leaderboard(
+        &self,
+        request: Request<pb::GetLeaderboardRequest>,
+    ) -> Result<Response<pb::GetLeaderboardResponse>, Status> {
+        let workspace = workspace_of(&request)?.to_string();
+        let request = request.into_inner();
+        let by = match pb::LeaderboardSubject::try_from(request.subject) {
+            Ok(pb::LeaderboardSubject::Users) => Dimension::Assignee,
+            Ok(pb::LeaderboardSubject::Teams) => Dimension::Team,
+            _ => return Err(ApiError::invalid("subject", "must be USERS or TEAMS").into()),
+        };
+        let ranking = match pb::LeaderboardRanking::try_from(request.ranking) {
+            Ok(pb::LeaderboardRanking::ClosedCount) => Ranking::ClosedCount,
+            Ok(pb::LeaderboardRanking::MedianResolutionTime) => Ranking::MedianResolution,
+            Ok(pb::LeaderboardRanking::MedianFirstResponseTime) => Ranking::MedianFirstResponse,
+            _ => return Err(ApiError::invalid("ranking", "must be a known ranking").into()),
+        };
+        let limit = match request.limit {
+            0 => 10,
+            1..=100 => request.limit as usize,
+            _ => {
+                return Err(
+                    ApiError::invalid("limit", "must be between 0 (default 10) and 100").into(),
+                );
+            }
+        };
+        let range = (
+            required_micros("start_time", request.start_time.as_ref())?,
+            required_micros("end_time", request.end_time.as_ref())?,
+        );
+        let filter = parse_filter(request.filter.as_ref())?;
+        let ranked =
+            reports::leaderboard(&self.store, &workspace, range, by, &filter, ranking, limit)
+                .await?;
+        let entries = ranked
+            .iter()
+            .enumerate()
+            .map(|(index, (who, stats))| {
+                let (median_resolution, average_resolution) =
+                    median_and_average(stats.resolution.summary());
+                let (median_first, average_first) =
+                    median_and_average(stats.first_response.summary());
+                let (user_id, team_id) = match by {
+                    Dimension::Team => (String::new(), who.clone()),
+                    _ => (who.clone(), String::new()),
+                };
+                pb::LeaderboardEntry {
+                    rank: index as i32 + 1,
+                    user_id,
+                    team_id,
+                    closed_count: stats.closed as i64,
+                    median_resolution_time: median_resolution,
+                    median_first_response_time: median_first,
+                    average_resolution_time: average_resolution,
+                    average_first_response_time: average_first,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::GetLeaderboardResponse { entries }))
+    }
+
+    type ExportConversationsStream = Streamed<pb::ExportConversationsResponse>;
+
+    async fn export_conversations(
+        &self,
+        request: Request<pb::ExportConversationsRequest>,
+    ) -> Result<Response<Self::ExportConversationsStream>, Status> {
+        let workspace = workspace_of(&request)?.to_string();
+        let request = request.into_inner();
+        let start = required_micros("start_time", request.start_time.as_ref())?;
+        let end = required_micros("end_time", request.end_time.as_ref())?;
+        if end <= start {
+            return Err(ApiError::invalid("end_time", "must be after start_time").into());
+        }
+        let filter = parse_filter(request.filter.as_ref())?;
+        let (sender, receiver) = mpsc::channel(64);
+        let (store, shutdown) = (self.store.clone(), self.shutdown.clone());
+        tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                let page = match store
+                    .closed_facts(&workspace, start, end, after.clone(), EXPORT_PAGE)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let _closed = sender.send(Err(Status::from(error))).await;
+                        return;
+                    }
+                };
+                for fact in page.iter().filter(|fact| filter.accepts(&fact.dimensions)) {
+                    let row = export_row(fact)
+                        .map(|row| pb::ExportConversationsResponse { row: Some(row) });
+                    if shutdown.is_cancelled()
+                        || sender.send(row.map_err(Status::from)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() as i64 == EXPORT_PAGE => {
+                        after = Some((last.closed_at, last.conversation.clone()));
+                    }
+                    _ => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn rebuild_aggregates(
+        &self,
+        _request: Request<pb::RebuildAggregatesRequest>,
+    ) -> Result<Response<pb::RebuildAggregatesResponse>, Status> {
+        let events_applied = self.consumer.rebuild().await?;
+        let cursor = self
+            .store
+            .cursor()
+            .positions()
+            .await?
+            .into_iter()
+            .map(|(partition, sequence)| PartitionCursor {
+                partition,
+                sequence,
+            })
+            .collect();
+        Ok(Response::new(pb::RebuildAggregatesResponse {
+            events_applied,
+            cursor,
+        }))
+    }
+}

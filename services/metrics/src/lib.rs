@@ -1,0 +1,81 @@
+//! The metrics service: turns the conversation event stream into the numbers a team lead reads.
+//! `build` wires the store, the stream consumer and the gRPC handlers together; `main.rs`,
+//! `charla up` and the tests all start it through it.
+
+pub mod consumer;
+pub mod domain;
+pub mod grpc;
+pub mod reports;
+pub mod store;
+
+use std::time::Duration;
+
+use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
+use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceServer;
+use charla_runtime::app::{Application, StartError};
+use charla_runtime::clock::SharedClock;
+use charla_runtime::config::RuntimeConfig;
+use charla_runtime::db::Database;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Endpoint;
+
+/// The metrics service's settings, from the environment.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "charla-metrics", about = "The charla metrics service (gRPC)")]
+pub struct Config {
+    #[command(flatten)]
+    pub runtime: RuntimeConfig,
+
+    #[command(flatten)]
+    pub service: ServiceConfig,
+}
+
+/// What the metrics service needs beyond the shared runtime.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceConfig {
+    /// URL of the conversation service, whose event stream the metrics are built from.
+    #[arg(
+        long,
+        env = "CHARLA_CONVERSATION_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub conversation_url: String,
+}
+
+/// Why the metrics service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("CHARLA_CONVERSATION_URL is not a usable URL: {0}")]
+    ConversationUrl(#[source] tonic::transport::Error),
+}
+
+/// Opens the database (migrating it), starts consuming conversation events, binds the address
+/// and registers the metrics service. The application serves when `run`, until `shutdown`.
+pub async fn build(
+    runtime: &RuntimeConfig,
+    service: &ServiceConfig,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> Result<Application, BuildError> {
+    let channel = Endpoint::from_shared(service.conversation_url.clone())
+        .map_err(BuildError::ConversationUrl)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy();
+    let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
+        .await
+        .map_err(StartError::from)?;
+    let store = store::MetricsStore::new(db);
+    let consumer = consumer::spawn(
+        store.clone(),
+        ConversationServiceClient::new(channel),
+        shutdown.clone(),
+    );
+    let mut app = Application::bind(runtime, shutdown.clone()).await?;
+    let api = grpc::MetricsApi::new(store, consumer, clock, shutdown);
+    app.server()
+        .add_service(MetricsServiceServer::new(api))
+        .await;
+    Ok(app)
+}

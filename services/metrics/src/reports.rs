@@ -1,0 +1,180 @@
+//! The reports the API serves, from the store's rows and the domain's arithmetic.
+
+use std::collections::BTreeMap;
+
+use charla_runtime::ApiError;
+
+use crate::domain::{
+    BUCKET, CalendarError, ClosedStats, Dimension, Filter, Granularity, Report, ReportBuilder,
+    bucket_start, series_edges, start_of_day, zone,
+};
+use crate::store::{LiveCounts, MetricsStore};
+
+/// Closed conversations are read for unique-contact counts in pages this long.
+const FACT_PAGE: i64 = 1000;
+
+/// A report's question.
+#[derive(Debug, Clone)]
+pub struct MetricsQuery {
+    pub start: i64,
+    pub end: i64,
+    pub time_zone: String,
+    pub granularity: Granularity,
+    pub filter: Filter,
+    pub group_by: Option<Dimension>,
+}
+
+fn calendar_error(error: CalendarError) -> ApiError {
+    let field = match error {
+        CalendarError::UnknownZone(_) => "time_zone",
+        CalendarError::NotOnBucketEdge | CalendarError::OutOfRange => "start_time",
+        CalendarError::EndNotAfterStart => "end_time",
+        CalendarError::TooManyBuckets => "granularity",
+    };
+    ApiError::invalid(field, error.to_string())
+}
+
+/// Checks a range's edges and order (used where no series is built).
+pub fn check_range(start: i64, end: i64) -> Result<(), ApiError> {
+    for (field, edge) in [("start_time", start), ("end_time", end)] {
+        if bucket_start(edge) != edge {
+            return Err(ApiError::invalid(
+                field,
+                CalendarError::NotOnBucketEdge.to_string(),
+            ));
+        }
+    }
+    if end <= start {
+        return Err(calendar_error(CalendarError::EndNotAfterStart));
+    }
+    Ok(())
+}
+
+/// Counts, durations and percentiles over a range, as a series in the asked zone and by group.
+pub async fn metrics(
+    store: &MetricsStore,
+    workspace: &str,
+    query: &MetricsQuery,
+) -> Result<Report, ApiError> {
+    let tz = zone(&query.time_zone).map_err(calendar_error)?;
+    check_range(query.start, query.end)?;
+    let edges =
+        series_edges(query.start, query.end, &tz, query.granularity).map_err(calendar_error)?;
+    let mut builder = ReportBuilder::new(&edges, &query.filter, query.group_by);
+    for (bucket, dimensions, count) in store.opened_rows(workspace, query.start, query.end).await? {
+        builder.opened(bucket, &dimensions, count);
+    }
+    for (bucket, dimensions, stats) in store.closed_rows(workspace, query.start, query.end).await? {
+        builder.closed(bucket, &dimensions, &stats);
+    }
+    let mut after = None;
+    loop {
+        let page = store
+            .closed_facts(workspace, query.start, query.end, after.clone(), FACT_PAGE)
+            .await?;
+        for fact in &page {
+            builder.contact_closed(fact.closed_at, &fact.dimensions, &fact.contact);
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == FACT_PAGE => {
+                after = Some((last.closed_at, last.conversation.clone()));
+            }
+            _ => break,
+        }
+    }
+    Ok(builder.finish())
+}
+
+/// The dashboard's numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardNumbers {
+    pub day_start: i64,
+    pub live: LiveCounts,
+    pub opened_today: i64,
+    pub closed_today: i64,
+    /// Microseconds.
+    pub average_resolution: Option<f64>,
+    pub median_resolution: Option<f64>,
+}
+
+/// Open and unassigned now; opened, closed and resolution times today (in the asked zone).
+pub async fn dashboard(
+    store: &MetricsStore,
+    workspace: &str,
+    now: i64,
+    time_zone: &str,
+) -> Result<DashboardNumbers, ApiError> {
+    let tz = zone(time_zone).map_err(calendar_error)?;
+    let day_start = start_of_day(now, &tz).map_err(calendar_error)?;
+    let until = bucket_start(now) + BUCKET.as_micros() as i64;
+    let opened_today = store
+        .opened_rows(workspace, day_start, until)
+        .await?
+        .iter()
+        .map(|(_, _, count)| count)
+        .sum();
+    let mut closed = ClosedStats::default();
+    for (_, _, stats) in store.closed_rows(workspace, day_start, until).await? {
+        closed.merge(&stats);
+    }
+    let resolution = closed.resolution.summary();
+    Ok(DashboardNumbers {
+        day_start,
+        live: store.live_counts(workspace).await?,
+        opened_today,
+        closed_today: closed.closed as i64,
+        average_resolution: resolution.map(|s| s.average),
+        median_resolution: resolution.map(|s| s.median),
+    })
+}
+
+/// What a leaderboard ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    ClosedCount,
+    MedianResolution,
+    MedianFirstResponse,
+}
+
+/// Users (or teams) with their closed statistics, best first.
+pub async fn leaderboard(
+    store: &MetricsStore,
+    workspace: &str,
+    (start, end): (i64, i64),
+    by: Dimension,
+    filter: &Filter,
+    ranking: Ranking,
+    limit: usize,
+) -> Result<Vec<(String, ClosedStats)>, ApiError> {
+    check_range(start, end)?;
+    let mut entries: BTreeMap<String, ClosedStats> = BTreeMap::new();
+    for (_, dimensions, stats) in store.closed_rows(workspace, start, end).await? {
+        let who = by.value_in(&dimensions);
+        if who.is_empty() || !filter.accepts(&dimensions) {
+            continue;
+        }
+        entries.entry(who.to_owned()).or_default().merge(&stats);
+    }
+    let mut ranked: Vec<(String, ClosedStats)> = entries.into_iter().collect();
+    let median = |stats: &ClosedStats, first_response: bool| {
+        let distribution = if first_response {
+            &stats.first_response
+        } else {
+            &stats.resolution
+        };
+        distribution
+            .summary()
+            .map(|s| s.median)
+            .unwrap_or(f64::INFINITY)
+    };
+    ranked.sort_by(|(a_id, a), (b_id, b)| {
+        let order = match ranking {
+            Ranking::ClosedCount => b.closed.cmp(&a.closed),
+            Ranking::MedianResolution => median(a, false).total_cmp(&median(b, false)),
+            Ranking::MedianFirstResponse => median(a, true).total_cmp(&median(b, true)),
+        };
+        order.then_with(|| a_id.cmp(b_id))
+    });
+    ranked.truncate(limit);
+    Ok(ranked)
+}

@@ -1,0 +1,98 @@
+//! The stored form of closed-conversation statistics: a small protobuf message of their own
+//! (prost's derive), holding exact counts and sums and each distribution's sketch bytes.
+
+use charla_runtime::ApiError;
+use prost::Message;
+
+use crate::domain::{Bands, ClosedStats, Distribution};
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredDistribution {
+    #[prost(uint64, tag = "1")]
+    count: u64,
+    #[prost(int64, tag = "2")]
+    sum: i64,
+    #[prost(int64, tag = "3")]
+    min: i64,
+    #[prost(int64, tag = "4")]
+    max: i64,
+    #[prost(bytes = "vec", tag = "5")]
+    sketch: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredClosedStats {
+    #[prost(uint64, tag = "1")]
+    closed: u64,
+    #[prost(message, repeated, tag = "2")]
+    distributions: Vec<StoredDistribution>,
+    #[prost(uint64, repeated, tag = "3")]
+    bands: Vec<u64>,
+}
+
+fn store(distribution: &Distribution) -> StoredDistribution {
+    let (count, sum, min, max, sketch) = distribution.to_parts();
+    StoredDistribution {
+        count,
+        sum,
+        min,
+        max,
+        sketch,
+    }
+}
+
+fn load(stored: &StoredDistribution) -> Result<Distribution, ApiError> {
+    Distribution::from_parts(
+        stored.count,
+        stored.sum,
+        stored.min,
+        stored.max,
+        &stored.sketch,
+    )
+    .ok_or_else(|| ApiError::Internal("stored sketch is unreadable".into()))
+}
+
+/// The stored bytes of `stats`.
+pub fn encode(stats: &ClosedStats) -> Vec<u8> {
+    StoredClosedStats {
+        closed: stats.closed,
+        distributions: [
+            &stats.resolution,
+            &stats.first_response,
+            &stats.response,
+            &stats.responses_per_conversation,
+            &stats.time_to_first_assignment,
+            &stats.assignments_per_conversation,
+        ]
+        .into_iter()
+        .map(store)
+        .collect(),
+        bands: stats.bands.to_array().to_vec(),
+    }
+    .encode_to_vec()
+}
+
+/// Statistics from their stored bytes.
+pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
+    let corrupt = || ApiError::Internal("stored statistics are unreadable".into());
+    let stored = StoredClosedStats::decode(bytes).map_err(|_| corrupt())?;
+    let [
+        resolution,
+        first,
+        response,
+        responses,
+        assignment,
+        assignments,
+    ] = <[StoredDistribution; 6]>::try_from(stored.distributions).map_err(|_| corrupt())?;
+    let bands = <[u64; 8]>::try_from(stored.bands).map_err(|_| corrupt())?;
+    Ok(ClosedStats {
+        closed: stored.closed,
+        resolution: load(&resolution)?,
+        first_response: load(&first)?,
+        response: load(&response)?,
+        responses_per_conversation: load(&responses)?,
+        time_to_first_assignment: load(&assignment)?,
+        assignments_per_conversation: load(&assignments)?,
+        bands: Bands::from_array(bands),
+    })
+}

@@ -1,0 +1,55 @@
+//! The metrics store: applying conversation events to the aggregates (each event once, with the
+//! consumer's cursor), and reading aggregates back for reports.
+
+mod apply;
+mod encoding;
+mod queries;
+
+use charla_runtime::consumer::ConsumerCursor;
+use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
+
+pub use queries::{ClosedFact, LiveCounts};
+
+/// The migrations of the metrics database.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &[MigrationFile {
+        version: 2,
+        description: "metrics",
+        sql: include_str!("../../migrations/0002_metrics.sqlite.sql"),
+    }],
+    postgres: &[MigrationFile {
+        version: 2,
+        description: "metrics",
+        sql: include_str!("../../migrations/0002_metrics.postgres.sql"),
+    }],
+};
+
+/// The consumer name of the conversation event stream.
+pub const CONSUMER: &str = "conversation-events";
+
+/// The aggregates, in one database.
+#[derive(Debug, Clone)]
+pub struct MetricsStore {
+    db: Database,
+    cursor: ConsumerCursor,
+}
+
+impl MetricsStore {
+    /// A store over a migrated database.
+    pub fn new(db: Database) -> Self {
+        let cursor = ConsumerCursor::new(db.clone(), CONSUMER);
+        Self { db, cursor }
+    }
+
+    /// The consumer's cursor over the conversation event stream.
+    pub fn cursor(&self) -> &ConsumerCursor {
+        &self.cursor
+    }
+
+    fn for_update(&self) -> &'static str {
+        match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+}

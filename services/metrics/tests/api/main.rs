@@ -1,0 +1,7 @@
+//! The metrics service through real gRPC, fed by real contact and conversation services, on
+//! SQLite and on PostgreSQL.
+
+mod helpers;
+mod scenario;
+mod store;
+mod validation;

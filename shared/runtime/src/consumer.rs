@@ -1,0 +1,92 @@
+//! A consumer's position in another service's event stream, kept in the consumer's own database
+//! (table `consumer_cursors`). Applying an event and advancing the position happen in one
+//! transaction, so each event takes effect exactly once, across crashes and redeliveries.
+
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+
+use crate::ApiError;
+use crate::db::{Backend, Database};
+
+/// One named consumer's cursor.
+#[derive(Debug, Clone)]
+pub struct ConsumerCursor {
+    db: Database,
+    name: &'static str,
+}
+
+impl ConsumerCursor {
+    /// The cursor of consumer `name` in `db`.
+    pub fn new(db: Database, name: &'static str) -> Self {
+        Self { db, name }
+    }
+
+    /// The stored positions: (partition, last sequence applied).
+    pub async fn positions(&self) -> Result<Vec<(u32, u64)>, ApiError> {
+        let rows =
+            sqlx::query("SELECT partition_no, seq FROM consumer_cursors WHERE consumer = $1")
+                .bind(self.name)
+                .fetch_all(self.db.pool())
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<i64, _>(0)? as u32,
+                    row.try_get::<i64, _>(1)? as u64,
+                ))
+            })
+            .collect()
+    }
+
+    /// Inside the transaction that applies event `sequence` of `partition`: locks the position
+    /// and advances it, or returns false when the event was applied before (skip it). Concurrent
+    /// appliers of one partition wait for each other here.
+    pub async fn claim(
+        &self,
+        conn: &mut AnyConnection,
+        partition: u32,
+        sequence: u64,
+    ) -> Result<bool, ApiError> {
+        sqlx::query(
+            "INSERT INTO consumer_cursors (consumer, partition_no, seq) VALUES ($1, $2, 0)
+             ON CONFLICT (consumer, partition_no) DO NOTHING",
+        )
+        .bind(self.name)
+        .bind(i64::from(partition))
+        .execute(&mut *conn)
+        .await?;
+        let lock = match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT seq FROM consumer_cursors WHERE consumer = $1 AND partition_no = $2{lock}"
+        );
+        let applied: i64 = sqlx::query(AssertSqlSafe(sql))
+            .bind(self.name)
+            .bind(i64::from(partition))
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        if applied as u64 >= sequence {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE consumer_cursors SET seq = $3 WHERE consumer = $1 AND partition_no = $2",
+        )
+        .bind(self.name)
+        .bind(i64::from(partition))
+        .bind(sequence as i64)
+        .execute(&mut *conn)
+        .await?;
+        Ok(true)
+    }
+
+    /// Forgets every position (inside the caller's transaction), to consume again from the start.
+    pub async fn reset(&self, conn: &mut AnyConnection) -> Result<(), ApiError> {
+        sqlx::query("DELETE FROM consumer_cursors WHERE consumer = $1")
+            .bind(self.name)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
