@@ -3,11 +3,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use charla_runtime::app::Application;
-use charla_runtime::clock::{SharedClock, SystemClock};
 use charla_runtime::config::{LogFormat, RuntimeConfig};
+use charla_runtime::test_clock::ServiceClock;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +33,11 @@ pub struct UpArgs {
     #[arg(long, env = "CHARLA_METRICS_PORT", default_value_t = 50053)]
     metrics_port: u16,
 
+    /// Run every service on one test clock that `TestClockService` sets or advances (to watch
+    /// auto-close and "today" without waiting).
+    #[arg(long, env = "CHARLA_TEST_CLOCK")]
+    test_clock: bool,
+
     /// Log format.
     #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -58,7 +62,7 @@ type Started = (&'static str, RuntimeConfig, Application);
 /// before it (conversation to contact, metrics to conversation).
 async fn start_all(
     args: &UpArgs,
-    clock: &SharedClock,
+    clock: &ServiceClock,
     shutdown: &CancellationToken,
 ) -> Result<Vec<Started>, Box<dyn std::error::Error>> {
     let contact_config = args.service_config(args.contact_port, "contact");
@@ -103,7 +107,12 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 pub async fn run(args: UpArgs) -> ExitCode {
     charla_runtime::telemetry::init(args.log_format);
     let shutdown = charla_runtime::server::shutdown_on_signals();
-    let clock: SharedClock = Arc::new(SystemClock);
+    // One clock for all, so a test clock moved through any service moves them all.
+    let clock = if args.test_clock {
+        ServiceClock::test_from_now()
+    } else {
+        ServiceClock::System
+    };
 
     let started = start_all(&args, &clock, &shutdown).await;
     let services = match started {

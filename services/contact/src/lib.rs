@@ -9,10 +9,10 @@ pub mod store;
 
 use charla_proto::charla::contact::v1::contact_service_server::ContactServiceServer;
 use charla_runtime::app::{Application, StartError};
-use charla_runtime::clock::SharedClock;
 use charla_runtime::config::RuntimeConfig;
 use charla_runtime::db::Database;
 use charla_runtime::event_log::EventLog;
+use charla_runtime::test_clock::ServiceClock;
 use tokio_util::sync::CancellationToken;
 
 /// The contact service's settings, from the environment.
@@ -27,18 +27,19 @@ pub struct Config {
 /// The returned application serves when `run`, until `shutdown` fires.
 pub async fn build(
     config: &RuntimeConfig,
-    clock: SharedClock,
+    clock: ServiceClock,
     shutdown: CancellationToken,
 ) -> Result<Application, StartError> {
     let db = Database::connect(&config.database_url, &store::MIGRATIONS).await?;
     let events = EventLog::new(db.clone(), config.event_partitions);
     events.spawn_commit_listener(shutdown.clone());
-    let store = store::ContactStore::new(db, events, clock);
+    let store = store::ContactStore::new(db, events, clock.shared());
     let mut app = Application::bind(config, shutdown.clone()).await?;
     app.server()
         .add_service(ContactServiceServer::new(grpc::ContactApi::new(
             store, shutdown,
         )))
         .await;
+    app.serve_test_clock(&clock, None).await;
     Ok(app)
 }

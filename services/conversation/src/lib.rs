@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationServiceServer;
 use charla_runtime::app::{Application, StartError};
-use charla_runtime::clock::SharedClock;
 use charla_runtime::config::RuntimeConfig;
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::Database;
 use charla_runtime::event_log::EventLog;
+use charla_runtime::test_clock::{AfterMove, ServiceClock};
 use tokio_util::sync::CancellationToken;
 
 /// The conversation service's settings, from the environment.
@@ -79,9 +79,11 @@ pub enum BuildError {
 pub async fn build(
     runtime: &RuntimeConfig,
     service: &ServiceConfig,
-    clock: SharedClock,
+    clock: ServiceClock,
     shutdown: CancellationToken,
 ) -> Result<Application, BuildError> {
+    let service_clock = clock.clone();
+    let clock = clock.shared();
     let contacts = contacts::ContactDirectory::connect_lazy(
         &service.contact_url,
         Duration::from_millis(service.contact_timeout_ms),
@@ -102,6 +104,17 @@ pub async fn build(
     );
     events::contact_consumer::spawn(store.clone(), cursor, contacts.clone(), shutdown.clone());
     let mut app = Application::bind(runtime, shutdown.clone()).await?;
+    // Moving the test clock past auto-close deadlines closes those conversations before the
+    // call returns, as if the time had passed.
+    let due_closer = store.clone();
+    let after_move: AfterMove = std::sync::Arc::new(move |now| {
+        let store = due_closer.clone();
+        Box::pin(async move {
+            while store.close_due(now).await? > 0 {}
+            Ok(())
+        })
+    });
+    app.serve_test_clock(&service_clock, Some(after_move)).await;
     let api = grpc::ConversationApi::new(store, contacts, shutdown);
     app.server()
         .add_service(ConversationServiceServer::new(api))

@@ -13,9 +13,9 @@ use std::time::Duration;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
 use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceServer;
 use charla_runtime::app::{Application, StartError};
-use charla_runtime::clock::SharedClock;
 use charla_runtime::config::RuntimeConfig;
 use charla_runtime::db::Database;
+use charla_runtime::test_clock::ServiceClock;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
@@ -56,7 +56,7 @@ pub enum BuildError {
 pub async fn build(
     runtime: &RuntimeConfig,
     service: &ServiceConfig,
-    clock: SharedClock,
+    clock: ServiceClock,
     shutdown: CancellationToken,
 ) -> Result<Application, BuildError> {
     let channel = Endpoint::from_shared(service.conversation_url.clone())
@@ -73,7 +73,8 @@ pub async fn build(
         shutdown.clone(),
     );
     let mut app = Application::bind(runtime, shutdown.clone()).await?;
-    let api = grpc::MetricsApi::new(store, consumer, clock, shutdown);
+    app.serve_test_clock(&clock, None).await;
+    let api = grpc::MetricsApi::new(store, consumer, clock.shared(), shutdown);
     app.server()
         .add_service(MetricsServiceServer::new(api))
         .await;

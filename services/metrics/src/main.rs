@@ -1,7 +1,5 @@
 //! `charla-metrics`: runs the metrics service alone, configured from the environment.
 
-use std::sync::Arc;
-
 use clap::Parser;
 
 #[tokio::main]
@@ -9,7 +7,7 @@ async fn main() -> std::process::ExitCode {
     let config = charla_metrics::Config::parse();
     charla_runtime::telemetry::init(config.runtime.log_format);
     let shutdown = charla_runtime::server::shutdown_on_signals();
-    let clock = Arc::new(charla_runtime::clock::SystemClock);
+    let clock = config.runtime.clock();
     match charla_metrics::build(&config.runtime, &config.service, clock, shutdown).await {
         Ok(app) => match app.run().await {
             Ok(()) => std::process::ExitCode::SUCCESS,

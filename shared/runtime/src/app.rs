@@ -4,9 +4,12 @@ use std::net::SocketAddr;
 
 use tokio_util::sync::CancellationToken;
 
+use charla_proto::charla::conversation::v1::test_clock_service_server::TestClockServiceServer;
+
 use crate::config::RuntimeConfig;
 use crate::db::DbError;
 use crate::server::{GrpcServer, Limits};
+use crate::test_clock::{AfterMove, ServiceClock, TestClockApi};
 
 /// Why a service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,15 @@ impl Application {
     /// The server, to add services to.
     pub fn server(&mut self) -> &mut GrpcServer {
         &mut self.server
+    }
+
+    /// Serves `TestClockService` over `clock` (it answers FAILED_PRECONDITION unless `clock` is a
+    /// test clock), running `after_move` after each move.
+    pub async fn serve_test_clock(&mut self, clock: &ServiceClock, after_move: Option<AfterMove>) {
+        let api = TestClockApi::new(clock.clone(), after_move);
+        self.server
+            .add_service(TestClockServiceServer::new(api))
+            .await;
     }
 
     /// The address the service listens on (the real port when port 0 was asked for).

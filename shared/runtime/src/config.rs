@@ -42,6 +42,11 @@ pub struct RuntimeConfig {
     /// SQLite, a few dozen PostgreSQL. Fixed for the life of a database.
     #[arg(long, env = "CHARLA_EVENT_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub event_partitions: u32,
+
+    /// Run on a test clock that only `TestClockService` moves (for trying out time-based
+    /// behaviour); never in production.
+    #[arg(long, env = "CHARLA_TEST_CLOCK", default_value_t = false)]
+    pub test_clock: bool,
 }
 
 impl RuntimeConfig {
@@ -54,6 +59,16 @@ impl RuntimeConfig {
             request_timeout_secs: 30,
             max_concurrent_requests: 512,
             event_partitions: 1,
+            test_clock: false,
+        }
+    }
+
+    /// The clock the configuration asks for: a test clock from now, or the system's.
+    pub fn clock(&self) -> crate::test_clock::ServiceClock {
+        if self.test_clock {
+            crate::test_clock::ServiceClock::test_from_now()
+        } else {
+            crate::test_clock::ServiceClock::System
         }
     }
 

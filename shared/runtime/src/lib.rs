@@ -11,6 +11,7 @@ pub mod error;
 pub mod event_log;
 pub mod server;
 pub mod telemetry;
+pub mod test_clock;
 pub mod validate;
 pub mod workspace;
 

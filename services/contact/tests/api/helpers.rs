@@ -1,12 +1,11 @@
 //! Starting the contact service for a test, and building requests.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
-use charla_runtime::clock::SystemClock;
 use charla_runtime::config::RuntimeConfig;
+use charla_runtime::test_clock::ServiceClock;
 use charla_testing::{Backend, fresh_database_url, in_workspace};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +31,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 pub async fn spawn_app_on(database_url: &str, workspace: Uuid) -> TestApp {
     let config = RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), database_url);
     let shutdown = CancellationToken::new();
-    let app = charla_contact::build(&config, Arc::new(SystemClock), shutdown.clone())
+    let app = charla_contact::build(&config, ServiceClock::System, shutdown.clone())
         .await
         .expect("the contact service starts");
     let addr = app.local_addr();

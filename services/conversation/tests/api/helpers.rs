@@ -1,15 +1,15 @@
 //! Starting the contact and conversation services for a test, and the calls tests repeat.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use charla_proto::charla::contact::v1 as contact_pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
-use charla_runtime::clock::{ManualClock, SystemClock};
+use charla_runtime::clock::ManualClock;
 use charla_runtime::config::RuntimeConfig;
+use charla_runtime::test_clock::ServiceClock;
 use charla_testing::{Backend, fresh_database_url, in_workspace};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -71,7 +71,7 @@ pub async fn spawn_env(backend: Backend) -> Option<TestEnv> {
 async fn start_contact(database_url: &str) -> Running {
     let config = RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), database_url);
     let shutdown = CancellationToken::new();
-    let app = charla_contact::build(&config, Arc::new(SystemClock), shutdown.clone())
+    let app = charla_contact::build(&config, ServiceClock::System, shutdown.clone())
         .await
         .expect("the contact service starts");
     let addr = app.local_addr();
@@ -96,7 +96,7 @@ pub async fn start_conversation(
     let app = charla_conversation::build(
         &runtime,
         &service,
-        Arc::new(clock.clone()),
+        ServiceClock::Test(clock.clone()),
         shutdown.clone(),
     )
     .await

@@ -9,4 +9,5 @@ mod merge;
 mod messages;
 mod opening;
 mod reads;
+mod test_clock;
 mod validation;

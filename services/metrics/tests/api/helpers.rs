@@ -1,7 +1,6 @@
 //! Starting contact, conversation and metrics services for a test, all on one manual clock.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use charla_proto::charla::contact::v1 as contact_pb;
@@ -10,8 +9,9 @@ use charla_proto::charla::conversation::v1 as conversation_pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
 use charla_proto::charla::metrics::v1 as pb;
 use charla_proto::charla::metrics::v1::metrics_service_client::MetricsServiceClient;
-use charla_runtime::clock::{ManualClock, SharedClock, SystemClock};
+use charla_runtime::clock::ManualClock;
 use charla_runtime::config::RuntimeConfig;
+use charla_runtime::test_clock::ServiceClock;
 use charla_testing::{Backend, fresh_database_url, in_workspace};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -64,18 +64,15 @@ pub async fn spawn_env(backend: Backend, start: SystemTime) -> Option<MetricsEnv
     let clock = ManualClock::new(start);
 
     let shutdown = CancellationToken::new();
-    let contact = charla_contact::build(
-        &config(&contact_db),
-        Arc::new(SystemClock),
-        shutdown.clone(),
-    )
-    .await
-    .expect("the contact service starts");
+    let contact =
+        charla_contact::build(&config(&contact_db), ServiceClock::System, shutdown.clone())
+            .await
+            .expect("the contact service starts");
     let (contact_addr, contact) = serve(contact, shutdown);
 
     let shutdown = CancellationToken::new();
     let service = charla_conversation::ServiceConfig::new(format!("http://{contact_addr}"));
-    let shared: SharedClock = Arc::new(clock.clone());
+    let shared = ServiceClock::Test(clock.clone());
     let conversation = charla_conversation::build(
         &config(&conversation_db),
         &service,
@@ -106,7 +103,7 @@ impl MetricsEnv {
         let service = charla_metrics::ServiceConfig {
             conversation_url: format!("http://{}", self.conversation_addr),
         };
-        let shared: SharedClock = Arc::new(self.clock.clone());
+        let shared = ServiceClock::Test(self.clock.clone());
         let metrics = charla_metrics::build(
             &config(&self.metrics_db),
             &service,

@@ -1,0 +1,131 @@
+//! The test clock: when a service is started with it, all its time comes from one manual clock
+//! that an admin RPC (`TestClockService`) sets or advances, so integrators can watch auto-close and
+//! "today" happen without waiting. Off by default; while off, the RPC says how to turn it on.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use charla_proto::charla::conversation::v1 as pb;
+use charla_proto::charla::conversation::v1::test_clock_service_server::TestClockService;
+use tonic::{Request, Response, Status};
+
+use crate::ApiError;
+use crate::clock::{ManualClock, SharedClock, SystemClock, to_timestamp};
+
+/// The clock a service runs on.
+#[derive(Debug, Clone)]
+pub enum ServiceClock {
+    /// The machine's clock.
+    System,
+    /// A test clock, moved only through `TestClockService`.
+    Test(ManualClock),
+}
+
+impl ServiceClock {
+    /// A test clock starting at the machine's current time.
+    pub fn test_from_now() -> Self {
+        Self::Test(ManualClock::new(SystemTime::now()))
+    }
+
+    /// The clock services read time from.
+    pub fn shared(&self) -> SharedClock {
+        match self {
+            Self::System => Arc::new(SystemClock),
+            Self::Test(clock) => Arc::new(clock.clone()),
+        }
+    }
+}
+
+/// Work a service must finish after the test clock moves, before the call returns (the
+/// conversation service closes what auto-close made due).
+pub type AfterMove = Arc<
+    dyn Fn(SystemTime) -> Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send>> + Send + Sync,
+>;
+
+/// The `TestClockService` handlers.
+#[derive(Clone)]
+pub struct TestClockApi {
+    clock: ServiceClock,
+    after_move: Option<AfterMove>,
+}
+
+impl TestClockApi {
+    /// Handlers over `clock`, running `after_move` after each move.
+    pub fn new(clock: ServiceClock, after_move: Option<AfterMove>) -> Self {
+        Self { clock, after_move }
+    }
+
+    fn test_clock(&self) -> Result<&ManualClock, ApiError> {
+        match &self.clock {
+            ServiceClock::Test(clock) => Ok(clock),
+            ServiceClock::System => Err(ApiError::precondition(
+                "TEST_CLOCK_DISABLED",
+                "this server runs on the system clock; start it with CHARLA_TEST_CLOCK=true \
+                 (or `charla up --test-clock`) to control time",
+            )),
+        }
+    }
+
+    async fn moved(&self, clock: &ManualClock) -> Result<SystemTime, ApiError> {
+        let now = crate::clock::Clock::now(clock);
+        if let Some(after_move) = &self.after_move {
+            after_move(now).await?;
+        }
+        Ok(now)
+    }
+}
+
+#[tonic::async_trait]
+impl TestClockService for TestClockApi {
+    async fn get_test_clock(
+        &self,
+        _request: Request<pb::GetTestClockRequest>,
+    ) -> Result<Response<pb::GetTestClockResponse>, Status> {
+        let clock = self.test_clock()?;
+        let now = crate::clock::Clock::now(clock);
+        Ok(Response::new(pb::GetTestClockResponse {
+            now: Some(to_timestamp(now)),
+        }))
+    }
+
+    async fn set_test_clock(
+        &self,
+        request: Request<pb::SetTestClockRequest>,
+    ) -> Result<Response<pb::SetTestClockResponse>, Status> {
+        let clock = self.test_clock()?;
+        let time = request
+            .get_ref()
+            .time
+            .ok_or_else(|| ApiError::invalid("time", "is required"))?;
+        let time = SystemTime::try_from(time)
+            .map_err(|_| ApiError::invalid("time", "must be a valid timestamp"))?;
+        if time < crate::clock::Clock::now(clock) {
+            return Err(ApiError::invalid("time", "the test clock never moves backwards").into());
+        }
+        clock.set(time);
+        let now = self.moved(clock).await?;
+        Ok(Response::new(pb::SetTestClockResponse {
+            now: Some(to_timestamp(now)),
+        }))
+    }
+
+    async fn advance_test_clock(
+        &self,
+        request: Request<pb::AdvanceTestClockRequest>,
+    ) -> Result<Response<pb::AdvanceTestClockResponse>, Status> {
+        let clock = self.test_clock()?;
+        let by = request
+            .get_ref()
+            .duration
+            .ok_or_else(|| ApiError::invalid("duration", "is required"))?;
+        let by = Duration::try_from(by)
+            .map_err(|_| ApiError::invalid("duration", "must not be negative"))?;
+        clock.advance(by);
+        let now = self.moved(clock).await?;
+        Ok(Response::new(pb::AdvanceTestClockResponse {
+            now: Some(to_timestamp(now)),
+        }))
+    }
+}
