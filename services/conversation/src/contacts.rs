@@ -44,27 +44,7 @@ impl ContactDirectory {
         workspace: WorkspaceId,
         contact: ContactId,
     ) -> Result<(), ApiError> {
-        let mut request = tonic::Request::new(pb::GetContactRequest {
-            contact_id: contact.to_string(),
-        });
-        request.set_timeout(self.deadline);
-        let header = workspace
-            .to_string()
-            .parse()
-            .map_err(|_| ApiError::Internal("a UUID is valid metadata".into()))?;
-        request.metadata_mut().insert(WORKSPACE_HEADER, header);
-        let found = match self.client.clone().get_contact(request).await {
-            Ok(response) => response.into_inner().contact.unwrap_or_default(),
-            Err(status) if status.code() == Code::NotFound => {
-                return Err(ConversationError::ContactNotFound(contact).into());
-            }
-            Err(status) => {
-                return Err(ApiError::Unavailable(format!(
-                    "the contact service could not check contact {contact}: {}",
-                    status.message()
-                )));
-            }
-        };
+        let found = self.find(workspace, contact).await?;
         match pb::ContactStatus::try_from(found.status) {
             Ok(pb::ContactStatus::Blocked) => {
                 Err(ConversationError::ContactBlocked(contact).into())
@@ -76,6 +56,42 @@ impl ContactDirectory {
                 Err(ConversationError::ContactMerged { contact, into }.into())
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Checks that the contact exists in the workspace (whatever its status: history may
+    /// belong to a contact blocked or merged since).
+    pub async fn ensure_exists(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<(), ApiError> {
+        self.find(workspace, contact).await.map(drop)
+    }
+
+    async fn find(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<pb::Contact, ApiError> {
+        let mut request = tonic::Request::new(pb::GetContactRequest {
+            contact_id: contact.to_string(),
+        });
+        request.set_timeout(self.deadline);
+        let header = workspace
+            .to_string()
+            .parse()
+            .map_err(|_| ApiError::Internal("a UUID is valid metadata".into()))?;
+        request.metadata_mut().insert(WORKSPACE_HEADER, header);
+        match self.client.clone().get_contact(request).await {
+            Ok(response) => Ok(response.into_inner().contact.unwrap_or_default()),
+            Err(status) if status.code() == Code::NotFound => {
+                Err(ConversationError::ContactNotFound(contact).into())
+            }
+            Err(status) => Err(ApiError::Unavailable(format!(
+                "the contact service could not check contact {contact}: {}",
+                status.message()
+            ))),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod conversation;
 mod error;
+mod history;
 mod ids;
 mod message;
 mod settings;
@@ -12,6 +13,7 @@ pub use conversation::{
     Assignment, AssignmentChange, Conversation, ConversationStatus, MessageCounts, MessageEffect,
 };
 pub use error::ConversationError;
+pub use history::{History, HistoryError, PastAssignment, PastClose, Step};
 pub use ids::{ActorId, ContactId, ConversationId, ExternalId, MessageId};
 pub use message::{AuthorKind, Direction, Message};
 pub use settings::{AutoClose, ClosingNote, ClosingNotePolicy, WorkspaceSettings};

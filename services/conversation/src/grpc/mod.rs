@@ -3,6 +3,7 @@
 
 pub mod convert;
 mod error;
+mod import;
 
 use std::pin::Pin;
 
@@ -10,6 +11,7 @@ use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationService;
 use charla_runtime::ApiError;
 use charla_runtime::channel::ChannelType;
+use charla_runtime::error::to_rpc_status;
 use charla_runtime::event_log::StreamRequest;
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
 use charla_runtime::workspace::{optional_workspace_of, workspace_of};
@@ -20,7 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::contacts::ContactDirectory;
 use crate::domain::{ContactId, ConversationError, ConversationId, Message, OpenSource};
-use crate::store::{ConversationFilter, ConversationStore, OpenRequest};
+use crate::store::{ConversationFilter, ConversationStore, ImportOutcome, OpenRequest};
 use convert::{
     apply_settings_update, conversation_to_proto, parse_actor, parse_author_kind, parse_channel,
     parse_close_source, parse_closing_note, parse_direction, parse_message_id, parse_open_source,
@@ -352,10 +354,48 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<Streaming<pb::ImportConversationsRequest>>,
     ) -> Result<Response<pb::ImportConversationsResponse>, Status> {
-        workspace_of(&request)?;
-        Err(Status::unimplemented(
-            "ImportConversations is not available yet: history import is planned work",
-        ))
+        let workspace = workspace_of(&request)?;
+        let mut items = request.into_inner();
+        let mut response = pb::ImportConversationsResponse::default();
+        let mut item = 0;
+        while let Some(next) = items.message().await? {
+            let external_id = next
+                .conversation
+                .as_ref()
+                .map(|c| c.external_id.clone())
+                .unwrap_or_default();
+            let imported = match import::parse_history(next.conversation.as_ref()) {
+                Ok(history) => self.store.import(workspace, &history, &self.contacts).await,
+                Err(error) => Err(error),
+            };
+            let (conversation_id, outcome, error) = match imported {
+                Ok(ImportOutcome::Imported(id)) => {
+                    response.imported_count += 1;
+                    (id.to_string(), pb::ImportOutcome::Imported, None)
+                }
+                Ok(ImportOutcome::Unchanged(id)) => {
+                    response.unchanged_count += 1;
+                    (id.to_string(), pb::ImportOutcome::Unchanged, None)
+                }
+                Err(error) => {
+                    response.refused_count += 1;
+                    (
+                        String::new(),
+                        pb::ImportOutcome::Refused,
+                        Some(to_rpc_status(error)),
+                    )
+                }
+            };
+            response.results.push(pb::ImportConversationResult {
+                item,
+                external_id,
+                conversation_id,
+                outcome: outcome as i32,
+                error,
+            });
+            item += 1;
+        }
+        Ok(Response::new(response))
     }
 
     type StreamConversationEventsStream = EventStream;

@@ -187,7 +187,7 @@ impl ConversationStore {
     }
 
     /// Inserts a message's row; false when its id was recorded before.
-    async fn insert_message(
+    pub(super) async fn insert_message(
         &self,
         conn: &mut AnyConnection,
         workspace: WorkspaceId,

@@ -2,6 +2,7 @@
 //! that also appends the event recording it (see `charla_runtime::event_log`).
 
 mod auto_close;
+mod import;
 mod lifecycle;
 mod merge;
 mod queries;
@@ -21,6 +22,7 @@ use uuid::Uuid;
 use crate::domain::{ContactId, Conversation, ConversationError, ConversationId};
 use crate::events::{self, ConversationChange};
 
+pub use import::ImportOutcome;
 pub use lifecycle::{OpenRequest, Recorded};
 pub use queries::{ConversationFilter, ConversationPage};
 

@@ -13,7 +13,10 @@ use jiff::Timestamp;
 
 use crate::helpers::{MetricsEnv, spawn_env};
 
-backend_tests!(the_reports_match_the_script_exactly);
+backend_tests!(
+    the_reports_match_a_live_script_exactly,
+    the_reports_match_an_imported_history_exactly,
+);
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
@@ -54,8 +57,9 @@ impl Scripted {
     }
 }
 
-fn script() -> Vec<Scripted> {
-    let start = at("2026-03-06T12:00:00Z");
+/// Twelve conversations, one every `spacing` from `start`: various channels, assignees, teams,
+/// first response bands and closing sources; the last two left open.
+fn script(start: SystemTime, spacing: Duration) -> Vec<Scripted> {
     let bands = [20, 90, 200, 400, 1000, 2000, 4000];
     (0..12u32)
         .map(|i| {
@@ -64,7 +68,7 @@ fn script() -> Vec<Scripted> {
             let resolution =
                 (40 * MINUTE * (i + 1)).max(first_response.unwrap_or_default() + MINUTE);
             Scripted {
-                opened_at: start + 5 * HOUR * i,
+                opened_at: start + spacing * i,
                 channel: [
                     ChannelType::Whatsapp,
                     ChannelType::Telegram,
@@ -197,14 +201,14 @@ async fn allow_categories(env: &MetricsEnv) {
 }
 
 fn request(
-    start: &str,
-    end: &str,
+    start: SystemTime,
+    end: SystemTime,
     zone: &str,
     granularity: pb::Granularity,
 ) -> pb::GetConversationMetricsRequest {
     pb::GetConversationMetricsRequest {
-        start_time: proto_time(at(start)),
-        end_time: proto_time(at(end)),
+        start_time: proto_time(start),
+        end_time: proto_time(end),
         time_zone: zone.into(),
         granularity: granularity as i32,
         filter: None,
@@ -224,24 +228,128 @@ fn assert_within_one_percent(estimate: f64, exact: f64, what: &str) {
     );
 }
 
-async fn the_reports_match_the_script_exactly(backend: Backend) {
+async fn the_reports_match_a_live_script_exactly(backend: Backend) {
     let Some(mut env) = spawn_env(backend, at("2026-03-06T00:00:00Z")).await else {
         return;
     };
     allow_categories(&env).await;
-    let script = script();
+    let script = script(at("2026-03-06T12:00:00Z"), 5 * HOUR);
     let contacts = play(&env, &script).await;
     env.settle().await;
+    check_reports(&mut env, &script, &contacts, at("2026-03-06T00:00:00Z"), 4).await;
+    env.stop().await;
+}
+
+/// Three weeks of history across New York's DST change, imported in one stream: the metrics
+/// count it with the same code as live traffic.
+async fn the_reports_match_an_imported_history_exactly(backend: Backend) {
+    let Some(mut env) = spawn_env(backend, at("2026-03-20T00:00:00Z")).await else {
+        return;
+    };
+    allow_categories(&env).await;
+    let script = script(at("2026-02-27T12:00:00Z"), 40 * HOUR);
+    let mut contacts = Vec::new();
+    for _ in &script {
+        contacts.push(env.new_contact(env.workspace).await);
+    }
+    let items: Vec<conversation_pb::ImportConversationsRequest> = script
+        .iter()
+        .zip(&contacts)
+        .enumerate()
+        .map(
+            |(index, (c, contact))| conversation_pb::ImportConversationsRequest {
+                conversation: Some(history_of(index, c, contact)),
+            },
+        )
+        .collect();
+    let imported = env
+        .conversations()
+        .await
+        .import_conversations(env.req(tokio_stream::iter(items)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(imported.imported_count, 12, "{:?}", imported.results);
+    env.settle().await;
+    check_reports(&mut env, &script, &contacts, at("2026-02-27T00:00:00Z"), 21).await;
+    env.stop().await;
+}
+
+/// The import item of a scripted conversation: the same steps `play` takes live.
+fn history_of(
+    index: usize,
+    c: &Scripted,
+    contact: &str,
+) -> conversation_pb::HistoricalConversation {
+    let mut messages = vec![conversation_pb::HistoricalMessage {
+        message_id: format!("in-{index}"),
+        sent_at: proto_time(c.opened_at),
+        direction: conversation_pb::MessageDirection::Inbound as i32,
+        author_kind: conversation_pb::AuthorKind::Contact as i32,
+        author_id: String::new(),
+    }];
+    if let Some(first) = c.first_response {
+        messages.push(conversation_pb::HistoricalMessage {
+            message_id: format!("out-{index}"),
+            sent_at: proto_time(c.opened_at + first),
+            direction: conversation_pb::MessageDirection::Outbound as i32,
+            author_kind: conversation_pb::AuthorKind::User as i32,
+            author_id: if c.assignee.is_empty() {
+                "someone".into()
+            } else {
+                c.assignee.into()
+            },
+        });
+    }
+    let (closed_at, closed_by, category) = match c.close {
+        Some((after, source, category)) => (
+            proto_time(c.opened_at + after),
+            source as i32,
+            category.to_owned(),
+        ),
+        None => (None, 0, String::new()),
+    };
+    conversation_pb::HistoricalConversation {
+        external_id: format!("legacy-{index}"),
+        contact_id: contact.to_owned(),
+        channel: Some(conversation_pb::Channel {
+            channel_type: c.channel as i32,
+            channel_id: "main".into(),
+        }),
+        opened_at: proto_time(c.opened_at),
+        opened_by: conversation_pb::OpenSource::InboundMessage as i32,
+        opened_by_id: String::new(),
+        messages,
+        assignments: vec![conversation_pb::HistoricalAssignment {
+            assigned_at: proto_time(c.opened_at + Duration::from_secs(10)),
+            assignee_user_id: c.assignee.into(),
+            team_id: c.team.into(),
+            actor_id: String::new(),
+        }],
+        closed_at,
+        closed_by,
+        closed_by_id: String::new(),
+        closing_category: category,
+        closing_summary: String::new(),
+    }
+}
+
+/// Checks every report against what the script says, over `days` UTC days from `first_day`.
+async fn check_reports(
+    env: &mut MetricsEnv,
+    script: &[Scripted],
+    contacts: &[String],
+    first_day: SystemTime,
+    days: u32,
+) {
+    let day_length = Duration::from_secs(86_400);
+    let range_end = first_day + day_length * days;
+    let nepal_shift = Duration::from_secs(5 * 3600 + 45 * 60);
     let mut metrics = env.metrics().await;
     let closed: Vec<&Scripted> = script.iter().filter(|c| c.close.is_some()).collect();
 
     // Totals over the whole range, by UTC day.
-    let whole = request(
-        "2026-03-06T00:00:00Z",
-        "2026-03-10T00:00:00Z",
-        "UTC",
-        pb::Granularity::Day,
-    );
+    let whole = request(first_day, range_end, "UTC", pb::Granularity::Day);
     let report = metrics
         .get_conversation_metrics(env.req(whole.clone()))
         .await
@@ -341,7 +449,7 @@ async fn the_reports_match_the_script_exactly(backend: Backend) {
             )
         })
         .collect();
-    assert_eq!(series.len(), 4);
+    assert_eq!(series.len(), days as usize);
     for (start_seconds, opened, closed_count) in series {
         let this_day = start_seconds.div_euclid(86_400);
         assert_eq!(
@@ -369,8 +477,8 @@ async fn the_reports_match_the_script_exactly(backend: Backend) {
             .date()
     };
     let nepal = request(
-        "2026-03-05T18:15:00Z",
-        "2026-03-09T18:15:00Z",
+        first_day - nepal_shift,
+        range_end - nepal_shift,
         "Asia/Kathmandu",
         pb::Granularity::Day,
     );
@@ -379,7 +487,7 @@ async fn the_reports_match_the_script_exactly(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(report_np.series.len(), 4);
+    assert_eq!(report_np.series.len(), days as usize);
     for bucket in &report_np.series {
         let start = SystemTime::try_from(bucket.start_time.unwrap()).unwrap();
         let local = local_day(start);
@@ -404,8 +512,8 @@ async fn the_reports_match_the_script_exactly(backend: Backend) {
 
     // New York's 2026-03-08 is 23 hours long.
     let new_york = request(
-        "2026-03-07T05:00:00Z",
-        "2026-03-10T04:00:00Z",
+        at("2026-03-07T05:00:00Z"),
+        at("2026-03-10T04:00:00Z"),
         "America/New_York",
         pb::Granularity::Day,
     );
@@ -443,7 +551,7 @@ async fn the_reports_match_the_script_exactly(backend: Backend) {
     for c in &closed {
         *expected_groups.entry(c.assignee.to_owned()).or_default() += 1;
     }
-    for c in &script {
+    for c in script {
         expected_groups.entry(c.assignee.to_owned()).or_default();
     }
     assert_eq!(groups, expected_groups);
@@ -580,5 +688,4 @@ async fn the_reports_match_the_script_exactly(backend: Backend) {
         after_rebuild, report,
         "rebuilt numbers equal the live ones exactly"
     );
-    env.stop().await;
 }

@@ -1,0 +1,122 @@
+//! Turning an import item into a checked `History`, naming the field of anything wrong.
+
+use charla_proto::charla::conversation::v1 as pb;
+use charla_runtime::ApiError;
+use charla_runtime::validate::required_id;
+
+use super::convert::{
+    parse_actor, parse_author_kind, parse_channel, parse_close_source, parse_closing_note,
+    parse_direction, parse_message_id, parse_open_source, parse_time,
+};
+use crate::domain::{ContactId, ExternalId, History, Message, PastAssignment, PastClose};
+
+const ITEM: &str = "conversation";
+
+fn at(field: &str) -> String {
+    format!("{ITEM}.{field}")
+}
+
+fn required_time(
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Result<std::time::SystemTime, ApiError> {
+    parse_time(field, value)?.ok_or_else(|| ApiError::invalid(field, "is required"))
+}
+
+/// The history an import item describes.
+pub fn parse_history(item: Option<&pb::HistoricalConversation>) -> Result<History, ApiError> {
+    let item = item.ok_or_else(|| ApiError::invalid(ITEM, "is required"))?;
+    let external_id = ExternalId::parse(&item.external_id)
+        .map_err(|e| ApiError::invalid(at("external_id"), e))?;
+    let contact = ContactId::from_uuid(required_id(&at("contact_id"), &item.contact_id)?);
+    let channel = parse_channel(&at("channel"), item.channel.as_ref())?;
+    let opened_at = required_time(&at("opened_at"), item.opened_at.as_ref())?;
+    let opened_by = parse_open_source(&at("opened_by"), item.opened_by)?;
+    let opened_by_id = parse_actor(&at("opened_by_id"), &item.opened_by_id)?;
+
+    let mut messages = Vec::with_capacity(item.messages.len());
+    for (index, message) in item.messages.iter().enumerate() {
+        let field = |name: &str| format!("{ITEM}.messages[{index}].{name}");
+        let direction = parse_direction(&field("direction"), message.direction)?;
+        let author_kind = parse_author_kind(&field("author_kind"), message.author_kind)?;
+        if !author_kind.writes(direction) {
+            return Err(ApiError::invalid(
+                field("author_kind"),
+                "contacts write inbound messages; every other author writes outbound ones",
+            ));
+        }
+        let sent_at = required_time(&field("sent_at"), message.sent_at.as_ref())?;
+        messages.push((
+            Message {
+                id: parse_message_id(&field("message_id"), &message.message_id)?,
+                direction,
+                author_kind,
+                author_id: parse_actor(&field("author_id"), &message.author_id)?,
+                sent_at: Some(sent_at),
+            },
+            sent_at,
+        ));
+    }
+
+    let mut assignments = Vec::with_capacity(item.assignments.len());
+    for (index, assignment) in item.assignments.iter().enumerate() {
+        let field = |name: &str| format!("{ITEM}.assignments[{index}].{name}");
+        assignments.push(PastAssignment {
+            at: required_time(&field("assigned_at"), assignment.assigned_at.as_ref())?,
+            assignee: parse_actor(&field("assignee_user_id"), &assignment.assignee_user_id)?,
+            team: parse_actor(&field("team_id"), &assignment.team_id)?,
+            actor: parse_actor(&field("actor_id"), &assignment.actor_id)?,
+        });
+    }
+
+    let close =
+        match (item.closed_at.as_ref(), item.closed_by) {
+            (None, 0) => {
+                if !item.closing_category.is_empty() || !item.closing_summary.is_empty() {
+                    return Err(ApiError::invalid(
+                        at("closed_at"),
+                        "is required when a closing note is given",
+                    ));
+                }
+                None
+            }
+            (None, _) => {
+                return Err(ApiError::invalid(
+                    at("closed_at"),
+                    "is required when closed_by is set",
+                ));
+            }
+            (Some(closed_at), closed_by) => {
+                let note = parse_closing_note(&item.closing_category, &item.closing_summary)
+                    .map_err(|e| match e {
+                        ApiError::InvalidArgument { field, description } => {
+                            let field = if field == "category" {
+                                "closing_category"
+                            } else {
+                                "closing_summary"
+                            };
+                            ApiError::invalid(at(field), description)
+                        }
+                        other => other,
+                    })?;
+                Some(PastClose {
+                    at: required_time(&at("closed_at"), Some(closed_at))?,
+                    by: parse_close_source(&at("closed_by"), closed_by)?,
+                    by_id: parse_actor(&at("closed_by_id"), &item.closed_by_id)?,
+                    note,
+                })
+            }
+        };
+
+    Ok(History {
+        external_id,
+        contact,
+        channel,
+        opened_at,
+        opened_by,
+        opened_by_id,
+        messages,
+        assignments,
+        close,
+    })
+}
