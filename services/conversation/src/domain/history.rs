@@ -151,6 +151,8 @@ impl History {
         Ok(steps)
     }
 
+    /// Applies "from now on, this assignee and team": clears what the change leaves empty and
+    /// assigns what it names, as one step (none when nothing changed).
     fn reassign(
         &self,
         conversation: &mut Conversation,
@@ -159,26 +161,31 @@ impl History {
         let current = conversation.assignment.clone();
         let clear_assignee = assignment.assignee.is_none() && current.assignee.is_some();
         let clear_team = assignment.team.is_none() && current.team.is_some();
-        if clear_assignee || clear_team {
-            if let Ok(Some(change)) = conversation.unassign(clear_assignee, clear_team) {
-                let actor = assignment.actor.clone();
-                if assignment.assignee.is_none() && assignment.team.is_none() {
-                    return Some(Step::Unassigned { change, actor });
-                }
-            }
-        }
-        conversation
+        let cleared = conversation
+            .unassign(clear_assignee, clear_team)
+            .ok()
+            .flatten();
+        let assigned = conversation
             .assign(
                 assignment.assignee.clone(),
                 assignment.team.clone(),
                 assignment.at,
             )
             .ok()
-            .flatten()
-            .map(|change| Step::Assigned {
-                change,
-                actor: assignment.actor.clone(),
-            })
+            .flatten();
+        let actor = assignment.actor.clone();
+        match (assigned, cleared) {
+            (Some(_), Some(cleared)) => Some(Step::Assigned {
+                change: AssignmentChange {
+                    previous_assignee: cleared.previous_assignee,
+                    previous_team: cleared.previous_team,
+                },
+                actor,
+            }),
+            (Some(change), None) => Some(Step::Assigned { change, actor }),
+            (None, Some(change)) => Some(Step::Unassigned { change, actor }),
+            (None, None) => None,
+        }
     }
 
     fn check(&self, settings: &WorkspaceSettings, now: SystemTime) -> Result<(), HistoryError> {
@@ -335,6 +342,38 @@ mod tests {
             after_assignment.assignment.assignee,
             ActorId::parse("ana").ok()
         );
+    }
+
+    #[test]
+    fn clearing_only_the_assignee_is_a_step_of_its_own() {
+        let mut h = history();
+        h.assignments = vec![
+            PastAssignment {
+                at: t(1),
+                assignee: ActorId::parse("ana").ok(),
+                team: ActorId::parse("t").ok(),
+                actor: None,
+            },
+            PastAssignment {
+                at: t(2),
+                assignee: None,
+                team: ActorId::parse("t").ok(),
+                actor: None,
+            },
+        ];
+        let steps = h
+            .replay(
+                WorkspaceId::new(Uuid::now_v7()),
+                &WorkspaceSettings::default(),
+                t(60),
+            )
+            .unwrap();
+        let unassigned = steps
+            .iter()
+            .find(|(_, _, step)| matches!(step, Step::Unassigned { .. }));
+        let (after, _, _) = unassigned.expect("an unassignment step");
+        assert_eq!(after.assignment.assignee, None);
+        assert_eq!(after.assignment.team, ActorId::parse("t").ok());
     }
 
     #[test]
