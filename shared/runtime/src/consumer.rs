@@ -38,8 +38,9 @@ impl ConsumerCursor {
     }
 
     /// Inside the transaction that applies event `sequence` of `partition`: locks the position
-    /// and advances it, or returns false when the event was applied before (skip it). Concurrent
-    /// appliers of one partition wait for each other here.
+    /// and advances it, or returns false when the event was applied before (skip it), or fails
+    /// when the event is not the next one (reconnect from `positions`). Concurrent appliers of one
+    /// partition wait for each other here.
     pub async fn claim(
         &self,
         conn: &mut AnyConnection,
@@ -69,6 +70,15 @@ impl ConsumerCursor {
             .try_get(0)?;
         if applied as u64 >= sequence {
             return Ok(false);
+        }
+        // Streams have no gaps, so an event beyond the next one means the stored position moved
+        // under this consumer (a rebuild elsewhere reset it): resume from what is stored.
+        if sequence > applied as u64 + 1 {
+            return Err(ApiError::Unavailable(format!(
+                "consumer {} is at {applied} in partition {partition}, not just before {sequence}; \
+                 resuming from the stored position",
+                self.name
+            )));
         }
         sqlx::query(
             "UPDATE consumer_cursors SET seq = $3 WHERE consumer = $1 AND partition_no = $2",

@@ -95,6 +95,15 @@ impl StreamRequest {
                 format!("partition {bad} does not exist: this stream has {partition_count}"),
             ));
         }
+        if cursor
+            .iter()
+            .any(|(_, sequence)| *sequence > i64::MAX as u64)
+        {
+            return Err(ApiError::invalid(
+                "cursor",
+                "a sequence is beyond any this stream hands out",
+            ));
+        }
         if let Some((bad, _)) = cursor.iter().copied().find(|(p, _)| out_of_range(*p)) {
             return Err(ApiError::invalid(
                 "cursor",

@@ -38,8 +38,11 @@ impl ConversationStore {
             };
             let workspace = WorkspaceId::new(parse("workspace_id")?);
             let id = ConversationId::from_uuid(parse("conversation_id")?);
-            if self.close_if_due(workspace, id, now).await? {
-                closed += 1;
+            // One conversation that can't be closed must not hold up every other deadline.
+            match self.close_if_due(workspace, id, now).await {
+                Ok(true) => closed += 1,
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, conversation = %id, "auto-close failed"),
             }
         }
         Ok(closed)
@@ -61,6 +64,13 @@ impl ConversationStore {
             return Ok(false);
         };
         let settings = self.settings_in(&mut tx, workspace).await?;
+        if settings.auto_close.is_none() {
+            // Turned off after this deadline was set (a reply racing the settings change).
+            conversation.auto_close_at = None;
+            self.save(&mut tx, &conversation).await?;
+            tx.commit().await?;
+            return Ok(false);
+        }
         conversation.close(
             CloseSource::AutoClose,
             None,

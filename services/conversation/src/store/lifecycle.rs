@@ -54,6 +54,9 @@ impl ConversationStore {
                 .replayed(&mut conn, workspace, request.request_id)
                 .await?
             {
+                if replayed.contact != request.contact {
+                    return Err(reused_request_id());
+                }
                 return Ok((replayed, true));
             }
             if let Some(open) = self
@@ -136,7 +139,7 @@ impl ConversationStore {
                     // A network call has no place inside a transaction: check first, then retry.
                     drop(tx);
                     if self.message_known(workspace, &message).await? {
-                        return self.replay_of(workspace, &message).await;
+                        return self.replay_of(workspace, contact, &message).await;
                     }
                     contacts.ensure_can_open(workspace, contact).await?;
                     tx = self.db.pool().begin().await?;
@@ -162,7 +165,7 @@ impl ConversationStore {
                 .await?;
             if !fresh {
                 drop(tx);
-                return self.replay_of(workspace, &message).await;
+                return self.replay_of(workspace, contact, &message).await;
             }
             if let Some(conversation) = conversation.as_mut() {
                 let settings = self.settings_in(&mut tx, workspace).await?;
@@ -220,47 +223,59 @@ impl ConversationStore {
         workspace: WorkspaceId,
         message: &Message,
     ) -> Result<bool, ApiError> {
-        Ok(self
-            .message_conversation(workspace, message)
-            .await?
-            .is_some())
+        Ok(self.recorded_message(workspace, message).await?.is_some())
     }
 
-    /// The conversation id a recorded message belongs to: `Some(None)` when it has none, `None`
-    /// when the message is unknown.
-    async fn message_conversation(
+    /// A recorded message's contact and conversation (none when it has none); `None` when the
+    /// message id is unknown.
+    async fn recorded_message(
         &self,
         workspace: WorkspaceId,
         message: &Message,
-    ) -> Result<Option<Option<ConversationId>>, ApiError> {
+    ) -> Result<Option<(String, Option<ConversationId>)>, ApiError> {
         use sqlx::Row;
         let row = sqlx::query(
-            "SELECT conversation_id FROM messages WHERE workspace_id = $1 AND message_id = $2",
+            "SELECT contact_id, conversation_id FROM messages
+             WHERE workspace_id = $1 AND message_id = $2",
         )
         .bind(workspace.to_string())
         .bind(message.id.to_string())
         .fetch_optional(self.db.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let id: Option<String> = row.try_get(0)?;
+        let contact: String = row.try_get(0)?;
+        let id: Option<String> = row.try_get(1)?;
         let id = id
             .map(|id| Uuid::parse_str(&id).map(ConversationId::from_uuid))
             .transpose()
             .map_err(|e| ApiError::Internal(format!("stored message: {e}")))?;
-        Ok(Some(id))
+        Ok(Some((contact, id)))
     }
 
     /// The answer to a message recorded before: its conversation as it is now, nothing changed.
+    /// The same id recorded for another contact is not a retry but a collision, and is refused.
     async fn replay_of(
         &self,
         workspace: WorkspaceId,
+        contact: ContactId,
         message: &Message,
     ) -> Result<Recorded, ApiError> {
-        let conversation = match self
-            .message_conversation(workspace, message)
+        let (recorded_for, conversation) = self
+            .recorded_message(workspace, message)
             .await?
-            .flatten()
-        {
+            .ok_or_else(|| ApiError::Internal("a recorded message vanished".into()))?;
+        if recorded_for != contact.to_string() {
+            return Err(ApiError::already_exists(
+                "MESSAGE_ID_TAKEN",
+                format!(
+                    "message id {} is recorded for another contact; message ids must be unique in \
+                     the workspace (prefix a channel's per-chat ids with the chat)",
+                    message.id
+                ),
+            )
+            .with_metadata("contact_id", recorded_for));
+        }
+        let conversation = match conversation {
             Some(id) => Some(self.get(workspace, id).await?),
             None => None,
         };
@@ -286,6 +301,9 @@ impl ConversationStore {
         let mut tx = self.db.pool().begin().await?;
         let mut conversation = self.load(&mut tx, workspace, id, true).await?;
         if let Some(replayed) = self.replayed(&mut tx, workspace, request_id).await? {
+            if replayed.id != id {
+                return Err(reused_request_id());
+            }
             return Ok(replayed);
         }
         let settings = self.settings_in(&mut tx, workspace).await?;
@@ -363,6 +381,13 @@ impl From<ApiError> for InsertError {
     fn from(error: ApiError) -> Self {
         Self::Api(error)
     }
+}
+
+fn reused_request_id() -> ApiError {
+    ApiError::invalid(
+        "request_id",
+        "was already used for a different call; use a new one",
+    )
 }
 
 fn busy() -> ApiError {

@@ -186,7 +186,17 @@ impl ConversationStore {
             .bind(request_id.to_string())
             .bind(conversation.to_string())
             .execute(&mut *conn)
-            .await?;
+            .await
+            .map_err(|error| {
+                if is_unique_violation(&error) {
+                    ApiError::invalid(
+                        "request_id",
+                        "is in use by a concurrent call; use a new one",
+                    )
+                } else {
+                    ApiError::from(error)
+                }
+            })?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ backend_tests!(
     only_a_human_message_sets_the_first_response,
     an_outbound_message_without_an_open_conversation_opens_none,
     assignments_are_events_and_a_closed_conversation_cannot_be_assigned,
+    a_message_id_of_another_contact_is_refused_not_taken_for_a_retry,
 );
 
 async fn a_replayed_message_changes_nothing(backend: Backend) {
@@ -210,4 +211,23 @@ async fn assignments_are_events_and_a_closed_conversation_cannot_be_assigned(bac
     assert_eq!(second.previous_assignee_user_id, "ana");
     assert_eq!(second.assignee_user_id, "beto");
     assert_eq!(second.actor_id, "lead-1");
+}
+
+async fn a_message_id_of_another_contact_is_refused_not_taken_for_a_retry(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let first = env.new_contact().await;
+    let second = env.new_contact().await;
+    env.message(&first, pb::AuthorKind::Contact, "42")
+        .await
+        .unwrap();
+    let status = assert_code(
+        env.message(&second, pb::AuthorKind::Contact, "42").await,
+        Code::AlreadyExists,
+    );
+    assert_eq!(
+        charla_testing::error_info_value(&status, "contact_id"),
+        Some(first)
+    );
 }

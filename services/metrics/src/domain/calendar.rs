@@ -93,15 +93,23 @@ fn next_period(
     start: &ZonedDateTime,
     granularity: Granularity,
 ) -> Result<ZonedDateTime, CalendarError> {
-    let next = match granularity {
-        // An hour of elapsed time: across a DST change the local clock repeats or skips an hour.
-        Granularity::Hour => start.checked_add(1.hour()),
+    let step = |hours: i64| match granularity {
+        // Elapsed hours: across a DST change the local clock repeats or skips an hour.
+        Granularity::Hour => start.checked_add(hours.hours()),
         Granularity::Day => start.checked_add(1.day()),
         Granularity::Week => start.checked_add(1.week()),
         Granularity::Month => start.checked_add(1.month()),
     };
-    let next = next.map_err(|_| CalendarError::OutOfRange)?;
-    period_start(&next, granularity)
+    // Where DST moves the clock back half an hour (Lord Howe Island), one elapsed hour can land
+    // in the same local hour again; step further until the period really advances.
+    for hours in 1..=3 {
+        let next = step(hours).map_err(|_| CalendarError::OutOfRange)?;
+        let next = period_start(&next, granularity)?;
+        if next.timestamp() > start.timestamp() {
+            return Ok(next);
+        }
+    }
+    Err(CalendarError::OutOfRange)
 }
 
 /// The edges of a series over [start, end) in `tz`: start, each local period boundary inside the
@@ -198,6 +206,21 @@ mod tests {
                 at("2026-03-10T04:00:00Z")
             ]
         );
+    }
+
+    #[test]
+    fn hours_advance_across_a_half_hour_dst_change() {
+        let tz = zone("Australia/Lord_Howe").unwrap();
+        // DST ends there on 2026-04-05 at 02:00 local (15:00 UTC the day before), back 30 minutes.
+        let edges = series_edges(
+            at("2026-04-04T13:00:00Z"),
+            at("2026-04-04T18:00:00Z"),
+            &tz,
+            Granularity::Hour,
+        )
+        .unwrap();
+        assert!(edges.windows(2).all(|pair| pair[0] < pair[1]), "{edges:?}");
+        assert!(edges.len() >= 5);
     }
 
     #[test]
