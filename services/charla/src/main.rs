@@ -1,6 +1,10 @@
 //! `charla`: the one command a newcomer needs. `charla up` runs every charla service in this
-//! process, each on its own port with its own SQLite file, until Ctrl-C.
+//! process, each on its own port with its own SQLite file, until Ctrl-C; `charla demo` fills it with
+//! a month of history; `charla import` brings history from elsewhere.
 
+mod demo;
+mod history_json;
+mod import;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +21,11 @@ struct Cli {
 enum Command {
     /// Run every service on this machine, with embedded SQLite databases (no set-up needed).
     Up(up::UpArgs),
+    /// Fill a running charla with a realistic month of conversations, to explore the reports.
+    Demo(demo::DemoArgs),
+    /// Import history from another platform into a running charla.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 #[tokio::main]
@@ -24,5 +33,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Import(command) => import::run(command).await,
     }
 }

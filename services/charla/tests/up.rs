@@ -142,3 +142,99 @@ async fn charla_up_runs_every_service_and_stops_cleanly() {
     );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// `charla import conversations FILE` streams NDJSON in and reports, line by line, what it refused.
+#[tokio::test]
+async fn charla_import_reads_ndjson_and_names_what_it_refuses() {
+    let data_dir =
+        std::env::temp_dir().join(format!("charla-import-{}", uuid::Uuid::now_v7().simple()));
+    let (contact_port, conversation_port, metrics_port) = (free_port(), free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--contact-port", &contact_port.to_string()])
+        .args(["--conversation-port", &conversation_port.to_string()])
+        .args(["--metrics-port", &metrics_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start charla up");
+    let workspace = uuid::Uuid::now_v7();
+    let mut contacts = ContactServiceClient::new(connect(contact_port).await);
+    let contact = contacts
+        .resolve_contact(in_workspace(
+            workspace,
+            contact_pb::ResolveContactRequest {
+                identity: Some(contact_pb::ChannelIdentity {
+                    channel_type: contact_pb::ChannelType::Sms as i32,
+                    channel_id: "sms".into(),
+                    external_id: "+15550001".into(),
+                }),
+                profile: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    connect(conversation_port).await;
+    let good = format!(
+        r#"{{"externalId":"zd-1","contactId":"{}","channel":{{"channelType":"CHANNEL_TYPE_SMS","channelId":"sms"}},"openedAt":"2026-01-05T10:00:00Z","openedBy":"OPEN_SOURCE_INBOUND_MESSAGE","closedAt":"2026-01-05T11:00:00Z","closedBy":"CLOSE_SOURCE_USER"}}"#,
+        contact.contact_id
+    );
+    let welcome_on_sms = good
+        .replace("zd-1", "zd-2")
+        .replace("OPEN_SOURCE_INBOUND_MESSAGE", "OPEN_SOURCE_WELCOME_EVENT")
+        .replace("2026-01-05", "2026-01-06");
+    let file = data_dir.join("history.ndjson");
+    std::fs::write(&file, format!("{good}\n{{not json\n{welcome_on_sms}\n")).unwrap();
+    let import = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_charla"))
+            .args(["import", "conversations"])
+            .arg(file)
+            .args(["--workspace", &workspace.to_string()])
+            .args([
+                "--conversation-url",
+                &format!("http://127.0.0.1:{conversation_port}"),
+            ])
+            .output()
+            .expect("run charla import")
+    };
+    let output = import(&file);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "refusals make a non-zero exit: {stdout}"
+    );
+    assert!(
+        stdout.contains("1 imported, 0 unchanged, 2 refused"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("refused line 2: not JSON"), "{stdout}");
+    assert!(
+        stdout.contains("refused line 3 (zd-2): conversation.opened_by"),
+        "{stdout}"
+    );
+
+    let again = import(&file);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("0 imported, 1 unchanged, 2 refused"),
+        "importing again changes nothing: {stdout}"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -1,0 +1,202 @@
+//! `charla import conversations FILE`: streams an NDJSON file of past conversations into a running
+//! conversation service, with a progress bar and a summary of what landed and what was refused.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use charla_proto::charla::conversation::v1 as pb;
+use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
+use charla_runtime::workspace::WORKSPACE_HEADER;
+use indicatif::{ProgressBar, ProgressStyle};
+use tonic::transport::Channel;
+
+use crate::history_json::parse_line;
+
+/// What to import.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImportCommand {
+    /// Past conversations, one JSON object per line (a HistoricalConversation in the proto JSON
+    /// mapping: externalId, contactId, channel, openedAt, openedBy, messages, assignments,
+    /// closedAt, closedBy, closingCategory...).
+    Conversations(ImportConversations),
+}
+
+/// Where the history goes.
+#[derive(Debug, clap::Args)]
+pub struct ImportConversations {
+    /// The NDJSON file.
+    file: PathBuf,
+
+    /// The workspace to import into (a UUID).
+    #[arg(long, env = "CHARLA_WORKSPACE")]
+    workspace: uuid::Uuid,
+
+    /// URL of the conversation service.
+    #[arg(
+        long,
+        env = "CHARLA_CONVERSATION_URL",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    conversation_url: String,
+
+    /// Conversations sent per import call (each call answers with one result per item).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    batch: u32,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportSummary {
+    pub imported: u64,
+    pub unchanged: u64,
+    /// (item label, reason), in order.
+    pub refused: Vec<(String, String)>,
+}
+
+impl ImportSummary {
+    /// Prints the summary for a person.
+    pub fn print(&self, seconds: f64) {
+        let total = self.imported + self.unchanged + self.refused.len() as u64;
+        println!(
+            "{total} conversations in {seconds:.1} s ({:.0}/s): {} imported, {} unchanged, {} refused",
+            total as f64 / seconds.max(1e-9),
+            self.imported,
+            self.unchanged,
+            self.refused.len()
+        );
+        for (label, reason) in self.refused.iter().take(20) {
+            println!("  refused {label}: {reason}");
+        }
+        if self.refused.len() > 20 {
+            println!("  ... and {} more", self.refused.len() - 20);
+        }
+    }
+}
+
+/// A client of the conversation service at `url`, allowed large import answers.
+pub async fn conversation_client(url: &str) -> Result<ConversationServiceClient<Channel>, String> {
+    let client = ConversationServiceClient::connect(url.to_owned())
+        .await
+        .map_err(|e| format!("can't reach the conversation service at {url}: {e}"))?;
+    Ok(client.max_decoding_message_size(256 * 1024 * 1024))
+}
+
+/// Sends `items` (each with a label for the summary) in one import call and tallies the results.
+pub async fn send_batch(
+    client: &mut ConversationServiceClient<Channel>,
+    workspace: uuid::Uuid,
+    items: Vec<(String, pb::HistoricalConversation)>,
+    summary: &mut ImportSummary,
+    progress: &ProgressBar,
+) -> Result<(), String> {
+    let labels: Vec<String> = items.iter().map(|(label, _)| label.clone()).collect();
+    let stream = tokio_stream::iter(
+        items
+            .into_iter()
+            .map(|(_, conversation)| pb::ImportConversationsRequest {
+                conversation: Some(conversation),
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut request = tonic::Request::new(stream);
+    let header = workspace
+        .to_string()
+        .parse()
+        .map_err(|_| "bad workspace id".to_owned())?;
+    request.metadata_mut().insert(WORKSPACE_HEADER, header);
+    let response = client
+        .import_conversations(request)
+        .await
+        .map_err(|status| format!("the import call failed: {}", status.message()))?
+        .into_inner();
+    for result in response.results {
+        match pb::ImportOutcome::try_from(result.outcome) {
+            Ok(pb::ImportOutcome::Imported) => summary.imported += 1,
+            Ok(pb::ImportOutcome::Unchanged) => summary.unchanged += 1,
+            _ => {
+                let label = labels
+                    .get(result.item as usize)
+                    .cloned()
+                    .unwrap_or_default();
+                let reason = result.error.map(|e| e.message).unwrap_or_default();
+                summary.refused.push((label, reason));
+            }
+        }
+        progress.inc(1);
+    }
+    Ok(())
+}
+
+fn progress_bar(length: u64) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} conversations ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Runs `charla import`.
+pub async fn run(command: ImportCommand) -> ExitCode {
+    let ImportCommand::Conversations(args) = command;
+    match import_file(&args).await {
+        Ok(summary) if summary.refused.is_empty() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("charla import: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import_file(args: &ImportConversations) -> Result<ImportSummary, String> {
+    let open = || {
+        std::fs::File::open(&args.file)
+            .map(std::io::BufReader::new)
+            .map_err(|e| format!("can't read {}: {e}", args.file.display()))
+    };
+    let lines = open()?
+        .lines()
+        .filter(|l| l.as_ref().is_ok_and(|l| !l.trim().is_empty()))
+        .count();
+    let mut client = conversation_client(&args.conversation_url).await?;
+    let progress = progress_bar(lines as u64);
+    let started = Instant::now();
+    let mut summary = ImportSummary::default();
+    let mut batch = Vec::new();
+    for (number, line) in open()?.lines().enumerate() {
+        let line = line.map_err(|e| format!("can't read {}: {e}", args.file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let label = format!("line {}", number + 1);
+        match parse_line(&line) {
+            Ok(item) => {
+                let label = format!("{label} ({})", item.external_id);
+                batch.push((label, item));
+            }
+            Err(reason) => {
+                summary.refused.push((label, reason));
+                progress.inc(1);
+            }
+        }
+        if batch.len() >= args.batch as usize {
+            send_batch(
+                &mut client,
+                args.workspace,
+                std::mem::take(&mut batch),
+                &mut summary,
+                &progress,
+            )
+            .await?;
+        }
+    }
+    if !batch.is_empty() {
+        send_batch(&mut client, args.workspace, batch, &mut summary, &progress).await?;
+    }
+    progress.finish_and_clear();
+    summary.print(started.elapsed().as_secs_f64());
+    Ok(summary)
+}
