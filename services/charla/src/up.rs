@@ -82,7 +82,7 @@ async fn start_all(
     let metrics_config = args.service_config(args.metrics_port, "metrics");
     let metrics = charla_metrics::build(
         &metrics_config,
-        &charla_metrics::ServiceConfig { conversation_url },
+        &charla_metrics::ServiceConfig::new(conversation_url),
         clock.clone(),
         shutdown.clone(),
     )

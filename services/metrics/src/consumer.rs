@@ -8,11 +8,13 @@ use std::time::Duration;
 use charla_proto::charla::contact::v1::PartitionCursor;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
+use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceServer;
 use charla_runtime::ApiError;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use tonic_health::server::HealthReporter;
 
 use crate::domain::{Change, Closure, Dimensions};
 use crate::store::MetricsStore;
@@ -50,10 +52,50 @@ impl ConsumerHandle {
     }
 }
 
+/// Reports the consumer's lag: SERVING while it keeps up, NOT_SERVING when it falls behind.
+#[derive(Clone)]
+pub struct LagReporter {
+    health: HealthReporter,
+    max_lag: u64,
+}
+
+impl LagReporter {
+    /// Marks the metrics service NOT_SERVING whenever it is more than `max_lag` events behind.
+    pub fn new(health: HealthReporter, max_lag: u64) -> Self {
+        Self { health, max_lag }
+    }
+
+    async fn observe(&self, lag: u64, behind_before: &mut bool) {
+        let behind = falls_behind(lag, self.max_lag);
+        if behind == *behind_before {
+            return;
+        }
+        *behind_before = behind;
+        if behind {
+            tracing::warn!(
+                lag,
+                "the metrics consumer fell behind the conversation stream"
+            );
+            self.health.set_not_serving::<MetricsServer>().await;
+        } else {
+            tracing::info!("the metrics consumer caught up");
+            self.health.set_serving::<MetricsServer>().await;
+        }
+    }
+}
+
+type MetricsServer = MetricsServiceServer<crate::grpc::MetricsApi>;
+
+/// Whether a consumer `lag` events behind is too far behind to serve fresh numbers.
+pub fn falls_behind(lag: u64, max_lag: u64) -> bool {
+    lag > max_lag
+}
+
 /// Starts consuming from `conversations` until `shutdown`.
 pub fn spawn(
     store: MetricsStore,
     conversations: ConversationServiceClient<Channel>,
+    lag: LagReporter,
     shutdown: CancellationToken,
 ) -> ConsumerHandle {
     let (rebuilds, mut requests) = mpsc::channel(4);
@@ -64,6 +106,8 @@ pub fn spawn(
             conversations,
             applied: applied_sender,
             pending: None,
+            lag,
+            behind: false,
         };
         let mut delay = FIRST_RETRY;
         loop {
@@ -94,6 +138,8 @@ struct Consumer {
     conversations: ConversationServiceClient<Channel>,
     applied: watch::Sender<u64>,
     pending: Option<PendingRebuild>,
+    lag: LagReporter,
+    behind: bool,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -137,13 +183,19 @@ impl Consumer {
                         continue 'connect;
                     }
                     message = stream.message() => {
-                        let Some(event) = message?.and_then(|m| m.event) else {
+                        let Some(message) = message? else {
                             return Err("the conversation event stream ended".into());
                         };
-                        let workspace = event.workspace_id.clone();
-                        let change = translate(event.clone());
-                        self.store.apply(&workspace, event.partition, event.sequence, &change).await?;
+                        let head = message.partition_head;
+                        let Some(event) = message.event else {
+                            return Err("the conversation event stream sent no event".into());
+                        };
+                        let (workspace, partition, sequence) =
+                            (event.workspace_id.clone(), event.partition, event.sequence);
+                        let change = translate(event);
+                        self.store.apply(&workspace, partition, sequence, &change).await?;
                         self.applied.send_modify(|count| *count += 1);
+                        self.lag.observe(head.saturating_sub(sequence), &mut self.behind).await;
                         self.finish_rebuild_if_done().await?;
                     }
                 }
@@ -276,5 +328,17 @@ pub fn translate(event: pb::ConversationEvent) -> Change {
             }
         }
         Some(Payload::MessageRecorded(_)) | None => Change::Nothing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::falls_behind;
+
+    #[test]
+    fn a_consumer_falls_behind_past_the_allowed_lag() {
+        assert!(!falls_behind(0, 100));
+        assert!(!falls_behind(100, 100));
+        assert!(falls_behind(101, 100));
     }
 }

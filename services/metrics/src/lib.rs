@@ -40,6 +40,21 @@ pub struct ServiceConfig {
         default_value = "http://127.0.0.1:50052"
     )]
     pub conversation_url: String,
+
+    /// Events the consumer may lag behind the conversation stream before the service reports
+    /// NOT_SERVING (so Kubernetes stops routing queries to stale numbers).
+    #[arg(long, env = "CHARLA_MAX_LAG_EVENTS", default_value_t = 10_000)]
+    pub max_lag_events: u64,
+}
+
+impl ServiceConfig {
+    /// Settings that read the conversation service at `conversation_url`, defaults elsewhere.
+    pub fn new(conversation_url: impl Into<String>) -> Self {
+        Self {
+            conversation_url: conversation_url.into(),
+            max_lag_events: 10_000,
+        }
+    }
 }
 
 /// Why the metrics service could not start.
@@ -67,12 +82,14 @@ pub async fn build(
         .await
         .map_err(StartError::from)?;
     let store = store::MetricsStore::new(db);
+    let mut app = Application::bind(runtime, shutdown.clone()).await?;
+    let lag = consumer::LagReporter::new(app.server().health(), service.max_lag_events);
     let consumer = consumer::spawn(
         store.clone(),
         ConversationServiceClient::new(channel),
+        lag,
         shutdown.clone(),
     );
-    let mut app = Application::bind(runtime, shutdown.clone()).await?;
     app.serve_test_clock(&clock, None).await;
     let api = grpc::MetricsApi::new(store, consumer, clock.shared(), shutdown);
     app.server()

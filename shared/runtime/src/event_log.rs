@@ -68,6 +68,8 @@ pub struct StoredEvent {
     pub sequence: u64,
     /// The encoded event message.
     pub payload: Vec<u8>,
+    /// The partition's last sequence when the event was read (0 when not looked up).
+    pub head: u64,
 }
 
 /// What a consumer asks to read: a set of partitions, each from a position, optionally one workspace.
@@ -251,9 +253,22 @@ impl EventLog {
                     partition,
                     sequence: row.try_get::<i64, _>(0)? as u64,
                     payload: row.try_get(1)?,
+                    head: 0,
                 })
             })
             .collect()
+    }
+
+    /// The last sequence handed out in `partition`.
+    pub async fn head(&self, partition: u32) -> Result<u64, ApiError> {
+        let row = sqlx::query("SELECT last_seq FROM event_log_heads WHERE partition_no = $1")
+            .bind(i64::from(partition))
+            .fetch_optional(self.inner.db.pool())
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<i64, _>(0)? as u64,
+            None => 0,
+        })
     }
 
     /// Streams the events `request` asks for: first what is stored, then each new event as it
@@ -291,7 +306,12 @@ impl EventLog {
                         .read(*partition, *position, request.workspace, READ_BATCH)
                         .await?;
                     let full = batch.len() as i64 == READ_BATCH;
-                    for event in batch {
+                    let head = match batch.last() {
+                        Some(_) => self.head(*partition).await?,
+                        None => 0,
+                    };
+                    for mut event in batch {
+                        event.head = head.max(event.sequence);
                         *position = event.sequence;
                         delivered_any = true;
                         if sender.send(Ok(event)).await.is_err() {

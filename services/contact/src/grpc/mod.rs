@@ -281,7 +281,10 @@ impl ContactService for ContactApi {
             let stored = stored?;
             let event = pb::ContactEvent::decode(stored.payload.as_slice())
                 .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
-            Ok(pb::StreamContactEventsResponse { event: Some(event) })
+            Ok(pb::StreamContactEventsResponse {
+                event: Some(event),
+                partition_head: stored.head,
+            })
         });
         Ok(Response::new(Box::pin(stream)))
     }

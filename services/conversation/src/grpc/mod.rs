@@ -419,7 +419,10 @@ impl ConversationService for ConversationApi {
             let stored = stored?;
             let event = pb::ConversationEvent::decode(stored.payload.as_slice())
                 .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
-            Ok(pb::StreamConversationEventsResponse { event: Some(event) })
+            Ok(pb::StreamConversationEventsResponse {
+                event: Some(event),
+                partition_head: stored.head,
+            })
         });
         Ok(Response::new(Box::pin(stream)))
     }

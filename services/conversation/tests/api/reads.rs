@@ -10,7 +10,30 @@ backend_tests!(
     the_open_conversation_of_a_contact_can_be_read,
     lists_page_newest_first_and_filter,
     settings_default_to_optional_notes_and_no_auto_close,
+    the_stream_says_how_far_behind_a_reader_is,
 );
+
+async fn the_stream_says_how_far_behind_a_reader_is(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let contact = env.new_contact().await;
+    env.inbound(&contact).await;
+    env.reply(&contact).await;
+    let mut stream = env
+        .conversations()
+        .await
+        .stream_conversation_events(pb::StreamConversationEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(first.event.unwrap().sequence, 1);
+    assert_eq!(
+        first.partition_head, 3,
+        "opened, two messages: two more to read"
+    );
+}
 
 async fn the_open_conversation_of_a_contact_can_be_read(backend: Backend) {
     let Some(env) = spawn_env(backend).await else {

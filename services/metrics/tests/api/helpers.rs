@@ -100,9 +100,8 @@ pub async fn spawn_env(backend: Backend, start: SystemTime) -> Option<MetricsEnv
 impl MetricsEnv {
     async fn start_metrics(&mut self) {
         let shutdown = CancellationToken::new();
-        let service = charla_metrics::ServiceConfig {
-            conversation_url: format!("http://{}", self.conversation_addr),
-        };
+        let service =
+            charla_metrics::ServiceConfig::new(format!("http://{}", self.conversation_addr));
         let shared = ServiceClock::Test(self.clock.clone());
         let metrics = charla_metrics::build(
             &config(&self.metrics_db),
