@@ -10,6 +10,7 @@ use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
 use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceServer;
 use charla_runtime::ApiError;
+use charla_runtime::lease::PartitionLeases;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,9 @@ use crate::domain::{Change, Closure, Dimensions};
 use crate::store::MetricsStore;
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
+/// How often a replica rebalances its partition leases (and so how fast it takes over the
+/// partitions of a replica that died).
+const REBALANCE_EVERY: Duration = Duration::from_secs(2);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);
 
 /// Asks the consumer to recompute every aggregate from sequence zero; answers with how many
@@ -96,6 +100,7 @@ pub fn spawn(
     store: MetricsStore,
     conversations: ConversationServiceClient<Channel>,
     lag: LagReporter,
+    leases: PartitionLeases,
     shutdown: CancellationToken,
 ) -> ConsumerHandle {
     let (rebuilds, mut requests) = mpsc::channel(4);
@@ -108,6 +113,7 @@ pub fn spawn(
             pending: None,
             lag,
             behind: false,
+            leases,
         };
         let mut delay = FIRST_RETRY;
         loop {
@@ -140,6 +146,7 @@ struct Consumer {
     pending: Option<PendingRebuild>,
     lag: LagReporter,
     behind: bool,
+    leases: PartitionLeases,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -152,13 +159,26 @@ impl Consumer {
         requests: &mut mpsc::Receiver<RebuildRequest>,
         shutdown: &CancellationToken,
     ) -> Result<(), Failure> {
+        let mut ticks = tokio::time::interval(REBALANCE_EVERY);
         'connect: loop {
+            self.leases.rebalance().await?;
+            let held: Vec<u32> = self.leases.held().iter().copied().collect();
+            if held.is_empty() {
+                // Other replicas consume every partition: stand by, ready to take over.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    Some(reply) = requests.recv() => self.start_rebuild(reply).await?,
+                    _ = ticks.tick() => self.finish_rebuild_if_done().await?,
+                }
+                continue 'connect;
+            }
             let cursor = self
                 .store
                 .cursor()
                 .positions()
                 .await?
                 .into_iter()
+                .filter(|(partition, _)| held.contains(partition))
                 .map(|(partition, sequence)| PartitionCursor {
                     partition,
                     sequence,
@@ -166,7 +186,7 @@ impl Consumer {
                 .collect();
             let request = pb::StreamConversationEventsRequest {
                 cursor,
-                partitions: Vec::new(),
+                partitions: held,
             };
             let mut stream = self
                 .conversations
@@ -181,6 +201,12 @@ impl Consumer {
                     Some(reply) = requests.recv() => {
                         self.start_rebuild(reply).await?;
                         continue 'connect;
+                    }
+                    _ = ticks.tick() => {
+                        if self.leases.rebalance().await? {
+                            continue 'connect;
+                        }
+                        self.finish_rebuild_if_done().await?;
                     }
                     message = stream.message() => {
                         let Some(message) = message? else {

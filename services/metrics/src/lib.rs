@@ -15,6 +15,7 @@ use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceSer
 use charla_runtime::app::{Application, StartError};
 use charla_runtime::config::RuntimeConfig;
 use charla_runtime::db::Database;
+use charla_runtime::lease::PartitionLeases;
 use charla_runtime::test_clock::ServiceClock;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
@@ -45,6 +46,11 @@ pub struct ServiceConfig {
     /// NOT_SERVING (so Kubernetes stops routing queries to stale numbers).
     #[arg(long, env = "CHARLA_MAX_LAG_EVENTS", default_value_t = 10_000)]
     pub max_lag_events: u64,
+
+    /// Partitions of the conversation event stream (the conversation service's
+    /// CHARLA_EVENT_PARTITIONS); replicas share them out.
+    #[arg(long, env = "CHARLA_CONVERSATION_PARTITIONS", default_value_t = 1)]
+    pub partitions: u32,
 }
 
 impl ServiceConfig {
@@ -53,6 +59,7 @@ impl ServiceConfig {
         Self {
             conversation_url: conversation_url.into(),
             max_lag_events: 10_000,
+            partitions: 1,
         }
     }
 }
@@ -81,6 +88,7 @@ pub async fn build(
     let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
         .await
         .map_err(StartError::from)?;
+    let db_for_leases = db.clone();
     let store = store::MetricsStore::new(db);
     let mut app = Application::bind(runtime, shutdown.clone()).await?;
     let lag = consumer::LagReporter::new(app.server().health(), service.max_lag_events);
@@ -88,6 +96,7 @@ pub async fn build(
         store.clone(),
         ConversationServiceClient::new(channel),
         lag,
+        PartitionLeases::new(db_for_leases, store::CONSUMER, service.partitions),
         shutdown.clone(),
     );
     app.serve_test_clock(&clock, None).await;

@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod db;
 pub mod error;
 pub mod event_log;
+pub mod lease;
 pub mod server;
 pub mod telemetry;
 pub mod test_clock;
