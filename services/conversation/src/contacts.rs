@@ -6,9 +6,11 @@ use std::time::Duration;
 use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
 use charla_runtime::ApiError;
+use charla_runtime::peers::{PeerUrlError, balanced_channel};
 use charla_runtime::workspace::{WORKSPACE_HEADER, WorkspaceId};
+use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::domain::{ContactId, ConversationError};
 
@@ -20,12 +22,15 @@ pub struct ContactDirectory {
 }
 
 impl ContactDirectory {
-    /// A client of the contact service at `url`; it connects on first use, so this service starts
-    /// even while the contact service is away.
-    pub fn connect_lazy(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            .connect_timeout(deadline)
-            .connect_lazy();
+    /// A client of the contact service at `urls` (see `charla_runtime::peers`), balanced over its
+    /// replicas; it connects on first use, so this service starts even while the contact service
+    /// is away.
+    pub fn connect_lazy(
+        urls: &str,
+        deadline: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<Self, PeerUrlError> {
+        let channel = balanced_channel(urls, deadline, shutdown)?;
         Ok(Self {
             client: ContactServiceClient::new(channel),
             deadline,

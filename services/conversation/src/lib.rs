@@ -37,7 +37,8 @@ pub struct Config {
 /// What the conversation service needs beyond the shared runtime.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceConfig {
-    /// URL of the contact service.
+    /// URL of the contact service; several comma-separated URLs, or a host name with one address
+    /// per replica (a Kubernetes headless Service), balance calls over the replicas.
     #[arg(
         long,
         env = "CHARLA_CONTACT_URL",
@@ -70,8 +71,8 @@ impl ServiceConfig {
 pub enum BuildError {
     #[error(transparent)]
     Start(#[from] StartError),
-    #[error("CHARLA_CONTACT_URL is not a usable URL: {0}")]
-    ContactUrl(#[source] tonic::transport::Error),
+    #[error("CHARLA_CONTACT_URL: {0}")]
+    ContactUrl(#[source] charla_runtime::peers::PeerUrlError),
 }
 
 /// Opens the database (migrating it), starts the background tasks, binds the address and
@@ -87,6 +88,7 @@ pub async fn build(
     let contacts = contacts::ContactDirectory::connect_lazy(
         &service.contact_url,
         Duration::from_millis(service.contact_timeout_ms),
+        shutdown.clone(),
     )
     .map_err(BuildError::ContactUrl)?;
     let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)

@@ -16,9 +16,9 @@ use charla_runtime::app::{Application, StartError};
 use charla_runtime::config::RuntimeConfig;
 use charla_runtime::db::Database;
 use charla_runtime::lease::PartitionLeases;
+use charla_runtime::peers::balanced_channel;
 use charla_runtime::test_clock::ServiceClock;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Endpoint;
 
 /// The metrics service's settings, from the environment.
 #[derive(Debug, Clone, clap::Parser)]
@@ -34,7 +34,8 @@ pub struct Config {
 /// What the metrics service needs beyond the shared runtime.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceConfig {
-    /// URL of the conversation service, whose event stream the metrics are built from.
+    /// URL of the conversation service, whose event stream the metrics are built from; several
+    /// comma-separated URLs, or a host name with one address per replica, balance over replicas.
     #[arg(
         long,
         env = "CHARLA_CONVERSATION_URL",
@@ -69,8 +70,8 @@ impl ServiceConfig {
 pub enum BuildError {
     #[error(transparent)]
     Start(#[from] StartError),
-    #[error("CHARLA_CONVERSATION_URL is not a usable URL: {0}")]
-    ConversationUrl(#[source] tonic::transport::Error),
+    #[error("CHARLA_CONVERSATION_URL: {0}")]
+    ConversationUrl(#[source] charla_runtime::peers::PeerUrlError),
 }
 
 /// Opens the database (migrating it), starts consuming conversation events, binds the address
@@ -81,10 +82,12 @@ pub async fn build(
     clock: ServiceClock,
     shutdown: CancellationToken,
 ) -> Result<Application, BuildError> {
-    let channel = Endpoint::from_shared(service.conversation_url.clone())
-        .map_err(BuildError::ConversationUrl)?
-        .connect_timeout(Duration::from_secs(5))
-        .connect_lazy();
+    let channel = balanced_channel(
+        &service.conversation_url,
+        Duration::from_secs(5),
+        shutdown.clone(),
+    )
+    .map_err(BuildError::ConversationUrl)?;
     let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
         .await
         .map_err(StartError::from)?;

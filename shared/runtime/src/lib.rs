@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod event_log;
 pub mod lease;
+pub mod peers;
 pub mod server;
 pub mod telemetry;
 pub mod test_clock;
