@@ -5,6 +5,7 @@
 mod demo;
 mod history_json;
 mod import;
+mod serve;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,12 @@ enum Command {
     /// Import history from another platform into a running charla.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Run one service, configured from the environment (as in a container).
+    Serve {
+        /// Which service.
+        #[arg(value_enum)]
+        service: serve::Service,
+    },
 }
 
 #[tokio::main]
@@ -35,5 +42,6 @@ async fn main() -> std::process::ExitCode {
         Command::Up(args) => up::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Import(command) => import::run(command).await,
+        Command::Serve { service } => serve::run(service).await,
     }
 }

@@ -1,24 +1,12 @@
-//! `charla-conversation`: runs the conversation service alone, configured from the environment.
+//! `charla-conversation`: runs the conversation service alone, configured from the environment (`--help`).
 
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = charla_conversation::Config::parse();
-    charla_runtime::telemetry::init(config.runtime.log_format);
-    let shutdown = charla_runtime::server::shutdown_on_signals();
-    let clock = config.runtime.clock();
-    match charla_conversation::build(&config.runtime, &config.service, clock, shutdown).await {
-        Ok(app) => match app.run().await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!(%error, "conversation service failed");
-                std::process::ExitCode::FAILURE
-            }
-        },
-        Err(error) => {
-            tracing::error!(%error, "conversation service could not start");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    charla_runtime::app::serve_main("conversation", &config.runtime, |clock, shutdown| {
+        charla_conversation::build(&config.runtime, &config.service, clock, shutdown)
+    })
+    .await
 }

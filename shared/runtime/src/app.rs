@@ -1,6 +1,8 @@
 //! Starting a service: what can fail on the way, and the serve loop every service shares.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
@@ -87,5 +89,31 @@ impl Application {
         self.server.serve(self.limits, self.shutdown).await?;
         tracing::info!(addr = %self.local_addr, "stopped");
         Ok(())
+    }
+}
+
+/// What a service's `main` does: logging as configured, a shutdown token fired by SIGTERM or
+/// Ctrl-C, the clock the configuration asks for, then build and serve until drained. Exits 0
+/// after a clean drain.
+pub async fn serve_main<F, Fut, E>(name: &str, config: &RuntimeConfig, build: F) -> ExitCode
+where
+    F: FnOnce(ServiceClock, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<Application, E>>,
+    E: std::fmt::Display,
+{
+    crate::telemetry::init(config.log_format);
+    let shutdown = crate::server::shutdown_on_signals();
+    match build(config.clock(), shutdown).await {
+        Ok(app) => match app.run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, service = name, "service failed");
+                ExitCode::FAILURE
+            }
+        },
+        Err(error) => {
+            tracing::error!(%error, service = name, "service could not start");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -10,5 +10,6 @@ mod merge;
 mod messages;
 mod opening;
 mod reads;
+mod replicas;
 mod test_clock;
 mod validation;
