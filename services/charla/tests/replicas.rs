@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use charla_proto::charla::contact::v1 as contact_pb;
@@ -175,6 +175,7 @@ async fn operate(
     contacts: Arc<Vec<String>>,
     conversations: [Channel; 2],
     done: Arc<AtomicUsize>,
+    seen: Arc<Mutex<BTreeSet<String>>>,
 ) {
     let mut random = Random(worker as u64 + 1);
     for n in 0..OPERATIONS / WORKERS {
@@ -207,10 +208,15 @@ async fn operate(
                     ConversationServiceClient::new(c)
                         .record_message(in_workspace(workspace, request))
                         .await
-                        .map(drop)
                 }
             })
             .await
+            .map(|response| {
+                // The driver's own record: every conversation it was told about.
+                if let Some(conversation) = response.into_inner().conversation {
+                    seen.lock().unwrap().insert(conversation.conversation_id);
+                }
+            })
         } else if roll < 70 {
             let request = message(format!("out-{op}"), pb::AuthorKind::User);
             on_replicas(&conversations, first, |c| {
@@ -399,6 +405,7 @@ async fn two_replicas_of_everything_survive_a_sigkill_and_count_every_event_once
         .await
         .unwrap();
     let done = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
     let workers: Vec<_> = (0..WORKERS)
         .map(|worker| {
             tokio::spawn(operate(
@@ -407,6 +414,7 @@ async fn two_replicas_of_everything_survive_a_sigkill_and_count_every_event_once
                 contacts.clone(),
                 conversation_channels.clone(),
                 done.clone(),
+                seen.clone(),
             ))
         })
         .collect();
@@ -476,6 +484,12 @@ async fn two_replicas_of_everything_survive_a_sigkill_and_count_every_event_once
         .map(|c| &c.contact_id)
         .collect();
     let distinct: BTreeSet<&String> = open_contacts.iter().copied().collect();
+    let listed_ids: BTreeSet<String> = listed.iter().map(|c| c.conversation_id.clone()).collect();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.is_subset(&listed_ids),
+        "every conversation the driver was told about exists"
+    );
     let auto_closed = listed
         .iter()
         .filter(|c| c.closed_by == pb::CloseSource::AutoClose as i32)
