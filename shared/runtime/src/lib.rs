@@ -12,6 +12,7 @@ pub mod event_log;
 pub mod lease;
 pub mod peers;
 pub mod server;
+pub mod stream;
 pub mod telemetry;
 pub mod test_clock;
 pub mod validate;

@@ -4,17 +4,13 @@
 pub mod convert;
 mod error;
 
-use std::pin::Pin;
-
 use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_server::ContactService;
 use charla_runtime::ApiError;
 use charla_runtime::error::to_rpc_status;
-use charla_runtime::event_log::StreamRequest;
+use charla_runtime::stream::{ResponseStream, stream_events};
 use charla_runtime::validate::{optional_id, page_size, page_token, required_id};
 use charla_runtime::workspace::{optional_workspace_of, workspace_of};
-use prost::Message;
-use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -41,9 +37,6 @@ impl ContactApi {
 fn contact_id(field: &str, value: &str) -> Result<ContactId, ApiError> {
     required_id(field, value).map(ContactId::from_uuid)
 }
-
-type EventStream =
-    Pin<Box<dyn Stream<Item = Result<pb::StreamContactEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ContactService for ContactApi {
@@ -260,7 +253,7 @@ impl ContactService for ContactApi {
         Ok(Response::new(response))
     }
 
-    type StreamContactEventsStream = EventStream;
+    type StreamContactEventsStream = ResponseStream<pb::StreamContactEventsResponse>;
 
     async fn stream_contact_events(
         &self,
@@ -268,24 +261,17 @@ impl ContactService for ContactApi {
     ) -> Result<Response<Self::StreamContactEventsStream>, Status> {
         let workspace = optional_workspace_of(&request)?;
         let request = request.into_inner();
-        let cursor: Vec<(u32, u64)> = request
-            .cursor
-            .iter()
-            .map(|position| (position.partition, position.sequence))
-            .collect();
-        let log = self.store.events();
-        let wanted =
-            StreamRequest::parse(log.partitions(), &request.partitions, &cursor, workspace)?;
-        let events = log.stream(wanted, self.shutdown.clone());
-        let stream = tokio_stream::wrappers::ReceiverStream::new(events).map(|stored| {
-            let stored = stored?;
-            let event = pb::ContactEvent::decode(stored.payload.as_slice())
-                .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
-            Ok(pb::StreamContactEventsResponse {
+        let stream = stream_events(
+            self.store.events(),
+            &request.partitions,
+            &request.cursor,
+            workspace,
+            self.shutdown.clone(),
+            |event: pb::ContactEvent, partition_head| pb::StreamContactEventsResponse {
                 event: Some(event),
-                partition_head: stored.head,
-            })
-        });
-        Ok(Response::new(Box::pin(stream)))
+                partition_head,
+            },
+        )?;
+        Ok(Response::new(stream))
     }
 }

@@ -5,18 +5,14 @@ pub mod convert;
 mod error;
 mod import;
 
-use std::pin::Pin;
-
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationService;
 use charla_runtime::ApiError;
 use charla_runtime::channel::ChannelType;
 use charla_runtime::error::to_rpc_status;
-use charla_runtime::event_log::StreamRequest;
+use charla_runtime::stream::{ResponseStream, stream_events};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
 use charla_runtime::workspace::{optional_workspace_of, workspace_of};
-use prost::Message as _;
-use tokio_stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -63,9 +59,6 @@ fn conversation_id(field: &str, value: &str) -> Result<ConversationId, ApiError>
 fn reply(conversation: &crate::domain::Conversation) -> Option<pb::Conversation> {
     Some(conversation_to_proto(conversation))
 }
-
-type EventStream =
-    Pin<Box<dyn Stream<Item = Result<pb::StreamConversationEventsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ConversationService for ConversationApi {
@@ -398,7 +391,7 @@ impl ConversationService for ConversationApi {
         Ok(Response::new(response))
     }
 
-    type StreamConversationEventsStream = EventStream;
+    type StreamConversationEventsStream = ResponseStream<pb::StreamConversationEventsResponse>;
 
     async fn stream_conversation_events(
         &self,
@@ -406,24 +399,17 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<Self::StreamConversationEventsStream>, Status> {
         let workspace = optional_workspace_of(&request)?;
         let request = request.into_inner();
-        let cursor: Vec<(u32, u64)> = request
-            .cursor
-            .iter()
-            .map(|position| (position.partition, position.sequence))
-            .collect();
-        let log = self.store.events();
-        let wanted =
-            StreamRequest::parse(log.partitions(), &request.partitions, &cursor, workspace)?;
-        let events = log.stream(wanted, self.shutdown.clone());
-        let stream = tokio_stream::wrappers::ReceiverStream::new(events).map(|stored| {
-            let stored = stored?;
-            let event = pb::ConversationEvent::decode(stored.payload.as_slice())
-                .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
-            Ok(pb::StreamConversationEventsResponse {
+        let stream = stream_events(
+            self.store.events(),
+            &request.partitions,
+            &request.cursor,
+            workspace,
+            self.shutdown.clone(),
+            |event: pb::ConversationEvent, partition_head| pb::StreamConversationEventsResponse {
                 event: Some(event),
-                partition_head: stored.head,
-            })
-        });
-        Ok(Response::new(Box::pin(stream)))
+                partition_head,
+            },
+        )?;
+        Ok(Response::new(stream))
     }
 }

@@ -1,0 +1,45 @@
+//! The gRPC face of an event log: a stream RPC's cursor and partitions in, the stored events out,
+//! decoded and wrapped in the service's response message. Every service's stream RPC is this.
+
+use std::pin::Pin;
+
+use charla_proto::charla::contact::v1::PartitionCursor;
+use tokio_stream::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::ApiError;
+use crate::event_log::{EventLog, StreamRequest};
+use crate::workspace::WorkspaceId;
+
+/// A server stream of responses.
+pub type ResponseStream<R> = Pin<Box<dyn Stream<Item = Result<R, tonic::Status>> + Send>>;
+
+/// Streams `log` from `cursor` over `partitions` (all when empty), only `workspace`'s events when
+/// given, until `shutdown`. Each stored event is decoded as `E` and answered with
+/// `respond(event, partition head)`.
+pub fn stream_events<E, R>(
+    log: &EventLog,
+    partitions: &[u32],
+    cursor: &[PartitionCursor],
+    workspace: Option<WorkspaceId>,
+    shutdown: CancellationToken,
+    respond: fn(E, u64) -> R,
+) -> Result<ResponseStream<R>, ApiError>
+where
+    E: prost::Message + Default + 'static,
+    R: Send + 'static,
+{
+    let cursor: Vec<(u32, u64)> = cursor
+        .iter()
+        .map(|position| (position.partition, position.sequence))
+        .collect();
+    let wanted = StreamRequest::parse(log.partitions(), partitions, &cursor, workspace)?;
+    let events = log.stream(wanted, shutdown);
+    let stream = tokio_stream::wrappers::ReceiverStream::new(events).map(move |stored| {
+        let stored = stored?;
+        let event = E::decode(stored.payload.as_slice())
+            .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
+        Ok(respond(event, stored.head))
+    });
+    Ok(Box::pin(stream))
+}
