@@ -21,6 +21,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts `charla up` on free ports and a fresh data folder: the process, the folder and the
+/// contact, conversation and metrics ports.
+fn charla_up() -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
+    let data_dir =
+        std::env::temp_dir().join(format!("charla-up-{}", uuid::Uuid::now_v7().simple()));
+    let ports = [free_port(), free_port(), free_port()];
+    let child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--contact-port", &ports[0].to_string()])
+        .args(["--conversation-port", &ports[1].to_string()])
+        .args(["--metrics-port", &ports[2].to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start charla up");
+    (child, data_dir, ports)
+}
+
 /// Connects to a port, retrying while the process starts.
 async fn connect(port: u16) -> tonic::transport::Channel {
     for _ in 0..300 {
@@ -36,20 +56,7 @@ async fn connect(port: u16) -> tonic::transport::Channel {
 
 #[tokio::test]
 async fn charla_up_runs_every_service_and_stops_cleanly() {
-    let data_dir =
-        std::env::temp_dir().join(format!("charla-up-{}", uuid::Uuid::now_v7().simple()));
-    let (contact_port, conversation_port, metrics_port) = (free_port(), free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
-        .arg("up")
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .args(["--contact-port", &contact_port.to_string()])
-        .args(["--conversation-port", &conversation_port.to_string()])
-        .args(["--metrics-port", &metrics_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start charla up");
+    let (mut child, data_dir, [contact_port, conversation_port, metrics_port]) = charla_up();
 
     let workspace = uuid::Uuid::now_v7();
     let mut contacts = ContactServiceClient::new(connect(contact_port).await);
@@ -146,20 +153,7 @@ async fn charla_up_runs_every_service_and_stops_cleanly() {
 /// `charla import conversations FILE` streams NDJSON in and reports, line by line, what it refused.
 #[tokio::test]
 async fn charla_import_reads_ndjson_and_names_what_it_refuses() {
-    let data_dir =
-        std::env::temp_dir().join(format!("charla-import-{}", uuid::Uuid::now_v7().simple()));
-    let (contact_port, conversation_port, metrics_port) = (free_port(), free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
-        .arg("up")
-        .arg("--data-dir")
-        .arg(&data_dir)
-        .args(["--contact-port", &contact_port.to_string()])
-        .args(["--conversation-port", &conversation_port.to_string()])
-        .args(["--metrics-port", &metrics_port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start charla up");
+    let (mut child, data_dir, [contact_port, conversation_port, _]) = charla_up();
     let workspace = uuid::Uuid::now_v7();
     let mut contacts = ContactServiceClient::new(connect(contact_port).await);
     let contact = contacts
