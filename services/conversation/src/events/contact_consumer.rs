@@ -83,7 +83,12 @@ async fn consume(
             Some(pb::contact_event::Payload::Merged(merged)) => {
                 let workspace = uuid::Uuid::parse_str(&event.workspace_id)?;
                 let secondary = uuid::Uuid::parse_str(&merged.secondary_contact_id)?;
-                Some((WorkspaceId::new(workspace), ContactId::from_uuid(secondary)))
+                let primary = uuid::Uuid::parse_str(&merged.primary_contact_id)?;
+                Some((
+                    WorkspaceId::new(workspace),
+                    ContactId::from_uuid(secondary),
+                    ContactId::from_uuid(primary),
+                ))
             }
             _ => None,
         };

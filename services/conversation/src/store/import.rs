@@ -39,6 +39,10 @@ impl ConversationStore {
         }
         let now = self.now();
         let mut tx = self.db.pool().begin().await?;
+        if history.close.is_none() {
+            self.guard_contact(&mut tx, workspace, history.contact)
+                .await?;
+        }
         let settings = self.settings_in(&mut tx, workspace).await?;
         let steps = history
             .replay(workspace, &settings, now)

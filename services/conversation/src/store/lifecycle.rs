@@ -84,6 +84,8 @@ impl ConversationStore {
                 now,
             );
             let mut tx = self.db.pool().begin().await?;
+            self.guard_contact(&mut tx, workspace, request.contact)
+                .await?;
             match self.insert_opened(&mut tx, &conversation).await {
                 Err(InsertError::LostRace) => continue,
                 Err(InsertError::Api(error)) => return Err(error),
@@ -143,6 +145,7 @@ impl ConversationStore {
                     }
                     contacts.ensure_can_open(workspace, contact).await?;
                     tx = self.db.pool().begin().await?;
+                    self.guard_contact(&mut tx, workspace, contact).await?;
                     let opened = Conversation::open(
                         workspace,
                         contact,

@@ -18,14 +18,17 @@ impl ConversationStore {
         consumer: &ConsumerCursor,
         partition: u32,
         sequence: u64,
-        close_merged: Option<(WorkspaceId, ContactId)>,
+        close_merged: Option<(WorkspaceId, ContactId, ContactId)>,
     ) -> Result<(), ApiError> {
         let mut tx = self.db.pool().begin().await?;
         if !consumer.claim(&mut tx, partition, sequence).await? {
             return Ok(());
         }
         let mut closed_any = false;
-        if let Some((workspace, contact)) = close_merged
+        if let Some((workspace, contact, into)) = close_merged {
+            self.mark_merged(&mut tx, workspace, contact, into).await?;
+        }
+        if let Some((workspace, contact, _)) = close_merged
             && let Some(mut conversation) = self.open_of(&mut tx, workspace, contact, true).await?
         {
             let now = self.now();
@@ -46,6 +49,31 @@ impl ConversationStore {
         if closed_any {
             self.events.notify_committed();
         }
+        Ok(())
+    }
+
+    /// Records, under the contact's lock, that `contact` was merged into `into`: openings that
+    /// come after are refused (see `guard_contact`).
+    async fn mark_merged(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        into: ContactId,
+    ) -> Result<(), ApiError> {
+        match self.guard_contact(conn, workspace, contact).await {
+            Ok(()) | Err(ApiError::FailedPrecondition { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        sqlx::query(
+            "INSERT INTO merged_contacts (workspace_id, contact_id, merged_into) VALUES ($1, $2, $3)
+             ON CONFLICT (workspace_id, contact_id) DO NOTHING",
+        )
+        .bind(workspace.to_string())
+        .bind(contact.to_string())
+        .bind(into.to_string())
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 }

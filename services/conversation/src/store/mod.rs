@@ -28,8 +28,22 @@ pub use queries::{ConversationFilter, ConversationPage};
 
 /// The migrations of the conversation database.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[event_log::SQLITE_MIGRATION, CONVERSATIONS_MIGRATION],
-    postgres: &[event_log::POSTGRES_MIGRATION, CONVERSATIONS_MIGRATION],
+    sqlite: &[
+        event_log::SQLITE_MIGRATION,
+        CONVERSATIONS_MIGRATION,
+        MERGED_CONTACTS_MIGRATION,
+    ],
+    postgres: &[
+        event_log::POSTGRES_MIGRATION,
+        CONVERSATIONS_MIGRATION,
+        MERGED_CONTACTS_MIGRATION,
+    ],
+};
+
+const MERGED_CONTACTS_MIGRATION: MigrationFile = MigrationFile {
+    version: 3,
+    description: "merged contacts",
+    sql: include_str!("../../migrations/0003_merged_contacts.sql"),
 };
 
 const CONVERSATIONS_MIGRATION: MigrationFile = MigrationFile {
@@ -44,6 +58,21 @@ pub struct ConversationStore {
     db: Database,
     events: EventLog,
     clock: SharedClock,
+}
+
+/// The advisory-lock key of one contact (FNV-1a over workspace and contact ids).
+fn contact_lock_key(workspace: WorkspaceId, contact: ContactId) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in workspace
+        .as_uuid()
+        .as_bytes()
+        .iter()
+        .chain(contact.as_uuid().as_bytes())
+    {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash as i64
 }
 
 /// Whether a database error is a unique-index violation (a lost race on the one-open rule, an
@@ -141,6 +170,38 @@ impl ConversationStore {
                 events::encode(position, conversation, occurred_at, change)
             })
             .await?;
+        Ok(())
+    }
+
+    /// Inside a transaction that opens a conversation for `contact` or applies its merge: takes
+    /// the contact's lock (PostgreSQL; SQLite has one writer anyway) and refuses if the contact
+    /// was merged, so an opening and a merge of the same contact never interleave.
+    async fn guard_contact(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<(), ApiError> {
+        if self.db.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(contact_lock_key(workspace, contact))
+                .execute(&mut *conn)
+                .await?;
+        }
+        let merged = sqlx::query(
+            "SELECT merged_into FROM merged_contacts WHERE workspace_id = $1 AND contact_id = $2",
+        )
+        .bind(workspace.to_string())
+        .bind(contact.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = merged {
+            let into: String = row.try_get(0)?;
+            let into = Uuid::parse_str(&into)
+                .map(ContactId::from_uuid)
+                .map_err(|e| ApiError::Internal(format!("stored merge: {e}")))?;
+            return Err(ConversationError::ContactMerged { contact, into }.into());
+        }
         Ok(())
     }
 
