@@ -351,6 +351,7 @@ impl ConversationService for ConversationApi {
         let mut items = request.into_inner();
         let mut response = pb::ImportConversationsResponse::default();
         let mut item = 0;
+        let mut known_contacts = std::collections::HashSet::new();
         while let Some(next) = items.message().await? {
             let external_id = next
                 .conversation
@@ -358,7 +359,11 @@ impl ConversationService for ConversationApi {
                 .map(|c| c.external_id.clone())
                 .unwrap_or_default();
             let imported = match import::parse_history(next.conversation.as_ref()) {
-                Ok(history) => self.store.import(workspace, &history, &self.contacts).await,
+                Ok(history) => {
+                    self.store
+                        .import(workspace, &history, &self.contacts, &mut known_contacts)
+                        .await
+                }
                 Err(error) => Err(error),
             };
             let (conversation_id, outcome, error) = match imported {

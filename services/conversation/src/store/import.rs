@@ -1,6 +1,8 @@
 //! Importing history: one past conversation per call, written with all its steps' events in one
 //! transaction, idempotent by external id.
 
+use std::collections::HashSet;
+
 use charla_runtime::ApiError;
 use charla_runtime::clock::to_micros;
 use charla_runtime::workspace::WorkspaceId;
@@ -9,7 +11,7 @@ use uuid::Uuid;
 
 use super::{ConversationStore, is_unique_violation, rows};
 use crate::contacts::ContactDirectory;
-use crate::domain::{ConversationId, History, Step};
+use crate::domain::{ContactId, ConversationId, History, Step};
 use crate::events::ConversationChange;
 
 /// What became of one imported conversation.
@@ -22,18 +24,24 @@ pub enum ImportOutcome {
 }
 
 impl ConversationStore {
-    /// Imports one past conversation, or finds it imported already.
+    /// Imports one past conversation, or finds it imported already. `known` holds the contacts
+    /// this import has already found to exist, so a contact with many past conversations is
+    /// looked up once.
     pub async fn import(
         &self,
         workspace: WorkspaceId,
         history: &History,
         contacts: &ContactDirectory,
+        known: &mut HashSet<ContactId>,
     ) -> Result<ImportOutcome, ApiError> {
         if let Some(id) = self.imported_as(workspace, history).await? {
             return Ok(ImportOutcome::Unchanged(id));
         }
         if history.close.is_some() {
-            contacts.ensure_exists(workspace, history.contact).await?;
+            if !known.contains(&history.contact) {
+                contacts.ensure_exists(workspace, history.contact).await?;
+                known.insert(history.contact);
+            }
         } else {
             contacts.ensure_can_open(workspace, history.contact).await?;
         }
