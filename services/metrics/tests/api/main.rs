@@ -5,3 +5,4 @@ mod helpers;
 mod scenario;
 mod store;
 mod validation;
+mod watch;
