@@ -17,6 +17,7 @@ use charla_runtime::config::RuntimeConfig;
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::Database;
 use charla_runtime::event_log::EventLog;
+use charla_runtime::lease::PartitionLeases;
 use charla_runtime::test_clock::{AfterMove, ServiceClock};
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +54,11 @@ pub struct ServiceConfig {
     /// How often due auto-close deadlines are looked for, in milliseconds.
     #[arg(long, env = "CHARLA_AUTO_CLOSE_SCAN_MS", default_value_t = 1000)]
     pub auto_close_scan_ms: u64,
+
+    /// Partitions of the contact event stream (the contact service's CHARLA_EVENT_PARTITIONS);
+    /// replicas share them out.
+    #[arg(long, env = "CHARLA_CONTACT_PARTITIONS", default_value_t = 1)]
+    pub contact_partitions: u32,
 }
 
 impl ServiceConfig {
@@ -62,6 +68,7 @@ impl ServiceConfig {
             contact_url: contact_url.into(),
             contact_timeout_ms: 2000,
             auto_close_scan_ms: 1000,
+            contact_partitions: 1,
         }
     }
 }
@@ -97,6 +104,7 @@ pub async fn build(
     let events = EventLog::new(db.clone(), runtime.event_partitions);
     events.spawn_commit_listener(shutdown.clone());
     let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
+    let db_for_leases = db.clone();
     let store = store::ConversationStore::new(db, events, clock.clone());
     auto_close::spawn(
         store.clone(),
@@ -104,7 +112,17 @@ pub async fn build(
         Duration::from_millis(service.auto_close_scan_ms),
         shutdown.clone(),
     );
-    events::contact_consumer::spawn(store.clone(), cursor, contacts.clone(), shutdown.clone());
+    let consumer = events::contact_consumer::ContactConsumer {
+        store: store.clone(),
+        cursor,
+        leases: PartitionLeases::new(
+            db_for_leases,
+            events::contact_consumer::CONSUMER,
+            service.contact_partitions,
+        ),
+        contacts: contacts.clone(),
+    };
+    events::contact_consumer::spawn(consumer, shutdown.clone());
     let mut app = Application::bind(runtime, shutdown.clone()).await?;
     // Moving the test clock past auto-close deadlines closes those conversations before the
     // call returns, as if the time had passed.

@@ -117,11 +117,16 @@ pub fn spawn(
         };
         let mut delay = FIRST_RETRY;
         loop {
-            match consumer.run(&mut requests, &shutdown).await {
+            let mut connected = false;
+            match consumer.run(&mut requests, &shutdown, &mut connected).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?delay, "conversation event stream interrupted");
                 }
+            }
+            // A connection that worked resets the delay: the next outage starts short again.
+            if connected {
+                delay = FIRST_RETRY;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -158,6 +163,7 @@ impl Consumer {
         &mut self,
         requests: &mut mpsc::Receiver<RebuildRequest>,
         shutdown: &CancellationToken,
+        connected: &mut bool,
     ) -> Result<(), Failure> {
         let mut ticks = tokio::time::interval(REBALANCE_EVERY);
         'connect: loop {
@@ -194,6 +200,7 @@ impl Consumer {
                 .stream_conversation_events(request)
                 .await?
                 .into_inner();
+            *connected = true;
             self.finish_rebuild_if_done().await?;
             loop {
                 tokio::select! {

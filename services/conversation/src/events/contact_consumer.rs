@@ -1,12 +1,13 @@
 //! Consumes the contact service's event stream: a ContactsMerged event closes the secondary
 //! contact's open conversation with CONTACT_MERGE. The cursor lives in this service's database
 //! and advances in the same transaction as the close, so each event takes effect once, across
-//! restarts and redeliveries.
+//! restarts and redeliveries. Replicas share the stream's partitions through leases.
 
 use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as pb;
 use charla_runtime::consumer::ConsumerCursor;
+use charla_runtime::lease::PartitionLeases;
 use charla_runtime::workspace::WorkspaceId;
 use tokio_util::sync::CancellationToken;
 
@@ -14,28 +15,39 @@ use crate::contacts::ContactDirectory;
 use crate::domain::ContactId;
 use crate::store::ConversationStore;
 
-/// This consumer's name in `consumer_cursors`.
+/// This consumer's name in `consumer_cursors` and in its leases.
 pub const CONSUMER: &str = "contact-events";
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);
+/// How often a replica rebalances its partition leases.
+const REBALANCE_EVERY: Duration = Duration::from_secs(2);
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the consumer works with.
+pub struct ContactConsumer {
+    pub store: ConversationStore,
+    pub cursor: ConsumerCursor,
+    pub leases: PartitionLeases,
+    pub contacts: ContactDirectory,
+}
 
 /// Runs the consumer until `shutdown`, reconnecting with a growing delay while the contact
-/// service is away.
-pub fn spawn(
-    store: ConversationStore,
-    cursor: ConsumerCursor,
-    contacts: ContactDirectory,
-    shutdown: CancellationToken,
-) {
+/// service is away (back to the shortest once a connection worked).
+pub fn spawn(mut consumer: ContactConsumer, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut delay = FIRST_RETRY;
         loop {
-            match consume(&store, &cursor, &contacts, &shutdown).await {
+            let mut connected = false;
+            match consumer.consume(&shutdown, &mut connected).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, retry_in = ?delay, "contact event stream interrupted");
                 }
+            }
+            if connected {
+                delay = FIRST_RETRY;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -46,39 +58,68 @@ pub fn spawn(
     });
 }
 
-/// Reads from the stored cursor and applies events until shutdown (Ok) or an error.
-async fn consume(
-    store: &ConversationStore,
-    consumer: &ConsumerCursor,
-    contacts: &ContactDirectory,
-    shutdown: &CancellationToken,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let cursor = consumer
-        .positions()
-        .await?
-        .into_iter()
-        .map(|(partition, sequence)| pb::PartitionCursor {
-            partition,
-            sequence,
-        })
-        .collect();
-    let request = pb::StreamContactEventsRequest {
-        cursor,
-        partitions: Vec::new(),
-    };
-    let mut stream = contacts
-        .client()
-        .stream_contact_events(request)
-        .await?
-        .into_inner();
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            message = stream.message() => message?,
-        };
-        let Some(event) = message.and_then(|m| m.event) else {
-            return Err("the contact event stream ended".into());
-        };
+impl ContactConsumer {
+    /// Reads the partitions this replica leases, from the stored cursor, and applies events until
+    /// shutdown (Ok) or an error; a change of leases reconnects.
+    async fn consume(
+        &mut self,
+        shutdown: &CancellationToken,
+        connected: &mut bool,
+    ) -> Result<(), Failure> {
+        let mut ticks = tokio::time::interval(REBALANCE_EVERY);
+        'connect: loop {
+            self.leases.rebalance().await?;
+            let held: Vec<u32> = self.leases.held().iter().copied().collect();
+            if held.is_empty() {
+                // Other replicas read every partition: stand by, ready to take over.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = ticks.tick() => {}
+                }
+                continue 'connect;
+            }
+            let cursor = self
+                .cursor
+                .positions()
+                .await?
+                .into_iter()
+                .filter(|(partition, _)| held.contains(partition))
+                .map(|(partition, sequence)| pb::PartitionCursor {
+                    partition,
+                    sequence,
+                })
+                .collect();
+            let request = pb::StreamContactEventsRequest {
+                cursor,
+                partitions: held,
+            };
+            let mut stream = self
+                .contacts
+                .client()
+                .stream_contact_events(request)
+                .await?
+                .into_inner();
+            *connected = true;
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = ticks.tick() => {
+                        if self.leases.rebalance().await? {
+                            continue 'connect;
+                        }
+                        continue;
+                    }
+                    message = stream.message() => message?,
+                };
+                let Some(event) = message.and_then(|m| m.event) else {
+                    return Err("the contact event stream ended".into());
+                };
+                self.apply(event).await?;
+            }
+        }
+    }
+
+    async fn apply(&self, event: pb::ContactEvent) -> Result<(), Failure> {
         let close_merged = match &event.payload {
             Some(pb::contact_event::Payload::Merged(merged)) => {
                 let workspace = uuid::Uuid::parse_str(&event.workspace_id)?;
@@ -92,8 +133,9 @@ async fn consume(
             }
             _ => None,
         };
-        store
-            .apply_contact_event(consumer, event.partition, event.sequence, close_merged)
+        self.store
+            .apply_contact_event(&self.cursor, event.partition, event.sequence, close_merged)
             .await?;
+        Ok(())
     }
 }
