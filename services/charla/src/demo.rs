@@ -264,7 +264,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         .into_iter()
         .map(|item| (item.external_id.clone(), item))
         .collect();
-    for batch in labelled.chunks(1000) {
+    for batch in labelled.chunks(500) {
         send_batch(
             &mut conversations,
             workspace,

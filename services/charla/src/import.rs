@@ -41,8 +41,9 @@ pub struct ImportConversations {
     )]
     conversation_url: String,
 
-    /// Conversations sent per import call (each call answers with one result per item).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    /// Conversations sent per import call (each call answers with one result per item, and must
+    /// finish within the server's request timeout, 30 s by default).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=50_000))]
     batch: u32,
 }
 

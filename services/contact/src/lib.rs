@@ -15,6 +15,9 @@ use charla_runtime::event_log::EventLog;
 use charla_runtime::test_clock::ServiceClock;
 use tokio_util::sync::CancellationToken;
 
+/// The port the service listens on unless CHARLA_LISTEN_ADDR says otherwise.
+pub const DEFAULT_PORT: u16 = 50051;
+
 /// The contact service's settings, from the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "charla-contact", about = "The charla contact service (gRPC)")]
@@ -34,7 +37,7 @@ pub async fn build(
     let events = EventLog::new(db.clone(), config.event_partitions);
     events.spawn_commit_listener(shutdown.clone());
     let store = store::ContactStore::new(db, events, clock.shared());
-    let mut app = Application::bind(config, shutdown.clone()).await?;
+    let mut app = Application::bind(config, DEFAULT_PORT, shutdown.clone()).await?;
     app.server()
         .add_service(ContactServiceServer::new(grpc::ContactApi::new(
             store, shutdown,

@@ -21,6 +21,9 @@ use charla_runtime::lease::PartitionLeases;
 use charla_runtime::test_clock::{AfterMove, ServiceClock};
 use tokio_util::sync::CancellationToken;
 
+/// The port the service listens on unless CHARLA_LISTEN_ADDR says otherwise.
+pub const DEFAULT_PORT: u16 = 50052;
+
 /// The conversation service's settings, from the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -123,7 +126,7 @@ pub async fn build(
         contacts: contacts.clone(),
     };
     events::contact_consumer::spawn(consumer, shutdown.clone());
-    let mut app = Application::bind(runtime, shutdown.clone()).await?;
+    let mut app = Application::bind(runtime, DEFAULT_PORT, shutdown.clone()).await?;
     // Moving the test clock past auto-close deadlines closes those conversations before the
     // call returns, as if the time had passed.
     let due_closer = store.clone();

@@ -20,6 +20,9 @@ use charla_runtime::peers::balanced_channel;
 use charla_runtime::test_clock::ServiceClock;
 use tokio_util::sync::CancellationToken;
 
+/// The port the service listens on unless CHARLA_LISTEN_ADDR says otherwise.
+pub const DEFAULT_PORT: u16 = 50053;
+
 /// The metrics service's settings, from the environment.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "charla-metrics", about = "The charla metrics service (gRPC)")]
@@ -52,6 +55,11 @@ pub struct ServiceConfig {
     /// CHARLA_EVENT_PARTITIONS); replicas share them out.
     #[arg(long, env = "CHARLA_CONVERSATION_PARTITIONS", default_value_t = 1)]
     pub partitions: u32,
+
+    /// Allow RebuildAggregates, which recomputes every workspace's numbers from the first event
+    /// (reports read low until it is done). An operator's switch, off by default.
+    #[arg(long, env = "CHARLA_ALLOW_REBUILD", default_value_t = false)]
+    pub allow_rebuild: bool,
 }
 
 impl ServiceConfig {
@@ -61,6 +69,7 @@ impl ServiceConfig {
             conversation_url: conversation_url.into(),
             max_lag_events: 10_000,
             partitions: 1,
+            allow_rebuild: false,
         }
     }
 }
@@ -93,7 +102,7 @@ pub async fn build(
         .map_err(StartError::from)?;
     let db_for_leases = db.clone();
     let store = store::MetricsStore::new(db);
-    let mut app = Application::bind(runtime, shutdown.clone()).await?;
+    let mut app = Application::bind(runtime, DEFAULT_PORT, shutdown.clone()).await?;
     let lag = consumer::LagReporter::new(app.server().health(), service.max_lag_events);
     let consumer = consumer::spawn(
         store.clone(),
@@ -103,7 +112,13 @@ pub async fn build(
         shutdown.clone(),
     );
     app.serve_test_clock(&clock, None).await;
-    let api = grpc::MetricsApi::new(store, consumer, clock.shared(), shutdown);
+    let api = grpc::MetricsApi::new(
+        store,
+        consumer,
+        clock.shared(),
+        service.allow_rebuild,
+        shutdown,
+    );
     app.server()
         .add_service(MetricsServiceServer::new(api))
         .await;

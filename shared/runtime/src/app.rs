@@ -43,15 +43,12 @@ impl Application {
     /// Binds the configured address; the caller then adds its services to [`Application::server`].
     pub async fn bind(
         config: &RuntimeConfig,
+        default_port: u16,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
-        let bind_error = |source| StartError::Bind {
-            addr: config.listen_addr,
-            source,
-        };
-        let server = GrpcServer::bind(config.listen_addr)
-            .await
-            .map_err(bind_error)?;
+        let addr = config.listen_addr_or(default_port);
+        let bind_error = |source| StartError::Bind { addr, source };
+        let server = GrpcServer::bind(addr).await.map_err(bind_error)?;
         let local_addr = server.local_addr().map_err(bind_error)?;
         Ok(Self {
             server,

@@ -39,12 +39,20 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        *self
+    /// Moves the clock forward; false (and no move) when that would pass the last representable
+    /// timestamp (year 9999).
+    pub fn advance(&self, by: Duration) -> bool {
+        let mut now = self
             .now
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) += by;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match now.checked_add(by).filter(|later| *later <= latest_time()) {
+            Some(later) => {
+                *now = later;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sets the clock to `to`.
@@ -86,6 +94,33 @@ pub fn from_micros(micros: i64) -> SystemTime {
     }
 }
 
+/// The first instant a protobuf Timestamp may hold: 0001-01-01T00:00:00Z.
+const EARLIEST_SECONDS: i64 = -62_135_596_800;
+/// The last instant a protobuf Timestamp may hold: 9999-12-31T23:59:59Z.
+const LATEST_SECONDS: i64 = 253_402_300_799;
+
+fn latest_time() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(LATEST_SECONDS as u64)
+}
+
+/// A timestamp field as an instant: INVALID_ARGUMENT naming `field` outside the years 1 to 9999
+/// (the range protobuf defines) or with bad nanoseconds.
+pub fn parse_timestamp(
+    field: &str,
+    timestamp: &prost_types::Timestamp,
+) -> Result<SystemTime, crate::ApiError> {
+    let in_range = (EARLIEST_SECONDS..=LATEST_SECONDS).contains(&timestamp.seconds)
+        && (0..1_000_000_000).contains(&timestamp.nanos);
+    if !in_range {
+        return Err(crate::ApiError::invalid(
+            field,
+            "must be a valid timestamp between the years 1 and 9999",
+        ));
+    }
+    SystemTime::try_from(*timestamp)
+        .map_err(|_| crate::ApiError::invalid(field, "must be a valid timestamp"))
+}
+
 /// The protobuf form of an instant.
 pub fn to_timestamp(time: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(time)
@@ -103,10 +138,40 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_outside_protobufs_range_are_refused() {
+        let ok = prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        };
+        assert!(parse_timestamp("t", &ok).is_ok());
+        for bad in [
+            prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 0,
+            },
+            prost_types::Timestamp {
+                seconds: -70_000_000_000,
+                nanos: 0,
+            },
+            prost_types::Timestamp {
+                seconds: 0,
+                nanos: -1,
+            },
+        ] {
+            assert!(parse_timestamp("t", &bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_manual_clock_moves_only_when_told() {
         let clock = ManualClock::new(from_micros(1_000_000));
         assert_eq!(to_micros(clock.now()), 1_000_000);
-        clock.advance(Duration::from_secs(2));
+        assert!(clock.advance(Duration::from_secs(2)));
+        assert_eq!(to_micros(clock.now()), 3_000_000);
+        assert!(
+            !clock.advance(Duration::from_secs(u64::MAX / 2)),
+            "never past year 9999"
+        );
         assert_eq!(to_micros(clock.now()), 3_000_000);
     }
 }

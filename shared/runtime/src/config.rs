@@ -17,9 +17,10 @@ pub enum LogFormat {
 /// The settings of the shared runtime; each service flattens these into its own `Config`.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeConfig {
-    /// Address the gRPC server listens on (port 0 picks a free port).
-    #[arg(long, env = "CHARLA_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
-    pub listen_addr: SocketAddr,
+    /// Address the gRPC server listens on (port 0 picks a free port). Default: 0.0.0.0 and the
+    /// service's own port: contact 50051, conversation 50052, metrics 50053.
+    #[arg(long, env = "CHARLA_LISTEN_ADDR")]
+    pub listen_addr: Option<SocketAddr>,
 
     /// Database URL: `sqlite:PATH` (created if missing) or `postgres://USER@HOST/DB`.
     #[arg(long, env = "CHARLA_DATABASE_URL")]
@@ -29,8 +30,8 @@ pub struct RuntimeConfig {
     #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// Longest time a unary call may run before it fails DEADLINE_EXCEEDED, in seconds (a shorter
-    /// client deadline wins).
+    /// Longest time a call may take to answer, in seconds, streamed requests included (a shorter
+    /// client deadline wins); past it the call is cancelled (CANCELLED "Timeout expired").
     #[arg(long, env = "CHARLA_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
@@ -53,7 +54,7 @@ impl RuntimeConfig {
     /// Settings for a service on `database_url`, listening on `listen_addr`, defaults elsewhere.
     pub fn new(listen_addr: SocketAddr, database_url: impl Into<String>) -> Self {
         Self {
-            listen_addr,
+            listen_addr: Some(listen_addr),
             database_url: database_url.into(),
             log_format: LogFormat::Text,
             request_timeout_secs: 30,
@@ -70,6 +71,12 @@ impl RuntimeConfig {
         } else {
             crate::test_clock::ServiceClock::System
         }
+    }
+
+    /// The address to listen on: the configured one, or every interface on `default_port`.
+    pub fn listen_addr_or(&self, default_port: u16) -> SocketAddr {
+        self.listen_addr
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port)))
     }
 
     /// The request timeout as a duration.

@@ -103,7 +103,8 @@ impl PartitionLeases {
         let session = self.session.as_mut().expect("connected above");
         let members: i64 = sqlx::query(
             "SELECT count(DISTINCT pid) FROM pg_locks
-             WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted",
+             WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .bind(i64::from(self.class + 1))
         .fetch_one(&mut *session)

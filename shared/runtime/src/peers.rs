@@ -65,15 +65,20 @@ fn parse_peers(urls: &str) -> Result<Vec<Peer>, PeerUrlError> {
         })
 }
 
-async fn resolve(peers: &[Peer]) -> BTreeSet<(String, SocketAddr)> {
+/// Every address the peers resolve to, and whether every lookup succeeded.
+async fn resolve(peers: &[Peer]) -> (BTreeSet<(String, SocketAddr)>, bool) {
     let mut found = BTreeSet::new();
+    let mut complete = true;
     for peer in peers {
         match tokio::net::lookup_host((peer.host.as_str(), peer.port)).await {
             Ok(addresses) => found.extend(addresses.map(|address| (peer.scheme.clone(), address))),
-            Err(error) => tracing::warn!(host = %peer.host, %error, "can't resolve a peer"),
+            Err(error) => {
+                complete = false;
+                tracing::warn!(host = %peer.host, %error, "can't resolve a peer");
+            }
         }
     }
-    found
+    (found, complete)
 }
 
 /// A channel balancing over every address of `urls`, re-resolved until `shutdown`. Calls made
@@ -88,7 +93,11 @@ pub fn balanced_channel(
     tokio::spawn(async move {
         let mut known: BTreeSet<(String, SocketAddr)> = BTreeSet::new();
         loop {
-            let now = resolve(&peers).await;
+            let (mut now, complete) = resolve(&peers).await;
+            // A failed lookup is no news: keep what was known rather than drop every replica.
+            if !complete {
+                now.extend(known.iter().cloned());
+            }
             for gone in known.difference(&now) {
                 if changes.send(Change::Remove(gone.1)).await.is_err() {
                     return;

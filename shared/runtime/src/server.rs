@@ -18,7 +18,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 /// Limits applied to every call.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// A unary call that runs longer fails DEADLINE_EXCEEDED (a shorter client deadline wins).
+    /// A call that takes longer to answer is cancelled (a shorter client deadline wins).
     pub request_timeout: Duration,
     /// Calls served at once; more are shed at once with RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,

@@ -99,8 +99,7 @@ impl TestClockService for TestClockApi {
             .get_ref()
             .time
             .ok_or_else(|| ApiError::invalid("time", "is required"))?;
-        let time = SystemTime::try_from(time)
-            .map_err(|_| ApiError::invalid("time", "must be a valid timestamp"))?;
+        let time = crate::clock::parse_timestamp("time", &time)?;
         if time < crate::clock::Clock::now(clock) {
             return Err(ApiError::invalid("time", "the test clock never moves backwards").into());
         }
@@ -122,7 +121,11 @@ impl TestClockService for TestClockApi {
             .ok_or_else(|| ApiError::invalid("duration", "is required"))?;
         let by = Duration::try_from(by)
             .map_err(|_| ApiError::invalid("duration", "must not be negative"))?;
-        clock.advance(by);
+        if !clock.advance(by) {
+            return Err(
+                ApiError::invalid("duration", "would move the clock past the year 9999").into(),
+            );
+        }
         let now = self.moved(clock).await?;
         Ok(Response::new(pb::AdvanceTestClockResponse {
             now: Some(to_timestamp(now)),

@@ -131,9 +131,9 @@ fn parse_custom_value(field: &str, value: &pb::CustomFieldValue) -> Result<Custo
         Some(Kind::TextValue(text)) => CustomValue::text(text).map_err(invalid),
         Some(Kind::NumberValue(number)) => CustomValue::number(*number).map_err(invalid),
         Some(Kind::BoolValue(flag)) => Ok(CustomValue::Bool(*flag)),
-        Some(Kind::TimeValue(time)) => std::time::SystemTime::try_from(*time)
-            .map(CustomValue::Time)
-            .map_err(|_| invalid("must be a valid timestamp".into())),
+        Some(Kind::TimeValue(time)) => {
+            charla_runtime::clock::parse_timestamp(field, time).map(CustomValue::Time)
+        }
     }
 }
 

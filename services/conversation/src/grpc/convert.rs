@@ -193,7 +193,7 @@ pub fn counts_to_proto(counts: &MessageCounts) -> pb::MessageCounts {
 /// A closing note from a close request: category and summary, empty meaning absent.
 pub fn parse_closing_note(category: &str, summary: &str) -> Result<ClosingNote, ApiError> {
     let category = optional_text("category", category, 64)?;
-    let summary = optional_text("summary", summary, 2000)?;
+    let summary = optional_text("summary", summary, 2048)?;
     Ok(ClosingNote {
         category: (!category.is_empty()).then_some(category),
         summary: (!summary.is_empty()).then_some(summary),
@@ -206,10 +206,7 @@ pub fn parse_time(
     value: Option<&prost_types::Timestamp>,
 ) -> Result<Option<SystemTime>, ApiError> {
     value
-        .map(|timestamp| {
-            SystemTime::try_from(*timestamp)
-                .map_err(|_| ApiError::invalid(field, "must be a valid timestamp"))
-        })
+        .map(|timestamp| charla_runtime::clock::parse_timestamp(field, timestamp))
         .transpose()
 }
 

@@ -128,9 +128,11 @@ impl ConversationStore {
         workspace: WorkspaceId,
         contact: ContactId,
         channel: Channel,
-        message: Message,
+        mut message: Message,
         contacts: &ContactDirectory,
     ) -> Result<Recorded, ApiError> {
+        // Unset, the channel's sending time is taken to be now.
+        message.sent_at.get_or_insert_with(|| self.now());
         for _ in 0..RACE_ATTEMPTS {
             let mut tx = self.db.pool().begin().await?;
             let existing = self.open_of(&mut tx, workspace, contact, true).await?;

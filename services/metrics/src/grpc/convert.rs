@@ -17,8 +17,7 @@ pub fn required_micros(
     value: Option<&prost_types::Timestamp>,
 ) -> Result<i64, ApiError> {
     let value = value.ok_or_else(|| ApiError::invalid(field, "is required"))?;
-    let time = std::time::SystemTime::try_from(*value)
-        .map_err(|_| ApiError::invalid(field, "must be a valid timestamp"))?;
+    let time = charla_runtime::clock::parse_timestamp(field, value)?;
     Ok(charla_runtime::clock::to_micros(time))
 }
 

@@ -39,6 +39,7 @@ pub struct MetricsApi {
     store: MetricsStore,
     consumer: ConsumerHandle,
     clock: SharedClock,
+    allow_rebuild: bool,
     shutdown: CancellationToken,
 }
 
@@ -47,12 +48,14 @@ impl MetricsApi {
         store: MetricsStore,
         consumer: ConsumerHandle,
         clock: SharedClock,
+        allow_rebuild: bool,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             store,
             consumer,
             clock,
+            allow_rebuild,
             shutdown,
         }
     }
@@ -81,15 +84,9 @@ fn dashboard_to_proto(numbers: &DashboardNumbers, now: i64, time_zone: &str) -> 
     }
 }
 
-/// The time zone field: required.
-fn time_zone(value: &str) -> Result<String, ApiError> {
-    if value.is_empty() {
-        return Err(ApiError::invalid(
-            "time_zone",
-            "is required (an IANA name such as America/Bogota)",
-        ));
-    }
-    Ok(value.to_owned())
+/// The time zone field: an IANA name (checked where it is used), UTC when empty.
+fn time_zone(value: &str) -> String {
+    if value.is_empty() { "UTC" } else { value }.to_owned()
 }
 
 fn export_row(fact: &ClosedFact) -> Result<pb::ConversationExportRow, ApiError> {
@@ -151,7 +148,7 @@ impl MetricsService for MetricsApi {
         let query = MetricsQuery {
             start: required_micros("start_time", request.start_time.as_ref())?,
             end: required_micros("end_time", request.end_time.as_ref())?,
-            time_zone: time_zone(&request.time_zone)?,
+            time_zone: time_zone(&request.time_zone),
             granularity: parse_granularity(request.granularity)?,
             filter: parse_filter(request.filter.as_ref())?,
             group_by: parse_group_by(request.group_by)?,
@@ -187,7 +184,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::GetDashboardRequest>,
     ) -> Result<Response<pb::GetDashboardResponse>, Status> {
         let workspace = workspace_of(&request)?.to_string();
-        let zone = time_zone(&request.get_ref().time_zone)?;
+        let zone = time_zone(&request.get_ref().time_zone);
         let now = to_micros(self.clock.now());
         let numbers = reports::dashboard(&self.store, &workspace, now, &zone).await?;
         Ok(Response::new(pb::GetDashboardResponse {
@@ -202,7 +199,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::WatchDashboardRequest>,
     ) -> Result<Response<Self::WatchDashboardStream>, Status> {
         let workspace = workspace_of(&request)?.to_string();
-        let zone = time_zone(&request.get_ref().time_zone)?;
+        let zone = time_zone(&request.get_ref().time_zone);
         let now = to_micros(self.clock.now());
         // Fail the call itself (not the stream) on a bad zone.
         let first = reports::dashboard(&self.store, &workspace, now, &zone).await?;
@@ -363,6 +360,14 @@ impl MetricsService for MetricsApi {
         &self,
         _request: Request<pb::RebuildAggregatesRequest>,
     ) -> Result<Response<pb::RebuildAggregatesResponse>, Status> {
+        if !self.allow_rebuild {
+            return Err(ApiError::precondition(
+                "REBUILD_DISABLED",
+                "rebuilding recomputes every workspace's aggregates; start the metrics service with \
+                 CHARLA_ALLOW_REBUILD=true to allow it",
+            )
+            .into());
+        }
         let events_applied = self.consumer.rebuild().await?;
         let cursor = self
             .store

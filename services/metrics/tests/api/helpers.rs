@@ -51,6 +51,8 @@ pub struct MetricsEnv {
     pub conversation_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     metrics_db: String,
+    /// Whether the metrics service allows RebuildAggregates (the tests' default: yes).
+    pub allow_rebuild: bool,
     running: Vec<Running>,
     metrics: Option<Running>,
 }
@@ -90,6 +92,7 @@ pub async fn spawn_env(backend: Backend, start: SystemTime) -> Option<MetricsEnv
         conversation_addr,
         metrics_addr: contact_addr,
         metrics_db,
+        allow_rebuild: true,
         running: vec![contact, conversation],
         metrics: None,
     };
@@ -100,8 +103,9 @@ pub async fn spawn_env(backend: Backend, start: SystemTime) -> Option<MetricsEnv
 impl MetricsEnv {
     async fn start_metrics(&mut self) {
         let shutdown = CancellationToken::new();
-        let service =
+        let mut service =
             charla_metrics::ServiceConfig::new(format!("http://{}", self.conversation_addr));
+        service.allow_rebuild = self.allow_rebuild;
         let shared = ServiceClock::Test(self.clock.clone());
         let metrics = charla_metrics::build(
             &config(&self.metrics_db),

@@ -36,17 +36,18 @@ async fn bad_report_requests_name_their_field(backend: Backend) {
         .get_conversation_metrics(env.req(good.clone()))
         .await
         .expect("a good request works");
+    let in_utc = pb::GetConversationMetricsRequest {
+        time_zone: String::new(),
+        ..good.clone()
+    };
+    client
+        .get_conversation_metrics(env.req(in_utc))
+        .await
+        .expect("an empty time zone means UTC");
     let cases = [
         (
             pb::GetConversationMetricsRequest {
                 time_zone: "Mars/Olympus_Mons".into(),
-                ..good.clone()
-            },
-            "time_zone",
-        ),
-        (
-            pb::GetConversationMetricsRequest {
-                time_zone: String::new(),
                 ..good.clone()
             },
             "time_zone",
@@ -145,6 +146,21 @@ async fn bad_report_requests_name_their_field(backend: Backend) {
             }))
             .await,
         "subject",
+    );
+    // Rebuilding is an operator's switch: off unless the service was started with it.
+    let mut env = env;
+    env.allow_rebuild = false;
+    env.restart_metrics().await;
+    let status = charla_testing::assert_code(
+        env.metrics()
+            .await
+            .rebuild_aggregates(tonic::Request::new(pb::RebuildAggregatesRequest {}))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(
+        status.message().contains("CHARLA_ALLOW_REBUILD=true"),
+        "{status:?}"
     );
     env.stop().await;
 }
