@@ -331,13 +331,16 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<pb::UpdateWorkspaceSettingsResponse>, Status> {
         let workspace = workspace_of(&request)?;
         let request = request.into_inner();
-        let (current, _) = self.store.settings(workspace).await?;
-        let next = apply_settings_update(
-            &current,
-            request.settings.as_ref(),
-            request.update_mask.as_ref(),
-        )?;
-        let updated_at = self.store.update_settings(workspace, &next).await?;
+        let (next, updated_at) = self
+            .store
+            .update_settings(workspace, |current| {
+                apply_settings_update(
+                    current,
+                    request.settings.as_ref(),
+                    request.update_mask.as_ref(),
+                )
+            })
+            .await?;
         Ok(Response::new(pb::UpdateWorkspaceSettingsResponse {
             settings: Some(settings_to_proto(workspace, &next, Some(updated_at))),
         }))

@@ -63,16 +63,27 @@ impl ConversationStore {
         self.settings_with_time(&mut conn, workspace).await
     }
 
-    /// Replaces a workspace's settings. Turning auto-close off drops the pending deadlines; a new
-    /// delay applies from each conversation's next human message.
+    /// Changes a workspace's settings: `change` turns the current ones into the new ones, under a
+    /// lock, so concurrent updates of different fields both land. Turning auto-close off drops the
+    /// pending deadlines; a new delay applies from each conversation's next human message.
     pub async fn update_settings(
         &self,
         workspace: WorkspaceId,
-        settings: &WorkspaceSettings,
-    ) -> Result<SystemTime, ApiError> {
-        settings.validate()?;
+        change: impl FnOnce(&WorkspaceSettings) -> Result<WorkspaceSettings, ApiError>,
+    ) -> Result<(WorkspaceSettings, SystemTime), ApiError> {
         let now = self.now();
         let mut tx = self.db.pool().begin().await?;
+        if self.db.backend() == charla_runtime::db::Backend::Postgres {
+            // The workspace's settings row may not exist yet: lock the workspace instead.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("settings/{workspace}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let (current, _) = self.settings_with_time(&mut tx, workspace).await?;
+        let settings = change(&current)?;
+        settings.validate()?;
+        let settings = &settings;
         sqlx::query(
             "INSERT INTO workspace_settings
                  (workspace_id, closing_note_policy, closing_categories, auto_close_after_micros,
@@ -105,6 +116,6 @@ impl ConversationStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(now)
+        Ok((settings.clone(), now))
     }
 }
