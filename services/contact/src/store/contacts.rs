@@ -203,9 +203,7 @@ impl ContactStore {
         }
         if !filter.name.is_empty() {
             let pattern = format!("%{}%", escape_like(&filter.name.to_lowercase()));
-            bind(pattern, &|n| {
-                format!("lower(first_name || ' ' || last_name) LIKE ${n} ESCAPE '\\'")
-            });
+            bind(pattern, &|n| format!("search_name LIKE ${n} ESCAPE '\\'"));
         }
         if !filter.email.is_empty() {
             bind(filter.email.clone(), &|n| format!("email = ${n}"));

@@ -20,8 +20,22 @@ pub use contacts::{ContactFilter, ContactPage};
 
 /// The migrations of the contact database.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[event_log::SQLITE_MIGRATION, CONTACTS_MIGRATION],
-    postgres: &[event_log::POSTGRES_MIGRATION, CONTACTS_MIGRATION],
+    sqlite: &[
+        event_log::SQLITE_MIGRATION,
+        CONTACTS_MIGRATION,
+        SEARCH_NAME_MIGRATION,
+    ],
+    postgres: &[
+        event_log::POSTGRES_MIGRATION,
+        CONTACTS_MIGRATION,
+        SEARCH_NAME_MIGRATION,
+    ],
+};
+
+const SEARCH_NAME_MIGRATION: MigrationFile = MigrationFile {
+    version: 3,
+    description: "contact search name",
+    sql: include_str!("../../migrations/0003_contact_search_name.sql"),
 };
 
 const CONTACTS_MIGRATION: MigrationFile = MigrationFile {
@@ -155,7 +169,7 @@ impl ContactStore {
         sqlx::query(
             "UPDATE contacts SET first_name = $3, last_name = $4, email = $5, phone = $6,
                  language = $7, custom_fields = $8, tags = $9, status = $10, merged_into = $11,
-                 updated_at = $12
+                 updated_at = $12, search_name = $13
              WHERE workspace_id = $1 AND contact_id = $2",
         )
         .bind(contact.workspace.to_string())
@@ -188,6 +202,7 @@ impl ContactStore {
         .bind(rows::status_name(contact.status))
         .bind(contact.merged_into().map(|id| id.to_string()))
         .bind(charla_runtime::clock::to_micros(contact.updated_at))
+        .bind(search_name(profile))
         .execute(&mut *conn)
         .await?;
         self.save_tags(conn, contact).await
@@ -212,4 +227,14 @@ impl ContactStore {
         }
         Ok(())
     }
+}
+
+/// The full name as the name filter matches it: lower-cased with Unicode's rules.
+fn search_name(profile: &crate::domain::Profile) -> String {
+    format!(
+        "{} {}",
+        profile.first_name.as_str(),
+        profile.last_name.as_str()
+    )
+    .to_lowercase()
 }

@@ -280,6 +280,31 @@ async fn lists_page_newest_first_and_filter_by_name_email_phone_and_tag(backend:
         ..Default::default()
     };
     assert_eq!(only(by_tag).await, elena);
+    let accented = app
+        .client()
+        .await
+        .create_contact(app.req(pb::CreateContactRequest {
+            contact: Some(pb::Contact {
+                first_name: "Ángela".into(),
+                last_name: "Núñez".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap();
+    let folded = pb::ListContactsRequest {
+        name: "ÁNGELA NÚ".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        only(folded).await,
+        [accented.contact_id],
+        "case folds beyond ASCII, on both engines"
+    );
     let nobody = pb::ListContactsRequest {
         tag: "nobody".into(),
         ..Default::default()
