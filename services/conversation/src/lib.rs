@@ -57,11 +57,6 @@ pub struct ServiceConfig {
     /// How often due auto-close deadlines are looked for, in milliseconds.
     #[arg(long, env = "CHARLA_AUTO_CLOSE_SCAN_MS", default_value_t = 1000)]
     pub auto_close_scan_ms: u64,
-
-    /// Partitions of the contact event stream (the contact service's CHARLA_EVENT_PARTITIONS);
-    /// replicas share them out.
-    #[arg(long, env = "CHARLA_CONTACT_PARTITIONS", default_value_t = 1)]
-    pub contact_partitions: u32,
 }
 
 impl ServiceConfig {
@@ -71,7 +66,6 @@ impl ServiceConfig {
             contact_url: contact_url.into(),
             contact_timeout_ms: 2000,
             auto_close_scan_ms: 1000,
-            contact_partitions: 1,
         }
     }
 }
@@ -118,11 +112,7 @@ pub async fn build(
     let consumer = events::contact_consumer::ContactConsumer {
         store: store.clone(),
         cursor,
-        leases: PartitionLeases::new(
-            db_for_leases,
-            events::contact_consumer::CONSUMER,
-            service.contact_partitions,
-        ),
+        leases: PartitionLeases::new(db_for_leases, events::contact_consumer::CONSUMER, 1),
         contacts: contacts.clone(),
     };
     events::contact_consumer::spawn(consumer, shutdown.clone());

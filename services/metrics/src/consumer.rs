@@ -167,6 +167,15 @@ impl Consumer {
     ) -> Result<(), Failure> {
         let mut ticks = tokio::time::interval(REBALANCE_EVERY);
         'connect: loop {
+            // The producer says how many partitions there are: nothing to configure, nothing to
+            // get wrong.
+            let info = self
+                .conversations
+                .clone()
+                .get_conversation_event_stream_info(pb::GetConversationEventStreamInfoRequest {})
+                .await?
+                .into_inner();
+            self.leases.set_partitions(info.partition_count).await?;
             self.leases.rebalance().await?;
             let held: Vec<u32> = self.leases.held().iter().copied().collect();
             if held.is_empty() {

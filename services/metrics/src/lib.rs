@@ -51,11 +51,6 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHARLA_MAX_LAG_EVENTS", default_value_t = 10_000)]
     pub max_lag_events: u64,
 
-    /// Partitions of the conversation event stream (the conversation service's
-    /// CHARLA_EVENT_PARTITIONS); replicas share them out.
-    #[arg(long, env = "CHARLA_CONVERSATION_PARTITIONS", default_value_t = 1)]
-    pub partitions: u32,
-
     /// Allow RebuildAggregates, which recomputes every workspace's numbers from the first event
     /// (reports read low until it is done). An operator's switch, off by default.
     #[arg(long, env = "CHARLA_ALLOW_REBUILD", default_value_t = false)]
@@ -68,7 +63,6 @@ impl ServiceConfig {
         Self {
             conversation_url: conversation_url.into(),
             max_lag_events: 10_000,
-            partitions: 1,
             allow_rebuild: false,
         }
     }
@@ -108,7 +102,7 @@ pub async fn build(
         store.clone(),
         ConversationServiceClient::new(channel),
         lag,
-        PartitionLeases::new(db_for_leases, store::CONSUMER, service.partitions),
+        PartitionLeases::new(db_for_leases, store::CONSUMER, 1),
         shutdown.clone(),
     );
     app.serve_test_clock(&clock, None).await;

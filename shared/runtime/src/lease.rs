@@ -57,6 +57,29 @@ impl PartitionLeases {
         }
     }
 
+    /// Adopts the stream's partition count (as its producer reports it), giving back any held
+    /// partition that no longer exists. Returns whether the count changed.
+    pub async fn set_partitions(&mut self, partitions: u32) -> Result<bool, ApiError> {
+        let partitions = partitions.max(1);
+        if partitions == self.partitions {
+            return Ok(false);
+        }
+        self.partitions = partitions;
+        let gone: Vec<u32> = self.held.range(partitions..).copied().collect();
+        for partition in gone {
+            if let Some(session) = self.session.as_mut() {
+                sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+                    .bind(self.class)
+                    .bind(partition as i32)
+                    .execute(&mut *session)
+                    .await
+                    .map_err(lost)?;
+            }
+            self.held.remove(&partition);
+        }
+        Ok(true)
+    }
+
     /// The partitions held now.
     pub fn held(&self) -> &BTreeSet<u32> {
         &self.held

@@ -43,3 +43,16 @@ where
     });
     Ok(Box::pin(stream))
 }
+
+/// How a log is partitioned and each partition's last sequence: the stream-info RPCs' answer.
+pub async fn stream_info(log: &EventLog) -> Result<(u32, Vec<PartitionCursor>), ApiError> {
+    let mut heads = Vec::new();
+    for partition in 0..log.partitions() {
+        let sequence = log.head(partition).await?;
+        heads.push(PartitionCursor {
+            partition,
+            sequence,
+        });
+    }
+    Ok((log.partitions(), heads))
+}

@@ -8,7 +8,7 @@ use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_server::ContactService;
 use charla_runtime::ApiError;
 use charla_runtime::error::to_rpc_status;
-use charla_runtime::stream::{ResponseStream, stream_events};
+use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, page_size, page_token, required_id};
 use charla_runtime::workspace::{optional_workspace_of, workspace_of};
 use tokio_util::sync::CancellationToken;
@@ -273,5 +273,16 @@ impl ContactService for ContactApi {
             },
         )?;
         Ok(Response::new(stream))
+    }
+
+    async fn get_contact_event_stream_info(
+        &self,
+        _request: Request<pb::GetContactEventStreamInfoRequest>,
+    ) -> Result<Response<pb::GetContactEventStreamInfoResponse>, Status> {
+        let (partition_count, heads) = stream_info(self.store.events()).await?;
+        Ok(Response::new(pb::GetContactEventStreamInfoResponse {
+            partition_count,
+            heads,
+        }))
     }
 }

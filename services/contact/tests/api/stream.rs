@@ -14,7 +14,31 @@ backend_tests!(
     a_workspace_scoped_stream_sees_only_its_workspace,
     a_stream_with_an_unknown_partition_is_refused,
     stopping_the_service_ends_open_streams,
+    the_stream_info_gives_partitions_and_heads,
 );
+
+async fn the_stream_info_gives_partitions_and_heads(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.create("Wilma", None).await;
+    app.create("Xenia", None).await;
+    let info = app
+        .client()
+        .await
+        .get_contact_event_stream_info(pb::GetContactEventStreamInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.partition_count, 1);
+    assert_eq!(
+        info.heads,
+        [pb::PartitionCursor {
+            partition: 0,
+            sequence: 2
+        }]
+    );
+}
 
 /// The next event, failing the test if none arrives within a generous bound (this guards against
 /// a hang; it measures nothing).

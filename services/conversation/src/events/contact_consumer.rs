@@ -68,6 +68,14 @@ impl ContactConsumer {
     ) -> Result<(), Failure> {
         let mut ticks = tokio::time::interval(REBALANCE_EVERY);
         'connect: loop {
+            // The producer says how many partitions there are: nothing to configure.
+            let info = self
+                .contacts
+                .client()
+                .get_contact_event_stream_info(pb::GetContactEventStreamInfoRequest {})
+                .await?
+                .into_inner();
+            self.leases.set_partitions(info.partition_count).await?;
             self.leases.rebalance().await?;
             let held: Vec<u32> = self.leases.held().iter().copied().collect();
             if held.is_empty() {

@@ -10,7 +10,7 @@ use charla_proto::charla::conversation::v1::conversation_service_server::Convers
 use charla_runtime::ApiError;
 use charla_runtime::channel::ChannelType;
 use charla_runtime::error::to_rpc_status;
-use charla_runtime::stream::{ResponseStream, stream_events};
+use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
 use charla_runtime::workspace::{optional_workspace_of, workspace_of};
 use tokio_util::sync::CancellationToken;
@@ -419,5 +419,16 @@ impl ConversationService for ConversationApi {
             },
         )?;
         Ok(Response::new(stream))
+    }
+
+    async fn get_conversation_event_stream_info(
+        &self,
+        _request: Request<pb::GetConversationEventStreamInfoRequest>,
+    ) -> Result<Response<pb::GetConversationEventStreamInfoResponse>, Status> {
+        let (partition_count, heads) = stream_info(self.store.events()).await?;
+        Ok(Response::new(pb::GetConversationEventStreamInfoResponse {
+            partition_count,
+            heads,
+        }))
     }
 }

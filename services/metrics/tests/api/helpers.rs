@@ -60,6 +60,15 @@ pub struct MetricsEnv {
 /// Starts the three services on fresh databases, the clock at `start`; `None` when the backend
 /// is unavailable (skipped).
 pub async fn spawn_env(backend: Backend, start: SystemTime) -> Option<MetricsEnv> {
+    spawn_env_partitioned(backend, start, 1).await
+}
+
+/// As `spawn_env`, with the conversation stream split into `partitions`.
+pub async fn spawn_env_partitioned(
+    backend: Backend,
+    start: SystemTime,
+    partitions: u32,
+) -> Option<MetricsEnv> {
     let contact_db = fresh_database_url(backend).await?;
     let conversation_db = fresh_database_url(backend).await?;
     let metrics_db = fresh_database_url(backend).await?;
@@ -75,14 +84,12 @@ pub async fn spawn_env(backend: Backend, start: SystemTime) -> Option<MetricsEnv
     let shutdown = CancellationToken::new();
     let service = charla_conversation::ServiceConfig::new(format!("http://{contact_addr}"));
     let shared = ServiceClock::Test(clock.clone());
-    let conversation = charla_conversation::build(
-        &config(&conversation_db),
-        &service,
-        shared,
-        shutdown.clone(),
-    )
-    .await
-    .expect("the conversation service starts");
+    let mut conversation_config = config(&conversation_db);
+    conversation_config.event_partitions = partitions;
+    let conversation =
+        charla_conversation::build(&conversation_config, &service, shared, shutdown.clone())
+            .await
+            .expect("the conversation service starts");
     let (conversation_addr, conversation) = serve(conversation, shutdown);
 
     let mut env = MetricsEnv {

@@ -9,7 +9,64 @@ use charla_testing::{Backend, assert_invalid_field, backend_tests};
 
 use crate::helpers::spawn_env;
 
-backend_tests!(a_watched_dashboard_is_pushed_when_a_conversation_opens);
+backend_tests!(
+    a_watched_dashboard_is_pushed_when_a_conversation_opens,
+    every_partition_of_the_conversation_stream_is_counted,
+);
+
+/// The conversation service splits its stream in 4; the metrics service learns that from it and
+/// reads every partition (workspaces hash to different ones).
+async fn every_partition_of_the_conversation_stream_is_counted(backend: Backend) {
+    let Some(env) =
+        crate::helpers::spawn_env_partitioned(backend, std::time::SystemTime::now(), 4).await
+    else {
+        return;
+    };
+    let info = env
+        .conversations()
+        .await
+        .get_conversation_event_stream_info(
+            conversation_pb::GetConversationEventStreamInfoRequest {},
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.partition_count, 4);
+    let workspaces: Vec<uuid::Uuid> = (0..12).map(|_| uuid::Uuid::now_v7()).collect();
+    for workspace in &workspaces {
+        let contact = env.new_contact(*workspace).await;
+        env.message(
+            *workspace,
+            &contact,
+            ChannelType::Sms,
+            conversation_pb::AuthorKind::Contact,
+            "",
+        )
+        .await;
+    }
+    let mut metrics = env.metrics().await;
+    for workspace in &workspaces {
+        let mut open = 0;
+        for _ in 0..300 {
+            let request =
+                charla_testing::in_workspace(*workspace, pb::GetDashboardRequest::default());
+            open = metrics
+                .get_dashboard(request)
+                .await
+                .unwrap()
+                .into_inner()
+                .dashboard
+                .unwrap()
+                .open_count;
+            if open == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(open, 1, "workspace {workspace} is counted");
+    }
+    env.stop().await;
+}
 
 async fn next(watch: &mut tonic::Streaming<pb::WatchDashboardResponse>) -> pb::Dashboard {
     tokio::time::timeout(Duration::from_secs(10), watch.message())
