@@ -30,6 +30,12 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 /// Starts the service on an existing database.
 pub async fn spawn_app_on(database_url: &str, workspace: Uuid) -> TestApp {
     let config = RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), database_url);
+    spawn_configured(config, workspace).await
+}
+
+/// Starts the service with `config`.
+pub async fn spawn_configured(config: RuntimeConfig, workspace: Uuid) -> TestApp {
+    let database_url = config.database_url.clone();
     let shutdown = CancellationToken::new();
     let app = charla_contact::build(&config, ServiceClock::System, shutdown.clone())
         .await
@@ -39,7 +45,7 @@ pub async fn spawn_app_on(database_url: &str, workspace: Uuid) -> TestApp {
     TestApp {
         addr,
         workspace,
-        database_url: database_url.to_owned(),
+        database_url,
         shutdown,
         task,
     }

@@ -97,3 +97,63 @@ async fn grpc_web_calls_over_http1_are_served() {
         "the contact is in the body"
     );
 }
+
+/// An import whose client keeps its stream open holds a slot until it ends; with every slot
+/// held, more calls are shed at once with RESOURCE_EXHAUSTED, and served again after.
+#[tokio::test]
+async fn calls_beyond_the_concurrency_limit_are_shed() {
+    let url = charla_testing::fresh_database_url(Backend::Sqlite)
+        .await
+        .unwrap();
+    let mut config =
+        charla_runtime::config::RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), &url);
+    config.max_concurrent_requests = 1;
+    let app = crate::helpers::spawn_configured(config, uuid::Uuid::now_v7()).await;
+    let (rows, stream) = tokio::sync::mpsc::channel::<pb::ImportContactsRequest>(1);
+    let held = {
+        let mut client = app.client().await;
+        let request = app.req(tokio_stream::wrappers::ReceiverStream::new(stream));
+        tokio::spawn(async move { client.import_contacts(request).await })
+    };
+    let mut client = app.client().await;
+    let mut shed = None;
+    for _ in 0..200 {
+        match client
+            .list_contacts(app.req(pb::ListContactsRequest::default()))
+            .await
+        {
+            Err(status) => {
+                shed = Some(status);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+        }
+    }
+    let shed = shed.expect("a call is shed while the only slot is held");
+    assert_eq!(shed.code(), tonic::Code::ResourceExhausted, "{shed:?}");
+    drop(rows);
+    held.await.unwrap().expect("the held import completes");
+    client
+        .list_contacts(app.req(pb::ListContactsRequest::default()))
+        .await
+        .expect("served again once the slot is free");
+}
+
+/// A call that takes longer than the request timeout to answer is cancelled by the server.
+#[tokio::test]
+async fn a_call_past_the_request_timeout_is_cancelled() {
+    let url = charla_testing::fresh_database_url(Backend::Sqlite)
+        .await
+        .unwrap();
+    let mut config =
+        charla_runtime::config::RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), &url);
+    config.request_timeout_secs = 1;
+    let app = crate::helpers::spawn_configured(config, uuid::Uuid::now_v7()).await;
+    let (_rows, stream) = tokio::sync::mpsc::channel::<pb::ImportContactsRequest>(1);
+    let result = app
+        .client()
+        .await
+        .import_contacts(app.req(tokio_stream::wrappers::ReceiverStream::new(stream)))
+        .await;
+    charla_testing::assert_code(result, tonic::Code::Cancelled);
+}
