@@ -34,7 +34,7 @@ pub async fn build(
     shutdown: CancellationToken,
 ) -> Result<Application, StartError> {
     let db = Database::connect(&config.database_url, &store::MIGRATIONS).await?;
-    let events = EventLog::new(db.clone(), config.event_partitions);
+    let events = EventLog::open(db.clone(), config.event_partitions).await?;
     events.spawn_commit_listener(shutdown.clone());
     let store = store::ContactStore::new(db, events, clock.shared());
     let mut app = Application::bind(config, DEFAULT_PORT, shutdown.clone()).await?;

@@ -98,7 +98,9 @@ pub async fn build(
     let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
         .await
         .map_err(StartError::from)?;
-    let events = EventLog::new(db.clone(), runtime.event_partitions);
+    let events = EventLog::open(db.clone(), runtime.event_partitions)
+        .await
+        .map_err(BuildError::Start)?;
     events.spawn_commit_listener(shutdown.clone());
     let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
     let db_for_leases = db.clone();

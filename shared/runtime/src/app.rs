@@ -26,6 +26,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// CHARLA_EVENT_PARTITIONS went down: a partition in use would no longer be read.
+    #[error(
+        "CHARLA_EVENT_PARTITIONS is {configured}, but the event log already uses partition {used}; \
+         the partition count can't go down"
+    )]
+    EventPartitionsLowered { configured: u32, used: u32 },
     /// The server failed while serving.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),

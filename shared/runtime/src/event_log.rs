@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::ApiError;
+use crate::app::StartError;
 use crate::clock::to_micros;
 use crate::db::{Backend, Database, MigrationFile};
 use crate::workspace::WorkspaceId;
@@ -153,6 +154,25 @@ impl EventLog {
                 commits,
             }),
         }
+    }
+
+    /// The log in `db` with `partitions` partitions, refusing a count below one the log already
+    /// uses: events of a dropped partition would never be read again.
+    pub async fn open(db: Database, partitions: u32) -> Result<Self, StartError> {
+        let used: Option<i64> = sqlx::query("SELECT max(partition_no) FROM event_log_heads")
+            .fetch_one(db.pool())
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| StartError::Database(crate::db::DbError::Connect(e)))?;
+        if let Some(used) = used
+            && used >= i64::from(partitions)
+        {
+            return Err(StartError::EventPartitionsLowered {
+                configured: partitions,
+                used: used as u32,
+            });
+        }
+        Ok(Self::new(db, partitions))
     }
 
     /// The database the log lives in.

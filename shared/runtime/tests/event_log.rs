@@ -48,7 +48,30 @@ async fn next(
         .expect("no error")
 }
 
-backend_tests!(events_stream_in_sequence_order_and_new_ones_are_pushed);
+backend_tests!(
+    events_stream_in_sequence_order_and_new_ones_are_pushed,
+    the_partition_count_never_goes_down,
+);
+
+async fn the_partition_count_never_goes_down(backend: Backend) {
+    let Some(url) = fresh_database_url(backend).await else {
+        return;
+    };
+    let db = Database::connect(&url, &LOG_ONLY).await.unwrap();
+    let log = EventLog::open(db.clone(), 8).await.unwrap();
+    let busy = std::iter::repeat_with(|| WorkspaceId::new(Uuid::now_v7()))
+        .find(|w| log.partition_of(*w) == 7)
+        .unwrap();
+    let mut tx = db.pool().begin().await.unwrap();
+    append(&log, &mut tx, busy, "in partition 7").await;
+    tx.commit().await.unwrap();
+    assert!(
+        EventLog::open(db.clone(), 16).await.is_ok(),
+        "more partitions are fine"
+    );
+    let error = EventLog::open(db, 4).await.unwrap_err();
+    assert!(error.to_string().contains("can't go down"), "{error}");
+}
 
 async fn events_stream_in_sequence_order_and_new_ones_are_pushed(backend: Backend) {
     let Some(log) = log_with(backend, 1).await else {
