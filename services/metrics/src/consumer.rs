@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use charla_proto::charla::contact::v1::PartitionCursor;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
 use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceServer;
 use charla_runtime::ApiError;
+use charla_runtime::consumer::{Assignment, assignment};
 use charla_runtime::lease::PartitionLeases;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -175,10 +175,9 @@ impl Consumer {
                 .get_conversation_event_stream_info(pb::GetConversationEventStreamInfoRequest {})
                 .await?
                 .into_inner();
-            self.leases.set_partitions(info.partition_count).await?;
-            self.leases.rebalance().await?;
-            let held: Vec<u32> = self.leases.held().iter().copied().collect();
-            if held.is_empty() {
+            let leased =
+                assignment(&mut self.leases, self.store.cursor(), info.partition_count).await?;
+            let Some(Assignment { partitions, cursor }) = leased else {
                 // Other replicas consume every partition: stand by, ready to take over.
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
@@ -186,23 +185,8 @@ impl Consumer {
                     _ = ticks.tick() => self.finish_rebuild_if_done().await?,
                 }
                 continue 'connect;
-            }
-            let cursor = self
-                .store
-                .cursor()
-                .positions()
-                .await?
-                .into_iter()
-                .filter(|(partition, _)| held.contains(partition))
-                .map(|(partition, sequence)| PartitionCursor {
-                    partition,
-                    sequence,
-                })
-                .collect();
-            let request = pb::StreamConversationEventsRequest {
-                cursor,
-                partitions: held,
             };
+            let request = pb::StreamConversationEventsRequest { cursor, partitions };
             let mut stream = self
                 .conversations
                 .clone()

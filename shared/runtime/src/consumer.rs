@@ -4,8 +4,11 @@
 
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use charla_proto::charla::contact::v1::PartitionCursor;
+
 use crate::ApiError;
 use crate::db::{Backend, Database};
+use crate::lease::PartitionLeases;
 
 /// One named consumer's cursor.
 #[derive(Debug, Clone)]
@@ -99,4 +102,39 @@ impl ConsumerCursor {
             .await?;
         Ok(())
     }
+}
+
+/// What one replica reads of a stream now: the partitions it holds and where to resume in each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The partitions to ask the producer for.
+    pub partitions: Vec<u32>,
+    /// The stored position in each of them.
+    pub cursor: Vec<PartitionCursor>,
+}
+
+/// Adopts the producer's `partition_count`, rebalances the leases and reads the stored positions
+/// of the partitions held; `None` while other replicas hold every partition.
+pub async fn assignment(
+    leases: &mut PartitionLeases,
+    cursor: &ConsumerCursor,
+    partition_count: u32,
+) -> Result<Option<Assignment>, ApiError> {
+    leases.set_partitions(partition_count).await?;
+    leases.rebalance().await?;
+    let partitions: Vec<u32> = leases.held().iter().copied().collect();
+    if partitions.is_empty() {
+        return Ok(None);
+    }
+    let cursor = cursor
+        .positions()
+        .await?
+        .into_iter()
+        .filter(|(partition, _)| partitions.contains(partition))
+        .map(|(partition, sequence)| PartitionCursor {
+            partition,
+            sequence,
+        })
+        .collect();
+    Ok(Some(Assignment { partitions, cursor }))
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as pb;
-use charla_runtime::consumer::ConsumerCursor;
+use charla_runtime::consumer::{Assignment, ConsumerCursor, assignment};
 use charla_runtime::lease::PartitionLeases;
 use charla_runtime::workspace::WorkspaceId;
 use tokio_util::sync::CancellationToken;
@@ -75,32 +75,16 @@ impl ContactConsumer {
                 .get_contact_event_stream_info(pb::GetContactEventStreamInfoRequest {})
                 .await?
                 .into_inner();
-            self.leases.set_partitions(info.partition_count).await?;
-            self.leases.rebalance().await?;
-            let held: Vec<u32> = self.leases.held().iter().copied().collect();
-            if held.is_empty() {
+            let leased = assignment(&mut self.leases, &self.cursor, info.partition_count).await?;
+            let Some(Assignment { partitions, cursor }) = leased else {
                 // Other replicas read every partition: stand by, ready to take over.
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = ticks.tick() => {}
                 }
                 continue 'connect;
-            }
-            let cursor = self
-                .cursor
-                .positions()
-                .await?
-                .into_iter()
-                .filter(|(partition, _)| held.contains(partition))
-                .map(|(partition, sequence)| pb::PartitionCursor {
-                    partition,
-                    sequence,
-                })
-                .collect();
-            let request = pb::StreamContactEventsRequest {
-                cursor,
-                partitions: held,
             };
+            let request = pb::StreamContactEventsRequest { cursor, partitions };
             let mut stream = self
                 .contacts
                 .client()
