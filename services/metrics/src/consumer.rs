@@ -9,7 +9,7 @@ use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
 use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceServer;
 use charla_runtime::ApiError;
-use charla_runtime::consumer::{Assignment, assignment};
+use charla_runtime::consumer::{Assignment, Backoff, assignment};
 use charla_runtime::lease::PartitionLeases;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -20,11 +20,9 @@ use tonic_health::server::HealthReporter;
 use crate::domain::{Change, Closure, Dimensions};
 use crate::store::MetricsStore;
 
-const FIRST_RETRY: Duration = Duration::from_millis(200);
 /// How often a replica rebalances its partition leases (and so how fast it takes over the
 /// partitions of a replica that died).
 const REBALANCE_EVERY: Duration = Duration::from_secs(2);
-const LONGEST_RETRY: Duration = Duration::from_secs(30);
 
 /// Asks the consumer to recompute every aggregate from sequence zero; answers with how many
 /// events were applied again once every event applied before the request is re-applied.
@@ -115,24 +113,18 @@ pub fn spawn(
             behind: false,
             leases,
         };
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::default();
         loop {
             let mut connected = false;
-            match consumer.run(&mut requests, &shutdown, &mut connected).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(%error, retry_in = ?delay, "conversation event stream interrupted");
-                }
+            if let Err(error) = consumer.run(&mut requests, &shutdown, &mut connected).await {
+                let retry_in = backoff.next_delay(connected);
+                tracing::warn!(%error, ?retry_in, "conversation event stream interrupted");
+            } else {
+                return;
             }
-            // A connection that worked resets the delay: the next outage starts short again.
-            if connected {
-                delay = FIRST_RETRY;
+            if !backoff.wait(connected, &shutdown).await {
+                return;
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(LONGEST_RETRY);
         }
     });
     ConsumerHandle { rebuilds, applied }

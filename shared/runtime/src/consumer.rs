@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use charla_proto::charla::contact::v1::PartitionCursor;
 
 use crate::ApiError;
-use crate::db::{Backend, Database};
+use crate::db::Database;
 use crate::lease::PartitionLeases;
 
 /// One named consumer's cursor.
@@ -58,10 +58,7 @@ impl ConsumerCursor {
         .bind(i64::from(partition))
         .execute(&mut *conn)
         .await?;
-        let lock = match self.db.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
+        let lock = self.db.row_lock();
         let sql = format!(
             "SELECT seq FROM consumer_cursors WHERE consumer = $1 AND partition_no = $2{lock}"
         );
@@ -137,4 +134,72 @@ pub async fn assignment(
         })
         .collect();
     Ok(Some(Assignment { partitions, cursor }))
+}
+
+/// The wait between a consumer's reconnection attempts: doubling from 200 ms to 30 s while the
+/// producer stays away, short again once a connection worked.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    delay: std::time::Duration,
+}
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+    const LONGEST: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Waits before the next attempt; `connected` says the last attempt got a stream (so the
+    /// outage is new and the wait starts short). Returns false when `shutdown` fired meanwhile.
+    pub async fn wait(
+        &mut self,
+        connected: bool,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        if connected {
+            self.delay = Self::FIRST;
+        }
+        let delay = self.delay;
+        self.delay = (delay * 2).min(Self::LONGEST);
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    /// How long the next wait will be, for logs.
+    pub fn next_delay(&self, connected: bool) -> std::time::Duration {
+        if connected { Self::FIRST } else { self.delay }
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { delay: Self::FIRST }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::Backoff;
+
+    #[tokio::test]
+    async fn the_wait_doubles_to_a_ceiling_and_restarts_short_after_a_connection() {
+        let stopped = CancellationToken::new();
+        stopped.cancel();
+        let mut backoff = Backoff::default();
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            seen.push(backoff.next_delay(false));
+            assert!(
+                !backoff.wait(false, &stopped).await,
+                "shutdown ends the wait"
+            );
+        }
+        assert_eq!(&seen[..4], [200, 400, 800, 1600].map(Duration::from_millis));
+        assert_eq!(seen[9], Duration::from_secs(30));
+        assert_eq!(backoff.next_delay(true), Duration::from_millis(200));
+    }
 }

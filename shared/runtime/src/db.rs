@@ -109,6 +109,15 @@ impl Database {
         self.backend
     }
 
+    /// `FOR UPDATE` on PostgreSQL, where concurrent transactions must lock the rows they
+    /// read-modify-write; nothing on SQLite, where one connection serializes every transaction.
+    pub fn row_lock(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// The URL the pool was opened with.
     pub fn url(&self) -> &str {
         &self.url

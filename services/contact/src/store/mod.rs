@@ -8,7 +8,7 @@ mod rows;
 
 use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
-use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
+use charla_runtime::db::{Database, MigrationFile, Migrations};
 use charla_runtime::event_log::{self, EventLog};
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, Row};
@@ -63,15 +63,6 @@ impl ContactStore {
         &self.events
     }
 
-    /// `FOR UPDATE` on PostgreSQL, where concurrent transactions must lock the rows they
-    /// read-modify-write; nothing on SQLite, where one connection serializes every transaction.
-    fn for_update(&self) -> &'static str {
-        match self.db.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
-    }
-
     /// Appends the event recording `change` to the transaction.
     async fn record(
         &self,
@@ -97,7 +88,7 @@ impl ContactStore {
         id: ContactId,
         lock: bool,
     ) -> Result<Contact, ApiError> {
-        let lock = if lock { self.for_update() } else { "" };
+        let lock = if lock { self.db.row_lock() } else { "" };
         let sql = format!(
             "SELECT {} FROM contacts WHERE workspace_id = $1 AND contact_id = $2{lock}",
             rows::CONTACT_COLUMNS

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as pb;
-use charla_runtime::consumer::{Assignment, ConsumerCursor, assignment};
+use charla_runtime::consumer::{Assignment, Backoff, ConsumerCursor, assignment};
 use charla_runtime::lease::PartitionLeases;
 use charla_runtime::workspace::WorkspaceId;
 use tokio_util::sync::CancellationToken;
@@ -18,8 +18,6 @@ use crate::store::ConversationStore;
 /// This consumer's name in `consumer_cursors` and in its leases.
 pub const CONSUMER: &str = "contact-events";
 
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-const LONGEST_RETRY: Duration = Duration::from_secs(30);
 /// How often a replica rebalances its partition leases.
 const REBALANCE_EVERY: Duration = Duration::from_secs(2);
 
@@ -37,23 +35,18 @@ pub struct ContactConsumer {
 /// service is away (back to the shortest once a connection worked).
 pub fn spawn(mut consumer: ContactConsumer, shutdown: CancellationToken) {
     tokio::spawn(async move {
-        let mut delay = FIRST_RETRY;
+        let mut backoff = Backoff::default();
         loop {
             let mut connected = false;
-            match consumer.consume(&shutdown, &mut connected).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(%error, retry_in = ?delay, "contact event stream interrupted");
-                }
+            if let Err(error) = consumer.consume(&shutdown, &mut connected).await {
+                let retry_in = backoff.next_delay(connected);
+                tracing::warn!(%error, ?retry_in, "contact event stream interrupted");
+            } else {
+                return;
             }
-            if connected {
-                delay = FIRST_RETRY;
+            if !backoff.wait(connected, &shutdown).await {
+                return;
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(LONGEST_RETRY);
         }
     });
 }

@@ -97,15 +97,6 @@ impl ConversationStore {
         self.clock.now_stored()
     }
 
-    /// `FOR UPDATE` on PostgreSQL, where concurrent transactions must lock the rows they
-    /// read-modify-write; nothing on SQLite, where one connection serializes every transaction.
-    fn for_update(&self) -> &'static str {
-        match self.db.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
-    }
-
     async fn load(
         &self,
         conn: &mut AnyConnection,
@@ -113,7 +104,7 @@ impl ConversationStore {
         id: ConversationId,
         lock: bool,
     ) -> Result<Conversation, ApiError> {
-        let lock = if lock { self.for_update() } else { "" };
+        let lock = if lock { self.db.row_lock() } else { "" };
         let sql = format!(
             "{} WHERE workspace_id = $1 AND conversation_id = $2{lock}",
             *rows::SELECT
@@ -135,7 +126,7 @@ impl ConversationStore {
         contact: ContactId,
         lock: bool,
     ) -> Result<Option<Conversation>, ApiError> {
-        let lock = if lock { self.for_update() } else { "" };
+        let lock = if lock { self.db.row_lock() } else { "" };
         let sql = format!(
             "{} WHERE workspace_id = $1 AND contact_id = $2 AND status = 'open'{lock}",
             *rows::SELECT

@@ -191,7 +191,7 @@ impl MetricsStore {
         let sql = format!(
             "SELECT {DIMENSION_COLUMNS}, opened_at, closed_at FROM conversation_facts
              WHERE workspace_id = $1 AND conversation_id = $2{}",
-            self.for_update()
+            self.db.row_lock()
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(workspace.to_owned())
@@ -284,7 +284,7 @@ impl MetricsStore {
         let bucket = bucket_start(closed_at);
         let select = sqlx::query(AssertSqlSafe(format!(
             "SELECT stats FROM closed_rollup WHERE workspace_id = $1 AND bucket_start = $2 AND {DIMENSIONS_MATCH}{}",
-            self.for_update()
+            self.db.row_lock()
         )));
         let existing = bind_dimensions(select.bind(workspace.to_owned()).bind(bucket), dimensions)
             .fetch_optional(&mut *conn)

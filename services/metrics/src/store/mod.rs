@@ -6,7 +6,7 @@ mod encoding;
 mod queries;
 
 use charla_runtime::consumer::ConsumerCursor;
-use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
+use charla_runtime::db::{Database, MigrationFile, Migrations};
 
 pub use queries::{ClosedFact, LiveCounts};
 
@@ -44,12 +44,5 @@ impl MetricsStore {
     /// The consumer's cursor over the conversation event stream.
     pub fn cursor(&self) -> &ConsumerCursor {
         &self.cursor
-    }
-
-    fn for_update(&self) -> &'static str {
-        match self.db.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        }
     }
 }
