@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
-use charla_runtime::workspace::WORKSPACE_HEADER;
+use tonic::metadata::{Ascii, MetadataValue};
+
+use crate::credentials::ClientAuth;
 use indicatif::{ProgressBar, ProgressStyle};
 use tonic::transport::Channel;
 
@@ -32,6 +34,9 @@ pub struct ImportConversations {
     /// The workspace to import into (a UUID).
     #[arg(long, env = "CHARLA_WORKSPACE")]
     workspace: uuid::Uuid,
+
+    #[command(flatten)]
+    auth: ClientAuth,
 
     /// URL of the conversation service.
     #[arg(
@@ -87,7 +92,7 @@ pub async fn conversation_client(url: &str) -> Result<ConversationServiceClient<
 /// Sends `items` (each with a label for the summary) in one import call and tallies the results.
 pub async fn send_batch(
     client: &mut ConversationServiceClient<Channel>,
-    workspace: uuid::Uuid,
+    bearer: &MetadataValue<Ascii>,
     items: Vec<(String, pb::HistoricalConversation)>,
     summary: &mut ImportSummary,
     progress: &ProgressBar,
@@ -102,11 +107,9 @@ pub async fn send_batch(
             .collect::<Vec<_>>(),
     );
     let mut request = tonic::Request::new(stream);
-    let header = workspace
-        .to_string()
-        .parse()
-        .map_err(|_| "bad workspace id".to_owned())?;
-    request.metadata_mut().insert(WORKSPACE_HEADER, header);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
     let response = client
         .import_conversations(request)
         .await
@@ -162,6 +165,7 @@ async fn import_file(args: &ImportConversations) -> Result<ImportSummary, String
         .lines()
         .filter(|l| l.as_ref().is_ok_and(|l| !l.trim().is_empty()))
         .count();
+    let bearer = args.auth.bearer(args.workspace)?;
     let mut client = conversation_client(&args.conversation_url).await?;
     let progress = progress_bar(lines as u64);
     let started = Instant::now();
@@ -186,7 +190,7 @@ async fn import_file(args: &ImportConversations) -> Result<ImportSummary, String
         if batch.len() >= args.batch as usize {
             send_batch(
                 &mut client,
-                args.workspace,
+                &bearer,
                 std::mem::take(&mut batch),
                 &mut summary,
                 &progress,
@@ -195,7 +199,7 @@ async fn import_file(args: &ImportConversations) -> Result<ImportSummary, String
         }
     }
     if !batch.is_empty() {
-        send_batch(&mut client, args.workspace, batch, &mut summary, &progress).await?;
+        send_batch(&mut client, &bearer, batch, &mut summary, &progress).await?;
     }
     progress.finish_and_clear();
     summary.print(started.elapsed().as_secs_f64());
