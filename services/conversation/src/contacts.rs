@@ -7,6 +7,7 @@ use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
 use charla_runtime::ApiError;
 use charla_runtime::peers::{PeerUrlError, balanced_channel};
+use charla_runtime::tls::PeerTls;
 use charla_runtime::workspace::{WORKSPACE_HEADER, WorkspaceId};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -28,9 +29,10 @@ impl ContactDirectory {
     pub fn connect_lazy(
         urls: &str,
         deadline: Duration,
+        tls: &PeerTls,
         shutdown: CancellationToken,
     ) -> Result<Self, PeerUrlError> {
-        let channel = balanced_channel(urls, deadline, shutdown)?;
+        let channel = balanced_channel(urls, deadline, tls, shutdown)?;
         Ok(Self {
             client: ContactServiceClient::new(channel),
             deadline,

@@ -89,9 +89,11 @@ pub async fn build(
 ) -> Result<Application, BuildError> {
     let service_clock = clock.clone();
     let clock = clock.shared();
+    let peer_tls = runtime.tls.peers().map_err(StartError::from)?;
     let contacts = contacts::ContactDirectory::connect_lazy(
         &service.contact_url,
         Duration::from_millis(service.contact_timeout_ms),
+        &peer_tls,
         shutdown.clone(),
     )
     .map_err(BuildError::ContactUrl)?;

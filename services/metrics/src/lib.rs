@@ -85,9 +85,11 @@ pub async fn build(
     clock: ServiceClock,
     shutdown: CancellationToken,
 ) -> Result<Application, BuildError> {
+    let peer_tls = runtime.tls.peers().map_err(StartError::from)?;
     let channel = balanced_channel(
         &service.conversation_url,
         Duration::from_secs(5),
+        &peer_tls,
         shutdown.clone(),
     )
     .map_err(BuildError::ConversationUrl)?;

@@ -32,6 +32,9 @@ pub enum StartError {
          the partition count can't go down"
     )]
     EventPartitionsLowered { configured: u32, used: u32 },
+    /// The TLS settings can't be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The server failed while serving.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -43,6 +46,7 @@ pub struct Application {
     limits: Limits,
     local_addr: SocketAddr,
     shutdown: CancellationToken,
+    tls: bool,
 }
 
 impl Application {
@@ -52,10 +56,15 @@ impl Application {
         default_port: u16,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
+        let tls = config.tls.server()?;
         let addr = config.listen_addr_or(default_port);
         let bind_error = |source| StartError::Bind { addr, source };
-        let server = GrpcServer::bind(addr).await.map_err(bind_error)?;
+        let mut server = GrpcServer::bind(addr).await.map_err(bind_error)?;
         let local_addr = server.local_addr().map_err(bind_error)?;
+        let tls_on = tls.is_some();
+        if let Some(tls) = tls {
+            server.use_tls(tls);
+        }
         Ok(Self {
             server,
             limits: Limits {
@@ -64,6 +73,7 @@ impl Application {
             },
             local_addr,
             shutdown,
+            tls: tls_on,
         })
     }
 
@@ -88,7 +98,7 @@ impl Application {
 
     /// Serves until the shutdown token fires, then drains and returns.
     pub async fn run(self) -> Result<(), StartError> {
-        tracing::info!(addr = %self.local_addr, "serving");
+        tracing::info!(addr = %self.local_addr, tls = self.tls, "serving");
         self.server.serve(self.limits, self.shutdown).await?;
         tracing::info!(addr = %self.local_addr, "stopped");
         Ok(())

@@ -48,6 +48,9 @@ pub struct RuntimeConfig {
     /// behaviour); never in production.
     #[arg(long, env = "CHARLA_TEST_CLOCK", default_value_t = false)]
     pub test_clock: bool,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl RuntimeConfig {
@@ -61,6 +64,7 @@ impl RuntimeConfig {
             max_concurrent_requests: 512,
             event_partitions: 1,
             test_clock: false,
+            tls: Default::default(),
         }
     }
 
