@@ -8,6 +8,7 @@ use charla_proto::charla::contact::v1::contact_service_client::ContactServiceCli
 use charla_runtime::ApiError;
 use charla_runtime::auth::credential::{AuthenticatedChannel, ServiceCredential};
 use charla_runtime::peers::{PeerUrlError, balanced_channel};
+use charla_runtime::tls::PeerTls;
 use charla_runtime::workspace::{WORKSPACE_HEADER, WorkspaceId};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
@@ -29,9 +30,10 @@ impl ContactDirectory {
         urls: &str,
         credential: ServiceCredential,
         deadline: Duration,
+        tls: &PeerTls,
         shutdown: CancellationToken,
     ) -> Result<Self, PeerUrlError> {
-        let channel = balanced_channel(urls, deadline, shutdown)?;
+        let channel = balanced_channel(urls, deadline, tls, shutdown)?;
         Ok(Self {
             client: ContactServiceClient::with_interceptor(channel, credential),
             deadline,

@@ -90,10 +90,12 @@ pub async fn build(
     let service_clock = clock.clone();
     let clock = clock.shared();
     let mut app = Application::bind(runtime, DEFAULT_PORT, shutdown.clone()).await?;
+    let peer_tls = runtime.tls.peers().map_err(StartError::from)?;
     let contacts = contacts::ContactDirectory::connect_lazy(
         &service.contact_url,
         app.service_credential("conversation")?,
         Duration::from_millis(service.contact_timeout_ms),
+        &peer_tls,
         shutdown.clone(),
     )
     .map_err(BuildError::ContactUrl)?;

@@ -87,9 +87,11 @@ pub async fn build(
 ) -> Result<Application, BuildError> {
     let mut app = Application::bind(runtime, DEFAULT_PORT, shutdown.clone()).await?;
     let credential = app.service_credential("metrics")?;
+    let peer_tls = runtime.tls.peers().map_err(StartError::from)?;
     let channel = balanced_channel(
         &service.conversation_url,
         Duration::from_secs(5),
+        &peer_tls,
         shutdown.clone(),
     )
     .map_err(BuildError::ConversationUrl)?;

@@ -39,6 +39,9 @@ pub enum StartError {
     /// Callers' tokens can't be checked, or peers can't be called, with the configured keys.
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
+    /// The TLS settings can't be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The server failed while serving.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -52,6 +55,7 @@ pub struct Application {
     shutdown: CancellationToken,
     auth: AuthConfig,
     verifier: Arc<Verifier>,
+    tls: bool,
 }
 
 impl Application {
@@ -62,12 +66,17 @@ impl Application {
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
         let verifier = Arc::new(config.auth.verifier()?);
+        let tls = config.tls.server()?;
         let addr = config.listen_addr_or(default_port);
         let bind_error = |source| StartError::Bind { addr, source };
-        let server = GrpcServer::bind(addr, verifier.clone())
+        let mut server = GrpcServer::bind(addr, verifier.clone())
             .await
             .map_err(bind_error)?;
         let local_addr = server.local_addr().map_err(bind_error)?;
+        let tls_on = tls.is_some();
+        if let Some(tls) = tls {
+            server.use_tls(tls);
+        }
         Ok(Self {
             server,
             limits: Limits {
@@ -78,6 +87,7 @@ impl Application {
             shutdown,
             auth: config.auth.clone(),
             verifier,
+            tls: tls_on,
         })
     }
 
@@ -107,7 +117,7 @@ impl Application {
 
     /// Serves until the shutdown token fires, then drains and returns.
     pub async fn run(self) -> Result<(), StartError> {
-        tracing::info!(addr = %self.local_addr, "serving");
+        tracing::info!(addr = %self.local_addr, tls = self.tls, "serving");
         self.server.serve(self.limits, self.shutdown).await?;
         tracing::info!(addr = %self.local_addr, "stopped");
         Ok(())

@@ -53,6 +53,9 @@ pub struct RuntimeConfig {
 
     #[command(flatten)]
     pub auth: AuthConfig,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl RuntimeConfig {
@@ -68,6 +71,7 @@ impl RuntimeConfig {
             event_partitions: 1,
             test_clock: false,
             auth,
+            tls: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod server;
 pub mod stream;
 pub mod telemetry;
 pub mod test_clock;
+pub mod tls;
 pub mod validate;
 pub mod workspace;
 

@@ -1,6 +1,6 @@
 //! The gRPC server every service runs: its own API plus health checking and reflection, gRPC-Web
 //! accepted, a request timeout, a process-wide concurrency limit with load shedding, and a graceful
-//! shutdown that drains in-flight calls when the shutdown token fires.
+//! shutdown that drains in-flight calls when the shutdown token fires; over TLS when configured.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,6 +34,7 @@ pub struct GrpcServer {
     routes: RoutesBuilder,
     health: HealthReporter,
     verifier: Arc<Verifier>,
+    tls: Option<crate::tls::ServerTls>,
 }
 
 impl GrpcServer {
@@ -62,12 +63,18 @@ impl GrpcServer {
             routes,
             health,
             verifier,
+            tls: None,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Serves TLS only, with `tls`.
+    pub fn use_tls(&mut self, tls: crate::tls::ServerTls) {
+        self.tls = Some(tls);
     }
 
     /// The health reporter, to mark services serving or not.
@@ -107,17 +114,26 @@ impl GrpcServer {
             ))
             .layer(AuthLayer::new(self.verifier))
             .into_inner();
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .accept_http1(true)
             .timeout(limits.request_timeout)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(layers)
-            .add_routes(self.routes.routes())
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.listener),
-                shutdown.cancelled_owned(),
-            )
-            .await
+            .add_routes(self.routes.routes());
+        match self.tls {
+            None => {
+                let incoming = TcpListenerStream::new(self.listener);
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .await
+            }
+            Some(tls) => {
+                let incoming = tls.incoming(self.listener, shutdown.clone());
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .await
+            }
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! What every service's integration tests need: a fresh database per test on SQLite and on
-//! PostgreSQL, calls scoped to a workspace, and checks of the errors a call returns.
+//! PostgreSQL, calls scoped to a workspace, checks of the errors a call returns, and
+//! certificates made at test time (`tls`).
 //!
 //! PostgreSQL tests use `CHARLA_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) to create a database of their own. When it is
 //! unreachable they print that they are skipped, unless `CI=true`, where they fail.
 
 pub mod auth;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -8,4 +8,5 @@ mod merge;
 mod platform;
 mod resolve;
 mod stream;
+mod tls;
 mod validation;

@@ -12,4 +12,5 @@ mod opening;
 mod reads;
 mod replicas;
 mod test_clock;
+mod tls;
 mod validation;

@@ -4,5 +4,6 @@
 mod helpers;
 mod scenario;
 mod store;
+mod tls;
 mod validation;
 mod watch;
