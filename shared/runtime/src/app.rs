@@ -82,6 +82,10 @@ impl Application {
             limits: Limits {
                 request_timeout: config.request_timeout(),
                 max_concurrent_requests: config.max_concurrent_requests,
+                per_workspace: crate::fair_share::WorkspaceQuota {
+                    calls: config.max_concurrent_requests_per_workspace,
+                    streams: config.max_streams_per_workspace,
+                },
             },
             local_addr,
             shutdown,

@@ -41,6 +41,15 @@ pub struct RuntimeConfig {
     #[arg(long, env = "CHARLA_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
 
+    /// Calls of one workspace served at once by this process; more are RESOURCE_EXHAUSTED, so one
+    /// tenant can't take every slot. Service tokens are bounded by the process-wide limit only.
+    #[arg(long, env = "CHARLA_MAX_CONCURRENT_REQUESTS_PER_WORKSPACE", default_value_t = 64, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_concurrent_requests_per_workspace: usize,
+
+    /// Event and dashboard streams one workspace may keep open on this process.
+    #[arg(long, env = "CHARLA_MAX_STREAMS_PER_WORKSPACE", default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_streams_per_workspace: usize,
+
     /// Partitions of the service's event stream (a hash of the workspace id picks one). 1 suits
     /// SQLite, a few dozen PostgreSQL. Fixed for the life of a database.
     #[arg(long, env = "CHARLA_EVENT_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -68,6 +77,8 @@ impl RuntimeConfig {
             log_format: LogFormat::Text,
             request_timeout_secs: 30,
             max_concurrent_requests: 512,
+            max_concurrent_requests_per_workspace: 64,
+            max_streams_per_workspace: 16,
             event_partitions: 1,
             test_clock: false,
             auth,

@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod db;
 pub mod error;
 pub mod event_log;
+pub mod fair_share;
 pub mod lease;
 pub mod peers;
 pub mod server;

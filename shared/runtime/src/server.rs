@@ -18,6 +18,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 
 use crate::auth::layer::AuthLayer;
 use crate::auth::verify::Verifier;
+use crate::fair_share::{FairShare, FairShareLayer, WorkspaceQuota};
 
 /// Limits applied to every call.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Calls served at once; more are shed at once with RESOURCE_EXHAUSTED.
     pub max_concurrent_requests: usize,
+    /// What one workspace may use of those.
+    pub per_workspace: WorkspaceQuota,
 }
 
 /// A bound, not yet serving, gRPC server.
@@ -113,6 +116,7 @@ impl GrpcServer {
                 limits.max_concurrent_requests,
             ))
             .layer(AuthLayer::new(self.verifier))
+            .layer(FairShareLayer::new(FairShare::new(limits.per_workspace)))
             .into_inner();
         let router = tonic::transport::Server::builder()
             .accept_http1(true)

@@ -9,6 +9,7 @@ use charla_proto::charla::contact::v1::contact_service_server::ContactService;
 use charla_runtime::ApiError;
 use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::error::to_rpc_status;
+use charla_runtime::fair_share::stream_slot;
 use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, page_size, page_token, required_id};
 use tokio_util::sync::CancellationToken;
@@ -260,6 +261,7 @@ impl ContactService for ContactApi {
         request: Request<pb::StreamContactEventsRequest>,
     ) -> Result<Response<Self::StreamContactEventsStream>, Status> {
         let workspace = stream_scope(&request)?;
+        let slot = stream_slot(&request)?;
         let request = request.into_inner();
         let stream = stream_events(
             self.store.events(),
@@ -272,7 +274,7 @@ impl ContactService for ContactApi {
                 partition_head,
             },
         )?;
-        Ok(Response::new(stream))
+        Ok(Response::new(slot.hold(stream)))
     }
 
     async fn get_contact_event_stream_info(

@@ -11,6 +11,7 @@ use charla_runtime::ApiError;
 use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::channel::ChannelType;
 use charla_runtime::error::to_rpc_status;
+use charla_runtime::fair_share::stream_slot;
 use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
 use tokio_util::sync::CancellationToken;
@@ -406,6 +407,7 @@ impl ConversationService for ConversationApi {
         request: Request<pb::StreamConversationEventsRequest>,
     ) -> Result<Response<Self::StreamConversationEventsStream>, Status> {
         let workspace = stream_scope(&request)?;
+        let slot = stream_slot(&request)?;
         let request = request.into_inner();
         let stream = stream_events(
             self.store.events(),
@@ -418,7 +420,7 @@ impl ConversationService for ConversationApi {
                 partition_head,
             },
         )?;
-        Ok(Response::new(stream))
+        Ok(Response::new(slot.hold(stream)))
     }
 
     async fn get_conversation_event_stream_info(

@@ -12,6 +12,7 @@ use charla_proto::charla::metrics::v1::metrics_service_server::MetricsService;
 use charla_runtime::ApiError;
 use charla_runtime::auth::{Role, authorize, authorize_service};
 use charla_runtime::clock::{SharedClock, to_micros};
+use charla_runtime::fair_share::stream_slot;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -199,6 +200,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::WatchDashboardRequest>,
     ) -> Result<Response<Self::WatchDashboardStream>, Status> {
         let workspace = authorize(&request, Role::Agent)?.to_string();
+        let slot = stream_slot(&request)?;
         let zone = time_zone(&request.get_ref().time_zone);
         let now = to_micros(self.clock.now());
         // Fail the call itself (not the stream) on a bad zone.
@@ -243,7 +245,7 @@ impl MetricsService for MetricsApi {
                 numbers = reports::dashboard(&store, &workspace, now, &zone).await;
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(slot.hold(ReceiverStream::new(receiver))))
     }
 
     async fn get_leaderboard(
@@ -314,6 +316,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::ExportConversationsRequest>,
     ) -> Result<Response<Self::ExportConversationsStream>, Status> {
         let workspace = authorize(&request, Role::Agent)?.to_string();
+        let slot = stream_slot(&request)?;
         let request = request.into_inner();
         let start = required_micros("start_time", request.start_time.as_ref())?;
         let end = required_micros("end_time", request.end_time.as_ref())?;
@@ -353,7 +356,7 @@ impl MetricsService for MetricsApi {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        Ok(Response::new(slot.hold(ReceiverStream::new(receiver))))
     }
 
     async fn rebuild_aggregates(
