@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod event_log;
 pub mod lease;
+pub mod malformed;
 pub mod peers;
 pub mod server;
 pub mod stream;

@@ -99,6 +99,7 @@ impl GrpcServer {
             .layer(GlobalConcurrencyLimitLayer::new(
                 limits.max_concurrent_requests,
             ))
+            .layer(crate::malformed::MalformedRequestLayer)
             .into_inner();
         tonic::transport::Server::builder()
             .accept_http1(true)
