@@ -5,6 +5,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) to create a database of their own. When it is
 //! unreachable they print that they are skipped, unless `CI=true`, where they fail.
 
+pub mod raw;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use charla_runtime::workspace::WORKSPACE_HEADER;

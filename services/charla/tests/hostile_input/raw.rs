@@ -1,55 +1,15 @@
-//! Calling any RPC with bytes: a codec that passes message bodies through untouched (so a body
-//! may be anything at all), and plain HTTP/2 requests for bodies that are not even gRPC frames.
+//! Calling any RPC with bytes: through a codec that passes message bodies untouched (so a body
+//! may be anything at all), and as plain HTTP/2 requests for bodies that are not even gRPC frames.
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
+use charla_testing::raw::RawCodec;
 use http_body_util::BodyExt;
 use prost_reflect::MethodDescriptor;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tower::ServiceExt;
-
-/// A codec whose messages are their encoded bytes.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        let mut message = vec![0; src.remaining()];
-        src.copy_to_slice(&mut message);
-        Ok(Some(message))
-    }
-}
 
 /// The metadata a call carries.
 pub enum Caller {
