@@ -2,6 +2,7 @@
 
 mod contacts;
 mod helpers;
+mod hostile_input;
 mod identities;
 mod import;
 mod merge;
