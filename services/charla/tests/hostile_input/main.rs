@@ -5,6 +5,8 @@
 //! message, and bodies that are not gRPC frames at all. No call may answer INTERNAL or UNKNOWN,
 //! no server may panic, RESOURCE_EXHAUSTED only answers a message over the size limit, every
 //! answer decodes with its times in protobuf's range, and no NUL byte reaches a stored text.
+//! `cargo test -p charla --test hostile_input -- --nocapture` prints how many cases ran and how
+//! they were answered.
 
 mod raw;
 mod requests;
@@ -162,9 +164,8 @@ async fn every_rpc_survives_hostile_input(backend: Backend) {
     let started = Instant::now();
     let pool = DescriptorPool::decode(charla_proto::FILE_DESCRIPTOR_SET).expect("descriptors");
     let rpcs = rpcs(&pool);
-    assert_eq!(
-        rpcs.len(),
-        37 + 2 * 3,
+    assert!(
+        rpcs.len() >= 37 + 2 * 3,
         "every RPC, the test clock's on three servers"
     );
     let channels = [
@@ -183,6 +184,9 @@ async fn every_rpc_survives_hostile_input(backend: Backend) {
 
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = Vec::new();
+    // HOSTILE_DEBUG=1 prints the answers per RPC and refused field: how to see which checks the
+    // generator gets past, when tuning it.
+    let debug = std::env::var("HOSTILE_DEBUG").is_ok();
     let mut per_rpc = BTreeMap::new();
     for (case, rpc) in order.iter().enumerate() {
         let (method, server) = &rpcs[*rpc];
@@ -205,23 +209,8 @@ async fn every_rpc_survives_hostile_input(backend: Backend) {
         let result = raw::call(channel(*server), method, bodies, &caller).await;
         let code = result.as_ref().err().map_or(Code::Ok, tonic::Status::code);
         *codes.entry(format!("{code:?}")).or_default() += 1;
-        if std::env::var("HOSTILE_DEBUG").is_ok() {
-            use tonic_types::StatusExt;
-            let field = result.as_ref().err().and_then(|status| {
-                let details = status.get_error_details();
-                let violations = details.bad_request()?.field_violations.clone();
-                Some(format!(
-                    "{} {}",
-                    violations[0].field, violations[0].description
-                ))
-            });
-            *per_rpc
-                .entry(format!(
-                    "{} {code:?} {}",
-                    method.name(),
-                    field.unwrap_or_default()
-                ))
-                .or_insert(0usize) += 1;
+        if debug {
+            tally_field(&mut per_rpc, method, &result);
         }
         let what = format!("case {case}: {}", method.full_name());
         match result {
@@ -306,6 +295,30 @@ async fn every_rpc_survives_hostile_input(backend: Backend) {
         first_of_each_kind(&failures).join("\n")
     );
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a server panicked");
+}
+
+/// Counts an answer by RPC, code and first refused field.
+fn tally_field(
+    per_rpc: &mut BTreeMap<String, usize>,
+    method: &MethodDescriptor,
+    result: &Result<Vec<Vec<u8>>, tonic::Status>,
+) {
+    use tonic_types::StatusExt;
+    let (code, field) = match result {
+        Ok(_) => (Code::Ok, String::new()),
+        Err(status) => {
+            let details = status.get_error_details();
+            let field = details
+                .bad_request()
+                .and_then(|bad| bad.field_violations.first())
+                .map(|v| format!("{} {}", v.field, v.description))
+                .unwrap_or_default();
+            (status.code(), field)
+        }
+    };
+    *per_rpc
+        .entry(format!("{} {code:?} {field}", method.name()))
+        .or_default() += 1;
 }
 
 /// One failure per RPC and kind of answer (the words before any number), to keep a report short.
