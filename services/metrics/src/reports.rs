@@ -105,7 +105,15 @@ pub async fn dashboard(
     time_zone: &str,
 ) -> Result<DashboardNumbers, ApiError> {
     let tz = zone(time_zone).map_err(calendar_error)?;
-    let day_start = start_of_day(now, &tz).map_err(calendar_error)?;
+    let day_start = start_of_day(now, &tz).map_err(|error| match error {
+        // Only the clock can be out of range here (a test clock moved to the year 9999): the
+        // request has no time in it to blame.
+        CalendarError::OutOfRange => ApiError::precondition(
+            "CLOCK_OUT_OF_RANGE",
+            format!("today in {time_zone} is outside the supported calendar at the server's time"),
+        ),
+        other => calendar_error(other),
+    })?;
     let until = bucket_start(now) + BUCKET.as_micros() as i64;
     let opened_today = store
         .opened_rows(workspace, day_start, until)

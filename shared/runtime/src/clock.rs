@@ -99,8 +99,47 @@ const EARLIEST_SECONDS: i64 = -62_135_596_800;
 /// The last instant a protobuf Timestamp may hold: 9999-12-31T23:59:59Z.
 const LATEST_SECONDS: i64 = 253_402_300_799;
 
-fn latest_time() -> SystemTime {
+/// The last instant a protobuf Timestamp may hold (9999-12-31T23:59:59Z): no time charla stores
+/// or derives (a deadline, say) goes past it, so every stored time can be answered.
+pub fn latest_time() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(LATEST_SECONDS as u64)
+}
+
+/// `time + by`, but never past [`latest_time`] (and never overflowing).
+pub fn add_bounded(time: SystemTime, by: Duration) -> SystemTime {
+    time.checked_add(by)
+        .map_or_else(latest_time, |later| later.min(latest_time()))
+}
+
+/// The longest Duration protobuf defines, in seconds (about 10,000 years).
+const MAX_DURATION_SECONDS: i64 = 315_576_000_000;
+/// The largest magnitude of a Duration's `nanos`.
+const MAX_DURATION_NANOS: i32 = 999_999_999;
+
+/// A duration field that may not be negative: INVALID_ARGUMENT naming `field` when it is, when it
+/// lies outside protobuf's range (±10,000 years), or when its nanoseconds are out of range or of
+/// the other sign than its seconds. Pure comparisons: no value, however extreme, can overflow.
+pub fn parse_duration(
+    field: &str,
+    duration: &prost_types::Duration,
+) -> Result<Duration, crate::ApiError> {
+    let (seconds, nanos) = (duration.seconds, duration.nanos);
+    let well_formed = (-MAX_DURATION_SECONDS..=MAX_DURATION_SECONDS).contains(&seconds)
+        && (-MAX_DURATION_NANOS..=MAX_DURATION_NANOS).contains(&nanos)
+        && !(seconds > 0 && nanos < 0)
+        && !(seconds < 0 && nanos > 0);
+    if !well_formed {
+        return Err(crate::ApiError::invalid(
+            field,
+            "must be a valid duration: at most 315,576,000,000 seconds either way, and nanos \
+             between -999,999,999 and 999,999,999 with the sign of seconds",
+        ));
+    }
+    if seconds < 0 || nanos < 0 {
+        return Err(crate::ApiError::invalid(field, "must not be negative"));
+    }
+    // Both are non-negative and in range here.
+    Ok(Duration::new(seconds.unsigned_abs(), nanos.unsigned_abs()))
 }
 
 /// A timestamp field as an instant: INVALID_ARGUMENT naming `field` outside the years 1 to 9999
@@ -160,6 +199,47 @@ mod tests {
         ] {
             assert!(parse_timestamp("t", &bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn durations_at_every_extreme_are_refused_without_panicking() {
+        let duration = |seconds, nanos| prost_types::Duration { seconds, nanos };
+        assert_eq!(
+            parse_duration("d", &duration(90, 5)),
+            Ok(Duration::new(90, 5))
+        );
+        assert_eq!(parse_duration("d", &duration(0, 0)), Ok(Duration::ZERO));
+        for bad in [
+            duration(i64::MIN, 0),
+            duration(i64::MIN, i32::MIN),
+            duration(i64::MAX, i32::MAX),
+            duration(-1, 0),
+            duration(0, -1),
+            duration(1, -1),
+            duration(-1, 1),
+            duration(0, 1_000_000_000),
+            duration(MAX_DURATION_SECONDS + 1, 0),
+        ] {
+            let error = parse_duration("d", &bad).expect_err("refused");
+            assert!(
+                matches!(&error, crate::ApiError::InvalidArgument { field, .. } if field == "d"),
+                "{bad:?}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounded_additions_stop_at_the_last_timestamp() {
+        let near_end = latest_time() - Duration::from_secs(60);
+        assert_eq!(
+            add_bounded(near_end, Duration::from_secs(30)),
+            near_end + Duration::from_secs(30)
+        );
+        assert_eq!(
+            add_bounded(near_end, Duration::from_secs(3600)),
+            latest_time()
+        );
+        assert_eq!(add_bounded(near_end, Duration::MAX), latest_time());
     }
 
     #[test]

@@ -131,6 +131,56 @@ impl ApiError {
     }
 }
 
+/// The longest field path an error names, in characters.
+const MAX_FIELD_CHARS: usize = 128;
+/// The longest description, message, id or metadata value an error carries, in characters.
+const MAX_TEXT_CHARS: usize = 256;
+
+/// `text` cut to `max` characters, with an ellipsis when cut.
+fn shorten(text: &mut String, max: usize) {
+    if let Some((cut, _)) = text.char_indices().nth(max) {
+        text.truncate(cut);
+        text.push('…');
+    }
+}
+
+impl ApiError {
+    /// The error with every text it carries cut short. Field paths, descriptions and ids may quote
+    /// what the caller sent (a megabyte, say); the status travels in HTTP/2 trailers, which a
+    /// client refuses past a few kilobytes, so a long quote would hide the error behind
+    /// RESOURCE_EXHAUSTED. Done here, on the way out, so no call site has to remember.
+    fn bounded(mut self) -> Self {
+        match &mut self {
+            Self::InvalidArgument { field, description } => {
+                shorten(field, MAX_FIELD_CHARS);
+                shorten(description, MAX_TEXT_CHARS);
+            }
+            Self::NotFound { id, .. } => shorten(id, MAX_TEXT_CHARS),
+            Self::AlreadyExists {
+                message, metadata, ..
+            }
+            | Self::FailedPrecondition {
+                message, metadata, ..
+            }
+            | Self::PermissionDenied {
+                message, metadata, ..
+            } => {
+                shorten(message, MAX_TEXT_CHARS);
+                for (_, value) in metadata {
+                    shorten(value, MAX_TEXT_CHARS);
+                }
+            }
+            Self::Unauthenticated { message, .. }
+            | Self::ResourceExhausted { message, .. }
+            | Self::Unavailable(message) => {
+                shorten(message, MAX_TEXT_CHARS);
+            }
+            Self::Internal(_) => {}
+        }
+        self
+    }
+}
+
 fn error_info(reason: &str, metadata: &[(&'static str, String)]) -> ErrorDetails {
     let metadata: HashMap<String, String> = metadata
         .iter()
@@ -141,6 +191,7 @@ fn error_info(reason: &str, metadata: &[(&'static str, String)]) -> ErrorDetails
 
 impl From<ApiError> for tonic::Status {
     fn from(error: ApiError) -> Self {
+        let error = error.bounded();
         let code = error.code();
         let message = error.to_string();
         let details = match &error {
@@ -216,6 +267,27 @@ mod tests {
         assert_eq!(status.code, Code::InvalidArgument as i32);
         assert_eq!(status.message, "contact.email: must contain @");
         assert_eq!(status.details.len(), 1);
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_quoted_only_in_part() {
+        let huge = "x".repeat(1 << 20);
+        let error = ApiError::invalid(
+            format!("contact.custom_fields[{huge}]"),
+            format!("`{huge}` is not a key"),
+        );
+        let status = tonic::Status::from(error);
+        assert!(status.message().chars().count() <= MAX_FIELD_CHARS + MAX_TEXT_CHARS + 4);
+        let details = status.get_error_details();
+        let violation = &details.bad_request().expect("bad request").field_violations[0];
+        assert!(violation.field.starts_with("contact.custom_fields[xxx"));
+        assert!(violation.field.ends_with('…'));
+        assert_eq!(violation.description.chars().count(), MAX_TEXT_CHARS + 1);
+        let not_found = tonic::Status::from(ApiError::not_found("contact", &huge));
+        assert!(not_found.message().len() < 1024);
+        let status =
+            to_rpc_status(ApiError::precondition("R", huge.clone()).with_metadata("k", huge));
+        assert!(status.message.len() < 1024);
     }
 
     #[test]

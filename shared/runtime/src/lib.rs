@@ -12,6 +12,7 @@ pub mod error;
 pub mod event_log;
 pub mod fair_share;
 pub mod lease;
+pub mod malformed;
 pub mod peers;
 pub mod server;
 pub mod stream;

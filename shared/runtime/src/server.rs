@@ -115,6 +115,7 @@ impl GrpcServer {
             .layer(GlobalConcurrencyLimitLayer::new(
                 limits.max_concurrent_requests,
             ))
+            .layer(crate::malformed::MalformedRequestLayer)
             .layer(AuthLayer::new(self.verifier))
             .layer(FairShareLayer::new(FairShare::new(limits.per_workspace)))
             .into_inner();

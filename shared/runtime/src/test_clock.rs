@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::test_clock_service_server::TestClockService;
@@ -121,8 +121,7 @@ impl TestClockService for TestClockApi {
             .get_ref()
             .duration
             .ok_or_else(|| ApiError::invalid("duration", "is required"))?;
-        let by = Duration::try_from(by)
-            .map_err(|_| ApiError::invalid("duration", "must not be negative"))?;
+        let by = crate::clock::parse_duration("duration", &by)?;
         if !clock.advance(by) {
             return Err(
                 ApiError::invalid("duration", "would move the clock past the year 9999").into(),

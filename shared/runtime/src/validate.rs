@@ -1,12 +1,51 @@
 //! Parsing helpers for the gRPC edge: each turns a raw field into a checked value or an
 //! INVALID_ARGUMENT naming the field.
+//!
+//! Every string a request carries goes through [`text`] before anything else reads it (the other
+//! helpers here call it first), so a value one database refuses is refused by both, by name.
 
 use uuid::Uuid;
 
 use crate::ApiError;
 
+/// Any string field, before it is read: refuses NUL characters. PostgreSQL can't store them in
+/// text (the call would fail deep in the store) while SQLite stores them and hands them to every
+/// reader, so both refuse them here instead, naming the field.
+pub fn text<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(value)
+}
+
+/// Each string of a repeated field through [`text`], named `field[index]`.
+pub fn text_list<'a>(field: &str, values: &'a [String]) -> Result<Vec<&'a str>, ApiError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| text(&format!("{field}[{index}]"), value))
+        .collect()
+}
+
+/// The characters of a bad value an error message quotes: enough to recognise it, never the
+/// megabyte a hostile caller sent.
+pub const QUOTE_CHARS: usize = 32;
+
+/// `value` quoted for an error message or a field path (`"ab\n…"`): at most [`QUOTE_CHARS`]
+/// characters of it, escaped, with an ellipsis when cut.
+pub fn quote(value: &str) -> String {
+    let mut quoted: String = value.chars().take(QUOTE_CHARS).collect();
+    let cut = quoted.len() < value.len();
+    quoted = format!("{quoted:?}");
+    if cut {
+        quoted.insert(quoted.len() - 1, '…');
+    }
+    quoted
+}
+
 /// A required id field: present and a UUID.
 pub fn required_id(field: &str, value: &str) -> Result<Uuid, ApiError> {
+    let value = text(field, value)?;
     if value.is_empty() {
         return Err(ApiError::invalid(field, "is required"));
     }
@@ -23,7 +62,7 @@ pub fn optional_id(field: &str, value: &str) -> Result<Option<Uuid>, ApiError> {
 
 /// An optional text field of at most `max_chars` characters, trimmed; empty means absent.
 pub fn optional_text(field: &str, value: &str, max_chars: usize) -> Result<String, ApiError> {
-    let trimmed = value.trim();
+    let trimmed = text(field, value)?.trim();
     if trimmed.chars().count() > max_chars {
         return Err(ApiError::invalid(
             field,
@@ -61,7 +100,7 @@ pub fn page_size(value: i32) -> Result<u32, ApiError> {
 
 /// A `page_token` of a list ordered by UUID v7 id: the last id of the previous page.
 pub fn page_token(value: &str) -> Result<Option<Uuid>, ApiError> {
-    if value.is_empty() {
+    if text("page_token", value)?.is_empty() {
         return Ok(None);
     }
     Uuid::parse_str(value)
@@ -91,6 +130,30 @@ mod tests {
         assert_eq!(optional_text("name", "  ñandú ", 5), Ok("ñandú".into()));
         assert!(optional_text("name", "ñandús", 5).is_err());
         assert!(required_text("name", "   ", 5).is_err());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_every_kind_of_text() {
+        let nul = ApiError::invalid("f", "must not contain NUL characters");
+        assert_eq!(text("f", "a\0b"), Err(nul.clone()));
+        assert_eq!(optional_text("f", "a\0", 10), Err(nul.clone()));
+        assert_eq!(required_text("f", "\0", 10), Err(nul.clone()));
+        assert_eq!(optional_id("f", "\0"), Err(nul));
+        assert!(page_token("\0").is_err());
+        assert_eq!(
+            text_list("tags", &["ok".into(), "b\0d".into()]),
+            Err(ApiError::invalid(
+                "tags[1]",
+                "must not contain NUL characters"
+            ))
+        );
+    }
+
+    #[test]
+    fn quotes_keep_a_short_escaped_prefix() {
+        assert_eq!(quote("ab\0"), "\"ab\\0\"");
+        let long = quote(&"ñ".repeat(1_000_000));
+        assert_eq!(long, format!("\"{}…\"", "ñ".repeat(QUOTE_CHARS)));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use charla_proto::charla::contact::v1 as pb;
 use charla_runtime::ApiError;
 use charla_runtime::clock::to_timestamp;
-use charla_runtime::validate::required_text;
+use charla_runtime::validate::{quote, required_text, text};
 
 use crate::domain::{
     ChannelIdentity, ChannelType, Contact, ContactStatus, CustomFields, CustomValue, Email,
@@ -95,29 +95,35 @@ pub fn parse_identities(
     Ok(parsed)
 }
 
-/// The profile fields of a contact message (`field` is its path, such as `contact`).
+/// The profile fields of a contact message (`field` is its path, such as `contact`). Every string
+/// goes through `text` (NUL refused) before its own parser sees it.
 pub fn parse_profile(field: &str, contact: &pb::Contact) -> Result<Profile, ApiError> {
     let at = |name: &str| format!("{field}.{name}");
+    let parse = |name: &str, value: &str| -> Result<String, ApiError> {
+        text(&at(name), value).map(str::to_owned)
+    };
     let named =
         |name: &'static str| move |description: String| ApiError::invalid(at(name), description);
     let mut custom_fields = BTreeMap::new();
     for (key, value) in &contact.custom_fields {
-        let path = format!("{field}.custom_fields[{key:?}]");
-        let key = FieldKey::parse(key).map_err(|e| ApiError::invalid(&path, e))?;
+        let path = format!("{field}.custom_fields[{}]", quote(key));
+        let key = FieldKey::parse(text(&path, key)?).map_err(|e| ApiError::invalid(&path, e))?;
         custom_fields.insert(key, parse_custom_value(&path, value)?);
     }
     let mut tags = Vec::with_capacity(contact.tags.len());
     for (index, tag) in contact.tags.iter().enumerate() {
-        tags.push(
-            Tag::parse(tag).map_err(|e| ApiError::invalid(format!("{field}.tags[{index}]"), e))?,
-        );
+        let path = format!("{field}.tags[{index}]");
+        tags.push(Tag::parse(text(&path, tag)?).map_err(|e| ApiError::invalid(path, e))?);
     }
     Ok(Profile {
-        first_name: Name::parse(&contact.first_name).map_err(named("first_name"))?,
-        last_name: Name::parse(&contact.last_name).map_err(named("last_name"))?,
-        email: Email::parse(&contact.email).map_err(named("email"))?,
-        phone: Phone::parse(&contact.phone).map_err(named("phone"))?,
-        language: Language::parse(&contact.language).map_err(named("language"))?,
+        first_name: Name::parse(&parse("first_name", &contact.first_name)?)
+            .map_err(named("first_name"))?,
+        last_name: Name::parse(&parse("last_name", &contact.last_name)?)
+            .map_err(named("last_name"))?,
+        email: Email::parse(&parse("email", &contact.email)?).map_err(named("email"))?,
+        phone: Phone::parse(&parse("phone", &contact.phone)?).map_err(named("phone"))?,
+        language: Language::parse(&parse("language", &contact.language)?)
+            .map_err(named("language"))?,
         custom_fields: CustomFields::new(custom_fields).map_err(named("custom_fields"))?,
         tags: Tags::new(tags).map_err(named("tags"))?,
     })
@@ -128,7 +134,7 @@ fn parse_custom_value(field: &str, value: &pb::CustomFieldValue) -> Result<Custo
     let invalid = |description: String| ApiError::invalid(field, description);
     match &value.kind {
         None => Err(invalid("must have a value".into())),
-        Some(Kind::TextValue(text)) => CustomValue::text(text).map_err(invalid),
+        Some(Kind::TextValue(value)) => CustomValue::text(text(field, value)?).map_err(invalid),
         Some(Kind::NumberValue(number)) => CustomValue::number(*number).map_err(invalid),
         Some(Kind::BoolValue(flag)) => Ok(CustomValue::Bool(*flag)),
         Some(Kind::TimeValue(time)) => {
@@ -161,7 +167,10 @@ pub fn parse_update_mask(
             "tags" => Ok(ProfileField::Tags),
             other => Err(ApiError::invalid(
                 "update_mask",
-                format!("`{other}` can't be updated; updatable fields: {UPDATABLE}"),
+                format!(
+                    "{} can't be updated; updatable fields: {UPDATABLE}",
+                    quote(other)
+                ),
             )),
         })
         .collect()

@@ -11,7 +11,7 @@ use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::error::to_rpc_status;
 use charla_runtime::fair_share::stream_slot;
 use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
-use charla_runtime::validate::{optional_id, page_size, page_token, required_id};
+use charla_runtime::validate::{optional_id, page_size, page_token, required_id, text};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -110,8 +110,10 @@ impl ContactService for ContactApi {
         let request = request.into_inner();
         let size = page_size(request.page_size)?;
         let after = page_token(&request.page_token)?.map(ContactId::from_uuid);
-        let email = Email::parse(&request.email).map_err(|e| ApiError::invalid("email", e))?;
-        let phone = Phone::parse(&request.phone).map_err(|e| ApiError::invalid("phone", e))?;
+        let email = Email::parse(text("email", &request.email)?)
+            .map_err(|e| ApiError::invalid("email", e))?;
+        let phone = Phone::parse(text("phone", &request.phone)?)
+            .map_err(|e| ApiError::invalid("phone", e))?;
         let filter = ContactFilter {
             name: charla_runtime::validate::optional_text("name", &request.name, 256)?,
             email: email.map(|e| e.as_str().to_owned()).unwrap_or_default(),

@@ -105,7 +105,7 @@ async fn a_workspace_with_all_its_calls_in_flight_is_refused_and_others_are_not(
     });
     let list = || pb::ListContactsRequest::default();
     let mut refused = None;
-    for _ in 0..100 {
+    for _ in 0..500 {
         match client
             .list_contacts(as_role(Role::Agent, busy, list()))
             .await
@@ -131,7 +131,6 @@ async fn a_workspace_with_all_its_calls_in_flight_is_refused_and_others_are_not(
             first_name: "Ana".into(),
             ..Default::default()
         }),
-        ..Default::default()
     })
     .await
     .unwrap();

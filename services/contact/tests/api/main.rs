@@ -3,6 +3,7 @@
 mod contacts;
 mod fair_share;
 mod helpers;
+mod hostile_input;
 mod identities;
 mod import;
 mod merge;

@@ -57,9 +57,10 @@ impl AutoClose {
         self.0
     }
 
-    /// The deadline for a human reply at `at`.
+    /// The deadline for a human reply at `at`: `after` later, but never past the last instant a
+    /// timestamp can hold (9999-12-31T23:59:59Z), which a test clock may be moved close to.
     pub fn deadline_from(&self, at: SystemTime) -> SystemTime {
-        at + self.0
+        charla_runtime::clock::add_bounded(at, self.0)
     }
 }
 
@@ -222,6 +223,19 @@ mod tests {
         assert!(AutoClose::new(Duration::from_secs(30 * 60)).is_ok());
         assert!(AutoClose::new(Duration::from_secs(14 * 24 * 3600)).is_ok());
         assert!(AutoClose::new(Duration::from_secs(14 * 24 * 3600 + 1)).is_err());
+    }
+
+    #[test]
+    fn deadlines_stop_at_the_last_timestamp() {
+        let after = AutoClose::new(Duration::from_secs(3600)).unwrap();
+        let end = charla_runtime::clock::latest_time();
+        let late = end - Duration::from_secs(60);
+        assert_eq!(after.deadline_from(late), end);
+        let early = end - Duration::from_secs(7200);
+        assert_eq!(
+            after.deadline_from(early),
+            early + Duration::from_secs(3600)
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use charla_proto::charla::conversation::v1 as pb;
 use charla_runtime::ApiError;
 use charla_runtime::channel::ChannelType;
 use charla_runtime::clock::to_timestamp;
-use charla_runtime::validate::{optional_text, required_text};
+use charla_runtime::validate::{self, optional_text, quote, required_text, text_list};
 
 use crate::domain::{
     ActorId, AuthorKind, AutoClose, Channel, CloseSource, ClosingNote, ClosingNotePolicy,
@@ -43,7 +43,7 @@ pub fn parse_channel(field: &str, channel: Option<&pb::Channel>) -> Result<Chann
 
 /// An optional actor id (a user, team, workflow... id): empty means none.
 pub fn parse_actor(field: &str, value: &str) -> Result<Option<ActorId>, ApiError> {
-    if value.is_empty() {
+    if validate::text(field, value)?.is_empty() {
         return Ok(None);
     }
     ActorId::parse(value)
@@ -53,7 +53,7 @@ pub fn parse_actor(field: &str, value: &str) -> Result<Option<ActorId>, ApiError
 
 /// A required message id.
 pub fn parse_message_id(field: &str, value: &str) -> Result<MessageId, ApiError> {
-    MessageId::parse(value).map_err(|e| ApiError::invalid(field, e))
+    MessageId::parse(validate::text(field, value)?).map_err(|e| ApiError::invalid(field, e))
 }
 
 /// An enum field: `value` must be a known, specified value.
@@ -330,17 +330,16 @@ pub fn apply_settings_update(
                 )?;
             }
             "closing_categories" => {
-                next.closing_categories = update
-                    .closing_categories
-                    .iter()
-                    .map(|c| c.trim().to_owned())
-                    .collect();
+                next.closing_categories =
+                    text_list("settings.closing_categories", &update.closing_categories)?
+                        .into_iter()
+                        .map(|c| c.trim().to_owned())
+                        .collect();
             }
             "auto_close_after" => {
                 let field = "settings.auto_close_after";
                 let after = update.auto_close_after.unwrap_or_default();
-                let after = Duration::try_from(after)
-                    .map_err(|_| ApiError::invalid(field, "must not be negative"))?;
+                let after = charla_runtime::clock::parse_duration(field, &after)?;
                 next.auto_close = if after.is_zero() {
                     None
                 } else {
@@ -351,8 +350,9 @@ pub fn apply_settings_update(
                 return Err(ApiError::invalid(
                     "update_mask",
                     format!(
-                        "`{other}` can't be updated; updatable fields: closing_note_policy, \
-                         closing_categories, auto_close_after"
+                        "{} can't be updated; updatable fields: closing_note_policy, \
+                         closing_categories, auto_close_after",
+                        quote(other)
                     ),
                 ));
             }

@@ -2,7 +2,7 @@
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_runtime::ApiError;
-use charla_runtime::validate::required_id;
+use charla_runtime::validate::{required_id, text};
 
 use super::convert::{
     parse_actor, parse_author_kind, parse_channel, parse_close_source, parse_closing_note,
@@ -26,7 +26,7 @@ fn required_time(
 /// The history an import item describes.
 pub fn parse_history(item: Option<&pb::HistoricalConversation>) -> Result<History, ApiError> {
     let item = item.ok_or_else(|| ApiError::invalid(ITEM, "is required"))?;
-    let external_id = ExternalId::parse(&item.external_id)
+    let external_id = ExternalId::parse(text(&at("external_id"), &item.external_id)?)
         .map_err(|e| ApiError::invalid(at("external_id"), e))?;
     let contact = ContactId::from_uuid(required_id(&at("contact_id"), &item.contact_id)?);
     let channel = parse_channel(&at("channel"), item.channel.as_ref())?;

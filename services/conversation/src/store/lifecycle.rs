@@ -122,7 +122,8 @@ impl ConversationStore {
 
     /// Records a message's metadata, idempotently by message id. An inbound message attaches to
     /// the contact's open conversation or opens one (after checking the contact); an outbound
-    /// message attaches to the open conversation, or is kept alone when there is none.
+    /// message attaches to the open conversation, or is kept alone when there is none (after
+    /// checking that the contact exists).
     pub async fn record_message(
         &self,
         workspace: WorkspaceId,
@@ -133,6 +134,7 @@ impl ConversationStore {
     ) -> Result<Recorded, ApiError> {
         // Unset, the channel's sending time is taken to be now.
         message.sent_at.get_or_insert_with(|| self.now());
+        let mut contact_checked = false;
         for _ in 0..RACE_ATTEMPTS {
             let mut tx = self.db.pool().begin().await?;
             let existing = self.open_of(&mut tx, workspace, contact, true).await?;
@@ -162,6 +164,18 @@ impl ConversationStore {
                         Ok(()) => {}
                     }
                     (Some(opened), true)
+                }
+                None if !contact_checked => {
+                    // An outbound message with nothing open is kept on its own, but its contact
+                    // must still be one of the workspace's. Checked outside the transaction like
+                    // an opening; then start over, as a conversation may have opened meanwhile.
+                    drop(tx);
+                    if self.message_known(workspace, &message).await? {
+                        return self.replay_of(workspace, contact, &message).await;
+                    }
+                    contacts.ensure_exists(workspace, contact).await?;
+                    contact_checked = true;
+                    continue;
                 }
                 None => (None, false),
             };

@@ -5,6 +5,7 @@ mod auto_close;
 mod closing;
 mod contacts;
 mod helpers;
+mod hostile_input;
 mod import;
 mod merge;
 mod messages;

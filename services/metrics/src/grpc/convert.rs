@@ -8,6 +8,7 @@ use charla_proto::charla::conversation::v1 as conversation_pb;
 use charla_proto::charla::metrics::v1 as pb;
 use charla_runtime::ApiError;
 use charla_runtime::clock::to_timestamp;
+use charla_runtime::validate::text_list;
 
 use crate::domain::{Dimension, Filter, Granularity, Summary, Tally};
 
@@ -104,8 +105,20 @@ pub fn parse_filter(filter: Option<&pb::ConversationFilter>) -> Result<Filter, A
     let Some(filter) = filter else {
         return Ok(parsed);
     };
-    parsed.only(Dimension::Assignee, filter.assignee_user_ids.clone());
-    parsed.only(Dimension::Team, filter.team_ids.clone());
+    let strings = |field: &str, values: &[String]| -> Result<Vec<String>, ApiError> {
+        Ok(text_list(field, values)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect())
+    };
+    parsed.only(
+        Dimension::Assignee,
+        strings("filter.assignee_user_ids", &filter.assignee_user_ids)?,
+    );
+    parsed.only(
+        Dimension::Team,
+        strings("filter.team_ids", &filter.team_ids)?,
+    );
     parsed.only(
         Dimension::ChannelType,
         enum_names(
@@ -114,7 +127,10 @@ pub fn parse_filter(filter: Option<&pb::ConversationFilter>) -> Result<Filter, A
             |c: ChannelType| c.as_str_name(),
         )?,
     );
-    parsed.only(Dimension::Channel, filter.channel_ids.clone());
+    parsed.only(
+        Dimension::Channel,
+        strings("filter.channel_ids", &filter.channel_ids)?,
+    );
     parsed.only(
         Dimension::OpenedBy,
         enum_names(
@@ -131,7 +147,10 @@ pub fn parse_filter(filter: Option<&pb::ConversationFilter>) -> Result<Filter, A
             |s: conversation_pb::CloseSource| s.as_str_name(),
         )?,
     );
-    parsed.only(Dimension::Category, filter.closing_categories.clone());
+    parsed.only(
+        Dimension::Category,
+        strings("filter.closing_categories", &filter.closing_categories)?,
+    );
     Ok(parsed)
 }
 

@@ -13,6 +13,7 @@ use charla_runtime::ApiError;
 use charla_runtime::auth::{Role, authorize, authorize_service};
 use charla_runtime::clock::{SharedClock, to_micros};
 use charla_runtime::fair_share::stream_slot;
+use charla_runtime::validate::text;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -86,8 +87,9 @@ fn dashboard_to_proto(numbers: &DashboardNumbers, now: i64, time_zone: &str) -> 
 }
 
 /// The time zone field: an IANA name (checked where it is used), UTC when empty.
-fn time_zone(value: &str) -> String {
-    if value.is_empty() { "UTC" } else { value }.to_owned()
+fn time_zone(value: &str) -> Result<String, ApiError> {
+    let value = text("time_zone", value)?;
+    Ok(if value.is_empty() { "UTC" } else { value }.to_owned())
 }
 
 fn export_row(fact: &ClosedFact) -> Result<pb::ConversationExportRow, ApiError> {
@@ -149,7 +151,7 @@ impl MetricsService for MetricsApi {
         let query = MetricsQuery {
             start: required_micros("start_time", request.start_time.as_ref())?,
             end: required_micros("end_time", request.end_time.as_ref())?,
-            time_zone: time_zone(&request.time_zone),
+            time_zone: time_zone(&request.time_zone)?,
             granularity: parse_granularity(request.granularity)?,
             filter: parse_filter(request.filter.as_ref())?,
             group_by: parse_group_by(request.group_by)?,
@@ -185,7 +187,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::GetDashboardRequest>,
     ) -> Result<Response<pb::GetDashboardResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?.to_string();
-        let zone = time_zone(&request.get_ref().time_zone);
+        let zone = time_zone(&request.get_ref().time_zone)?;
         let now = to_micros(self.clock.now());
         let numbers = reports::dashboard(&self.store, &workspace, now, &zone).await?;
         Ok(Response::new(pb::GetDashboardResponse {
@@ -201,7 +203,7 @@ impl MetricsService for MetricsApi {
     ) -> Result<Response<Self::WatchDashboardStream>, Status> {
         let workspace = authorize(&request, Role::Agent)?.to_string();
         let slot = stream_slot(&request)?;
-        let zone = time_zone(&request.get_ref().time_zone);
+        let zone = time_zone(&request.get_ref().time_zone)?;
         let now = to_micros(self.clock.now());
         // Fail the call itself (not the stream) on a bad zone.
         let first = reports::dashboard(&self.store, &workspace, now, &zone).await?;

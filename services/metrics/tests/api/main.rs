@@ -2,6 +2,7 @@
 //! SQLite and on PostgreSQL.
 
 mod helpers;
+mod hostile_input;
 mod scenario;
 mod store;
 mod tls;
