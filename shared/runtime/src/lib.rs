@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod db;
 pub mod error;
 pub mod event_log;
+pub mod import;
 pub mod lease;
 pub mod peers;
 pub mod server;
