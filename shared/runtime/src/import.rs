@@ -44,15 +44,14 @@ impl StopReason {
 }
 
 /// How large an import's answer may grow: under the 4 MiB that gRPC clients accept by default,
-/// with room for the last result and the counts. About 60,000 results of imported rows.
+/// with room for the last result and the counts: some 50,000 results of imported rows.
 pub const ANSWER_LIMIT: usize = 3 * 1024 * 1024;
 
 /// The rows of one import call.
 pub struct ImportRows<T> {
     rows: Streaming<T>,
     shutdown: CancellationToken,
-    stop_at: Instant,
-    answer_bytes: usize,
+    limits: Limits,
     read: u64,
 }
 
@@ -69,16 +68,14 @@ impl<T> ImportRows<T> {
         Self {
             rows,
             shutdown,
-            stop_at: Instant::now() + budget.saturating_sub(margin(budget)),
-            answer_bytes: 0,
+            limits: Limits::new(Instant::now(), budget),
             read: 0,
         }
     }
 
     /// Counts one result into the answer's size (its encoded length, as `prost` gives it).
     pub fn answered(&mut self, result_len: usize) {
-        // A repeated field's element also costs its tag and length prefix: at most 4 bytes here.
-        self.answer_bytes = self.answer_bytes.saturating_add(result_len + 4);
+        self.limits.answered(result_len);
     }
 
     /// The next row, the end of the stream, or the order to stop. An error is the stream's own
@@ -98,22 +95,54 @@ impl<T> ImportRows<T> {
     }
 
     async fn read_next(&mut self) -> Result<Next<T>, Status> {
-        // Checked first so that a shutdown or a deadline passed while a row was being written
-        // stops the import even when more rows are already waiting.
+        // Checked first so that a shutdown, a deadline passed or an answer filled while a row was
+        // being written stops the import even when more rows are already waiting.
         if self.shutdown.is_cancelled() {
             return Ok(Next::Stop(StopReason::Shutdown));
         }
-        if Instant::now() >= self.stop_at {
-            return Ok(Next::Stop(StopReason::Deadline));
-        }
-        if self.answer_bytes >= ANSWER_LIMIT {
-            return Ok(Next::Stop(StopReason::AnswerFull));
+        if let Some(reason) = self.limits.reached(Instant::now()) {
+            return Ok(Next::Stop(reason));
         }
         tokio::select! {
             biased;
             _ = self.shutdown.cancelled() => Ok(Next::Stop(StopReason::Shutdown)),
-            _ = tokio::time::sleep_until(self.stop_at) => Ok(Next::Stop(StopReason::Deadline)),
+            _ = tokio::time::sleep_until(self.limits.stop_at) => {
+                Ok(Next::Stop(StopReason::Deadline))
+            }
             row = self.rows.message() => Ok(row?.map_or(Next::End, Next::Row)),
+        }
+    }
+}
+
+/// When an import must stop on its own: its deadline, less a margin, and its answer's size.
+#[derive(Debug)]
+struct Limits {
+    stop_at: Instant,
+    answer_bytes: usize,
+}
+
+impl Limits {
+    /// Limits of a call that started at `start` and may last `budget`.
+    fn new(start: Instant, budget: Duration) -> Self {
+        Self {
+            stop_at: start + budget.saturating_sub(margin(budget)),
+            answer_bytes: 0,
+        }
+    }
+
+    fn answered(&mut self, result_len: usize) {
+        // A repeated field's element also costs its tag and length prefix: at most 4 bytes here.
+        self.answer_bytes = self.answer_bytes.saturating_add(result_len + 4);
+    }
+
+    /// Which limit, if any, is reached at `now`.
+    fn reached(&self, now: Instant) -> Option<StopReason> {
+        if now >= self.stop_at {
+            Some(StopReason::Deadline)
+        } else if self.answer_bytes >= ANSWER_LIMIT {
+            Some(StopReason::AnswerFull)
+        } else {
+            None
         }
     }
 }
@@ -175,6 +204,25 @@ mod tests {
             };
             assert_eq!(client_timeout(&metadata), None, "{value:?}");
         }
+    }
+
+    #[test]
+    fn an_import_stops_near_its_deadline_or_when_its_answer_is_full() {
+        let start = Instant::now();
+        let mut limits = Limits::new(start, Duration::from_secs(30));
+        assert_eq!(limits.reached(start), None);
+        assert_eq!(limits.reached(start + Duration::from_millis(27_999)), None);
+        let deadline = Some(StopReason::Deadline);
+        assert_eq!(limits.reached(start + Duration::from_secs(28)), deadline);
+        // Results of 60 bytes, as an imported contact's: the answer fills at about 50,000.
+        let mut results = 0;
+        while limits.reached(start).is_none() {
+            limits.answered(60);
+            results += 1;
+        }
+        assert_eq!(limits.reached(start), Some(StopReason::AnswerFull));
+        assert_eq!(results, ANSWER_LIMIT.div_ceil(64));
+        assert!((49_000..50_000).contains(&results), "{results}");
     }
 
     #[test]

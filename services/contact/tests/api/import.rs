@@ -222,6 +222,18 @@ async fn importing_the_same_rows_again_changes_nothing(backend: Backend) {
     let other = import(&elsewhere, vec![row("Ana", "crm-1")]).await;
     assert_eq!(outcomes(&other), [Imported]);
     assert_ne!(id(&other, 0), id(&first, 0));
+
+    // Deleting a contact frees its external id: importing it again creates a new contact.
+    app.client()
+        .await
+        .delete_contact(app.req(pb::DeleteContactRequest {
+            contact_id: id(&first, 1),
+        }))
+        .await
+        .expect("delete crm-2");
+    let after_delete = import(&app, vec![row("Bea", "crm-2")]).await;
+    assert_eq!(outcomes(&after_delete), [Imported]);
+    assert_ne!(id(&after_delete, 0), id(&first, 1));
 }
 
 async fn concurrent_imports_of_the_same_rows_create_each_contact_once(backend: Backend) {
