@@ -10,10 +10,11 @@ use std::time::{Duration, Instant, SystemTime};
 use charla_proto::charla::contact::v1 as contact_pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
 use charla_proto::charla::conversation::v1 as pb;
-use charla_runtime::workspace::WORKSPACE_HEADER;
 use indicatif::ProgressBar;
 use jiff::tz::TimeZone;
+use tonic::metadata::{Ascii, MetadataValue};
 
+use crate::credentials::ClientAuth;
 use crate::history_json::to_line;
 use crate::import::{ImportSummary, conversation_client, send_batch};
 
@@ -60,6 +61,9 @@ pub struct DemoArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     conversation_url: String,
+
+    #[command(flatten)]
+    auth: ClientAuth,
 }
 
 /// SplitMix64: a tiny, well-known generator; demo data needs repeatability, not cryptography.
@@ -153,13 +157,11 @@ struct DemoContact {
     free_from: SystemTime,
 }
 
-fn request<T>(workspace: uuid::Uuid, message: T) -> Result<tonic::Request<T>, String> {
+fn request<T>(bearer: &MetadataValue<Ascii>, message: T) -> Result<tonic::Request<T>, String> {
     let mut request = tonic::Request::new(message);
-    let header = workspace
-        .to_string()
-        .parse()
-        .map_err(|_| "bad workspace id".to_owned())?;
-    request.metadata_mut().insert(WORKSPACE_HEADER, header);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
     Ok(request)
 }
 
@@ -178,11 +180,12 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     let tz = TimeZone::get(&args.time_zone)
         .map_err(|_| format!("`{}` is not an IANA time zone", args.time_zone))?;
     let workspace = args.workspace.unwrap_or_else(uuid::Uuid::now_v7);
+    let bearer = args.auth.bearer(workspace)?;
     let mut random = Random(args.seed);
     let mut conversations = conversation_client(&args.conversation_url).await?;
     conversations
         .update_workspace_settings(request(
-            workspace,
+            &bearer,
             pb::UpdateWorkspaceSettingsRequest {
                 settings: Some(pb::WorkspaceSettings {
                     closing_note_policy: pb::ClosingNotePolicy::Optional as i32,
@@ -222,7 +225,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
         let channel = channel_of(&mut random);
         let resolved = contacts_client
             .resolve_contact(request(
-                workspace,
+                &bearer,
                 contact_pb::ResolveContactRequest {
                     identity: Some(contact_pb::ChannelIdentity {
                         channel_type: channel as i32,
@@ -267,7 +270,7 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     for batch in labelled.chunks(500) {
         send_batch(
             &mut conversations,
-            workspace,
+            &bearer,
             batch.to_vec(),
             &mut summary,
             &progress,
@@ -278,8 +281,9 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     summary.print(started.elapsed().as_secs_f64());
     println!();
     println!("Workspace {workspace} is ready. Its dashboard (at `charla up`'s metrics port):");
+    println!("  T=\"authorization: Bearer $(charla token --workspace {workspace})\"");
     println!(
-        "  grpcurl -plaintext -H 'x-workspace-id: {workspace}' -d '{{\"time_zone\": \"{}\"}}' \\\n    localhost:50053 charla.metrics.v1.MetricsService/GetDashboard",
+        "  grpcurl -plaintext -H \"$T\" -d '{{\"time_zone\": \"{}\"}}' \\\n    localhost:50053 charla.metrics.v1.MetricsService/GetDashboard",
         args.time_zone
     );
     Ok(())

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
-use charla_runtime::workspace::WORKSPACE_HEADER;
+use tonic::metadata::{Ascii, MetadataValue};
+
+use crate::credentials::ClientAuth;
 use indicatif::{ProgressBar, ProgressStyle};
 use tonic::transport::Channel;
 
@@ -32,6 +34,9 @@ pub struct ImportConversations {
     /// The workspace to import into (a UUID).
     #[arg(long, env = "CHARLA_WORKSPACE")]
     workspace: uuid::Uuid,
+
+    #[command(flatten)]
+    auth: ClientAuth,
 
     /// URL of the conversation service.
     #[arg(
@@ -95,7 +100,7 @@ const MAX_IDLE_ANSWERS: u32 = 5;
 /// or another replica takes; items written before are idempotent by external id anyway.
 pub async fn send_batch(
     client: &mut ConversationServiceClient<Channel>,
-    workspace: uuid::Uuid,
+    bearer: &MetadataValue<Ascii>,
     items: Vec<(String, pb::HistoricalConversation)>,
     summary: &mut ImportSummary,
     progress: &ProgressBar,
@@ -103,7 +108,7 @@ pub async fn send_batch(
     let mut rest = items;
     let mut idle_answers = 0;
     while !rest.is_empty() {
-        let response = import_call(client, workspace, &rest).await?;
+        let response = import_call(client, bearer, &rest).await?;
         let handled = response.results.len().min(rest.len());
         tally(&rest, response.results, summary, progress);
         if !response.stopped_early {
@@ -130,7 +135,7 @@ pub async fn send_batch(
 /// One ImportConversations call with `items`.
 async fn import_call(
     client: &mut ConversationServiceClient<Channel>,
-    workspace: uuid::Uuid,
+    bearer: &MetadataValue<Ascii>,
     items: &[(String, pb::HistoricalConversation)],
 ) -> Result<pb::ImportConversationsResponse, String> {
     let stream = tokio_stream::iter(
@@ -142,11 +147,9 @@ async fn import_call(
             .collect::<Vec<_>>(),
     );
     let mut request = tonic::Request::new(stream);
-    let header = workspace
-        .to_string()
-        .parse()
-        .map_err(|_| "bad workspace id".to_owned())?;
-    request.metadata_mut().insert(WORKSPACE_HEADER, header);
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.clone());
     Ok(client
         .import_conversations(request)
         .await
@@ -210,6 +213,7 @@ async fn import_file(args: &ImportConversations) -> Result<ImportSummary, String
         .lines()
         .filter(|l| l.as_ref().is_ok_and(|l| !l.trim().is_empty()))
         .count();
+    let bearer = args.auth.bearer(args.workspace)?;
     let mut client = conversation_client(&args.conversation_url).await?;
     let progress = progress_bar(lines as u64);
     let started = Instant::now();
@@ -234,7 +238,7 @@ async fn import_file(args: &ImportConversations) -> Result<ImportSummary, String
         if batch.len() >= args.batch as usize {
             send_batch(
                 &mut client,
-                args.workspace,
+                &bearer,
                 std::mem::take(&mut batch),
                 &mut summary,
                 &progress,
@@ -243,7 +247,7 @@ async fn import_file(args: &ImportConversations) -> Result<ImportSummary, String
         }
     }
     if !batch.is_empty() {
-        send_batch(&mut client, args.workspace, batch, &mut summary, &progress).await?;
+        send_batch(&mut client, &bearer, batch, &mut summary, &progress).await?;
     }
     progress.finish_and_clear();
     summary.print(started.elapsed().as_secs_f64());

@@ -2,6 +2,7 @@
 //! process, each on its own port with its own SQLite file, until Ctrl-C; `charla demo` fills it with
 //! a month of history; `charla import` brings history from elsewhere.
 
+mod credentials;
 mod demo;
 mod history_json;
 mod import;
@@ -27,6 +28,8 @@ enum Command {
     /// Import history from another platform into a running charla.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Print a token for calling charla, signed with the configured (or `charla up`'s) key set.
+    Token(credentials::TokenArgs),
     /// Run one service, configured from the environment (as in a container).
     Serve {
         /// Which service.
@@ -42,6 +45,7 @@ async fn main() -> std::process::ExitCode {
         Command::Up(args) => up::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Import(command) => import::run(command).await,
+        Command::Token(args) => credentials::run_token(args),
         Command::Serve { service } => serve::run(service).await,
     }
 }

@@ -1,21 +1,30 @@
 //! `charla up`: every service in one process, each on its own port and SQLite file.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use charla_runtime::app::Application;
+use charla_runtime::auth::Role;
+use charla_runtime::auth::config::AuthConfig;
+use charla_runtime::auth::keys::KeySet;
 use charla_runtime::config::{LogFormat, RuntimeConfig};
 use charla_runtime::test_clock::ServiceClock;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::credentials::KeySource;
+
+/// The workspace of the token `charla up` prints (the README's tour uses it).
+const TOUR_WORKSPACE: &str = "0190f5a2-5a6e-7000-8000-000000000001";
+
 /// Where and how `charla up` runs the services.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    /// Folder for the services' SQLite files (created if missing).
-    #[arg(long, env = "CHARLA_DATA_DIR", default_value = "charla-data")]
-    data_dir: PathBuf,
+    /// The key set (and the data folder: the services' SQLite files and, unless CHARLA_AUTH_JWKS
+    /// names a key set, a development key set, created if missing).
+    #[command(flatten)]
+    keys: KeySource,
 
     /// Address the services listen on; 0.0.0.0 to accept connections from other machines.
     #[arg(long, env = "CHARLA_HOST", default_value = "127.0.0.1")]
@@ -45,10 +54,17 @@ pub struct UpArgs {
 
 impl UpArgs {
     fn service_config(&self, port: u16, name: &str) -> RuntimeConfig {
-        let file = self.data_dir.join(format!("{name}.db"));
+        let file = self.keys.data_dir.join(format!("{name}.db"));
+        let auth = AuthConfig {
+            auth_jwks: Some(self.keys.jwks_path()),
+            auth_issuer: self.keys.issuer.clone(),
+            auth_audience: self.keys.audience.clone(),
+            ..AuthConfig::default()
+        };
         let mut config = RuntimeConfig::new(
             SocketAddr::new(self.host, port),
             format!("sqlite:{}", file.display()),
+            auth,
         );
         config.log_format = self.log_format;
         config
@@ -103,6 +119,44 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Makes sure the key set exists: the development one is created on first start.
+fn prepare_keys(keys: &KeySource) -> Result<(), Box<dyn std::error::Error>> {
+    let path = keys.jwks_path();
+    if keys.is_development() {
+        std::fs::create_dir_all(&keys.data_dir)?;
+        KeySet::read_or_create(&path)?;
+        tracing::warn!(
+            jwks = %path.display(),
+            "development mode: tokens are signed and checked with a key set made for this machine; \
+             set CHARLA_AUTH_JWKS to use your own"
+        );
+    } else {
+        KeySet::read(&path)?;
+    }
+    Ok(())
+}
+
+/// Says how to call the services, with a token ready for the tour's workspace.
+fn print_token_help(keys: &KeySource) {
+    let workspace = uuid::Uuid::parse_str(TOUR_WORKSPACE)
+        .map(charla_runtime::workspace::WorkspaceId::new)
+        .ok();
+    let token = keys.mint(
+        Role::Admin,
+        workspace,
+        "charla-up",
+        Duration::from_secs(24 * 3600),
+    );
+    match token {
+        Ok(token) => {
+            println!("Every call carries a token (`charla token --workspace W` makes more).");
+            println!("An admin token of workspace {TOUR_WORKSPACE}, valid 24 hours:");
+            println!("  export T='authorization: Bearer {token}'");
+        }
+        Err(error) => println!("No token could be minted: {error}"),
+    }
+}
+
 /// Starts every service and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> ExitCode {
     charla_runtime::telemetry::init(args.log_format);
@@ -114,6 +168,10 @@ pub async fn run(args: UpArgs) -> ExitCode {
         ServiceClock::System
     };
 
+    if let Err(error) = prepare_keys(&args.keys) {
+        eprintln!("charla could not start: {error}");
+        return ExitCode::FAILURE;
+    }
     let started = start_all(&args, &clock, &shutdown).await;
     let services = match started {
         Ok(services) => services,
@@ -132,7 +190,7 @@ pub async fn run(args: UpArgs) -> ExitCode {
             config.database_url
         );
     }
-    println!("Every call names its workspace in the `x-workspace-id` metadata (any UUID).");
+    print_token_help(&args.keys);
 
     let mut running = JoinSet::new();
     for (name, _, app) in services {

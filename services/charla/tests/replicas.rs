@@ -17,9 +17,10 @@ use charla_proto::charla::conversation::v1::conversation_service_client::Convers
 use charla_proto::charla::conversation::v1::test_clock_service_client::TestClockServiceClient;
 use charla_proto::charla::metrics::v1 as metrics_pb;
 use charla_proto::charla::metrics::v1::metrics_service_client::MetricsServiceClient;
+use charla_testing::auth::TestChannel;
 use charla_testing::{Backend, fresh_database_url, in_workspace};
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 const OPERATIONS: usize = 2000;
 const WORKERS: usize = 4;
@@ -57,6 +58,8 @@ impl Replica {
         let child = Command::new(env!("CARGO_BIN_EXE_charla"))
             .args(["serve", self.service])
             .envs(self.env.iter().cloned())
+            .env("CHARLA_AUTH_JWKS", charla_testing::auth::test_jwks_path())
+            .env("CHARLA_AUTH_AUDIENCE", charla_testing::auth::TEST_AUDIENCE)
             .env("CHARLA_LISTEN_ADDR", format!("127.0.0.1:{}", self.port))
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
@@ -85,8 +88,8 @@ impl Drop for Replica {
     }
 }
 
-async fn channel(url: String) -> Channel {
-    Endpoint::from_shared(url).unwrap().connect_lazy()
+async fn channel(url: String) -> TestChannel {
+    charla_testing::auth::with_service_token(Endpoint::from_shared(url).unwrap().connect_lazy())
 }
 
 /// Waits until a replica answers health checks.
@@ -128,12 +131,12 @@ fn transient(status: &tonic::Status) -> bool {
 /// Calls `call` on replica `first`, then the other one, until it answers (transport failures
 /// retried with the same request, which carries its own idempotency key or message id).
 async fn on_replicas<T, F, Fut>(
-    channels: &[Channel; 2],
+    channels: &[TestChannel; 2],
     first: usize,
     mut call: F,
 ) -> Result<T, tonic::Status>
 where
-    F: FnMut(Channel) -> Fut,
+    F: FnMut(TestChannel) -> Fut,
     Fut: std::future::Future<Output = Result<T, tonic::Status>>,
 {
     let mut last = None;
@@ -173,7 +176,7 @@ async fn operate(
     worker: usize,
     workspace: uuid::Uuid,
     contacts: Arc<Vec<String>>,
-    conversations: [Channel; 2],
+    conversations: [TestChannel; 2],
     done: Arc<AtomicUsize>,
     seen: Arc<Mutex<BTreeSet<String>>>,
 ) {

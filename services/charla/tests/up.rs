@@ -28,6 +28,7 @@ fn charla_up() -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
         std::env::temp_dir().join(format!("charla-up-{}", uuid::Uuid::now_v7().simple()));
     let ports = [free_port(), free_port(), free_port()];
     let child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .envs(test_auth_env())
         .arg("up")
         .arg("--data-dir")
         .arg(&data_dir)
@@ -41,13 +42,27 @@ fn charla_up() -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
     (child, data_dir, ports)
 }
 
+/// The key set and audience the tests mint tokens for.
+fn test_auth_env() -> [(&'static str, String); 2] {
+    [
+        (
+            "CHARLA_AUTH_JWKS",
+            charla_testing::auth::test_jwks_path().display().to_string(),
+        ),
+        (
+            "CHARLA_AUTH_AUDIENCE",
+            charla_testing::auth::TEST_AUDIENCE.to_owned(),
+        ),
+    ]
+}
+
 /// Connects to a port, retrying while the process starts.
-async fn connect(port: u16) -> tonic::transport::Channel {
+async fn connect(port: u16) -> charla_testing::auth::TestChannel {
     for _ in 0..300 {
         let endpoint =
             tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap();
         if let Ok(channel) = endpoint.connect().await {
-            return channel;
+            return charla_testing::auth::with_service_token(channel);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -186,6 +201,7 @@ async fn charla_import_reads_ndjson_and_names_what_it_refuses() {
     std::fs::write(&file, format!("{good}\n{{not json\n{welcome_on_sms}\n")).unwrap();
     let import = |file: &std::path::Path| {
         Command::new(env!("CARGO_BIN_EXE_charla"))
+            .envs(test_auth_env())
             .args(["import", "conversations"])
             .arg(file)
             .args(["--workspace", &workspace.to_string()])
@@ -243,6 +259,7 @@ fn serve(service: &str, env: &[(&str, String)]) -> Served {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_charla"))
         .args(["serve", service])
+        .envs(test_auth_env())
         .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
         .env("CHARLA_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "error")
@@ -320,6 +337,7 @@ async fn charla_import_sends_again_what_an_early_answer_left() {
     std::fs::write(&file, lines.join("\n")).unwrap();
     let import = || {
         Command::new(env!("CARGO_BIN_EXE_charla"))
+            .envs(test_auth_env())
             .args(["import", "conversations"])
             .arg(&file)
             .args(["--workspace", &workspace.to_string()])

@@ -6,39 +6,40 @@ use std::time::Duration;
 use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
 use charla_runtime::ApiError;
+use charla_runtime::auth::credential::{AuthenticatedChannel, ServiceCredential};
 use charla_runtime::peers::{PeerUrlError, balanced_channel};
 use charla_runtime::workspace::{WORKSPACE_HEADER, WorkspaceId};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::domain::{ContactId, ConversationError};
 
 /// A client of the contact service, with a deadline on every check.
 #[derive(Debug, Clone)]
 pub struct ContactDirectory {
-    client: ContactServiceClient<Channel>,
+    client: ContactServiceClient<AuthenticatedChannel>,
     deadline: Duration,
 }
 
 impl ContactDirectory {
     /// A client of the contact service at `urls` (see `charla_runtime::peers`), balanced over its
-    /// replicas; it connects on first use, so this service starts even while the contact service
-    /// is away.
+    /// replicas, presenting `credential`; it connects on first use, so this service starts even
+    /// while the contact service is away.
     pub fn connect_lazy(
         urls: &str,
+        credential: ServiceCredential,
         deadline: Duration,
         shutdown: CancellationToken,
     ) -> Result<Self, PeerUrlError> {
         let channel = balanced_channel(urls, deadline, shutdown)?;
         Ok(Self {
-            client: ContactServiceClient::new(channel),
+            client: ContactServiceClient::with_interceptor(channel, credential),
             deadline,
         })
     }
 
     /// The underlying client, for streams.
-    pub fn client(&self) -> ContactServiceClient<Channel> {
+    pub fn client(&self) -> ContactServiceClient<AuthenticatedChannel> {
         self.client.clone()
     }
 

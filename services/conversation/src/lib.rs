@@ -89,8 +89,10 @@ pub async fn build(
 ) -> Result<Application, BuildError> {
     let service_clock = clock.clone();
     let clock = clock.shared();
+    let mut app = Application::bind(runtime, DEFAULT_PORT, shutdown.clone()).await?;
     let contacts = contacts::ContactDirectory::connect_lazy(
         &service.contact_url,
+        app.service_credential("conversation")?,
         Duration::from_millis(service.contact_timeout_ms),
         shutdown.clone(),
     )
@@ -118,7 +120,6 @@ pub async fn build(
         contacts: contacts.clone(),
     };
     events::contact_consumer::spawn(consumer, shutdown.clone());
-    let mut app = Application::bind(runtime, DEFAULT_PORT, shutdown.clone()).await?;
     // Moving the test clock past auto-close deadlines closes those conversations before the
     // call returns, as if the time had passed.
     let due_closer = store.clone();

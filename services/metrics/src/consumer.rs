@@ -9,12 +9,12 @@ use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
 use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceServer;
 use charla_runtime::ApiError;
+use charla_runtime::auth::credential::AuthenticatedChannel;
 use charla_runtime::consumer::{Assignment, Backoff, assignment};
 use charla_runtime::lease::PartitionLeases;
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic_health::server::HealthReporter;
 
 use crate::domain::{Change, Closure, Dimensions};
@@ -96,7 +96,7 @@ pub fn falls_behind(lag: u64, max_lag: u64) -> bool {
 /// Starts consuming from `conversations` until `shutdown`.
 pub fn spawn(
     store: MetricsStore,
-    conversations: ConversationServiceClient<Channel>,
+    conversations: ConversationServiceClient<AuthenticatedChannel>,
     lag: LagReporter,
     leases: PartitionLeases,
     shutdown: CancellationToken,
@@ -138,7 +138,7 @@ struct PendingRebuild {
 
 struct Consumer {
     store: MetricsStore,
-    conversations: ConversationServiceClient<Channel>,
+    conversations: ConversationServiceClient<AuthenticatedChannel>,
     applied: watch::Sender<u64>,
     pending: Option<PendingRebuild>,
     lag: LagReporter,

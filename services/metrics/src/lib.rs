@@ -85,6 +85,8 @@ pub async fn build(
     clock: ServiceClock,
     shutdown: CancellationToken,
 ) -> Result<Application, BuildError> {
+    let mut app = Application::bind(runtime, DEFAULT_PORT, shutdown.clone()).await?;
+    let credential = app.service_credential("metrics")?;
     let channel = balanced_channel(
         &service.conversation_url,
         Duration::from_secs(5),
@@ -96,11 +98,10 @@ pub async fn build(
         .map_err(StartError::from)?;
     let db_for_leases = db.clone();
     let store = store::MetricsStore::new(db);
-    let mut app = Application::bind(runtime, DEFAULT_PORT, shutdown.clone()).await?;
     let lag = consumer::LagReporter::new(app.server().health(), service.max_lag_events);
     let consumer = consumer::spawn(
         store.clone(),
-        ConversationServiceClient::new(channel),
+        ConversationServiceClient::with_interceptor(channel, credential),
         lag,
         PartitionLeases::new(db_for_leases, store::CONSUMER, 1),
         shutdown.clone(),

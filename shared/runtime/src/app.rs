@@ -3,11 +3,15 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use charla_proto::charla::conversation::v1::test_clock_service_server::TestClockServiceServer;
 
+use crate::auth::config::{AuthConfig, AuthSetupError};
+use crate::auth::credential::ServiceCredential;
+use crate::auth::verify::Verifier;
 use crate::config::RuntimeConfig;
 use crate::db::DbError;
 use crate::server::{GrpcServer, Limits};
@@ -32,6 +36,9 @@ pub enum StartError {
          the partition count can't go down"
     )]
     EventPartitionsLowered { configured: u32, used: u32 },
+    /// Callers' tokens can't be checked, or peers can't be called, with the configured keys.
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
     /// The server failed while serving.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -43,6 +50,8 @@ pub struct Application {
     limits: Limits,
     local_addr: SocketAddr,
     shutdown: CancellationToken,
+    auth: AuthConfig,
+    verifier: Arc<Verifier>,
 }
 
 impl Application {
@@ -52,9 +61,12 @@ impl Application {
         default_port: u16,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
+        let verifier = Arc::new(config.auth.verifier()?);
         let addr = config.listen_addr_or(default_port);
         let bind_error = |source| StartError::Bind { addr, source };
-        let server = GrpcServer::bind(addr).await.map_err(bind_error)?;
+        let server = GrpcServer::bind(addr, verifier.clone())
+            .await
+            .map_err(bind_error)?;
         let local_addr = server.local_addr().map_err(bind_error)?;
         Ok(Self {
             server,
@@ -64,7 +76,14 @@ impl Application {
             },
             local_addr,
             shutdown,
+            auth: config.auth.clone(),
+            verifier,
         })
+    }
+
+    /// The credential this service (`service_name`) presents when it calls another service.
+    pub fn service_credential(&self, service_name: &str) -> Result<ServiceCredential, StartError> {
+        Ok(self.auth.service_credential(&self.verifier, service_name)?)
     }
 
     /// The server, to add services to.

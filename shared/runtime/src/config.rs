@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::auth::config::AuthConfig;
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -49,11 +51,15 @@ pub struct RuntimeConfig {
     /// behaviour); never in production.
     #[arg(long, env = "CHARLA_TEST_CLOCK", default_value_t = false)]
     pub test_clock: bool,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
 }
 
 impl RuntimeConfig {
-    /// Settings for a service on `database_url`, listening on `listen_addr`, defaults elsewhere.
-    pub fn new(listen_addr: SocketAddr, database_url: impl Into<String>) -> Self {
+    /// Settings for a service on `database_url`, listening on `listen_addr`, checking tokens as
+    /// `auth` says, defaults elsewhere.
+    pub fn new(listen_addr: SocketAddr, database_url: impl Into<String>, auth: AuthConfig) -> Self {
         Self {
             listen_addr: Some(listen_addr),
             database_url: database_url.into(),
@@ -62,6 +68,7 @@ impl RuntimeConfig {
             max_concurrent_requests: 512,
             event_partitions: 1,
             test_clock: false,
+            auth,
         }
     }
 

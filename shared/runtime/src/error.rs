@@ -16,9 +16,29 @@ pub enum ApiError {
     #[error("{field}: {description}")]
     InvalidArgument { field: String, description: String },
 
-    /// The call carries no usable workspace credentials: UNAUTHENTICATED.
-    #[error("{0}")]
-    Unauthenticated(String),
+    /// The call carries no usable credentials: UNAUTHENTICATED, with ErrorInfo saying why
+    /// (`reason`: a machine-readable word such as `TOKEN_EXPIRED`).
+    #[error("{message}")]
+    Unauthenticated {
+        reason: &'static str,
+        message: String,
+    },
+
+    /// The caller's role may not make this call: PERMISSION_DENIED with ErrorInfo naming the role
+    /// needed.
+    #[error("{message}")]
+    PermissionDenied {
+        reason: &'static str,
+        message: String,
+        metadata: Vec<(&'static str, String)>,
+    },
+
+    /// The caller (or its workspace) is over a limit: RESOURCE_EXHAUSTED with ErrorInfo naming it.
+    #[error("{message}")]
+    ResourceExhausted {
+        reason: &'static str,
+        message: String,
+    },
 
     /// The resource does not exist in the caller's workspace: NOT_FOUND with ResourceInfo.
     #[error("{resource} {id} not found")]
@@ -86,8 +106,9 @@ impl ApiError {
 
     /// Adds a key to the ErrorInfo metadata (for example the id of the resource in the way).
     pub fn with_metadata(mut self, key: &'static str, value: impl Into<String>) -> Self {
-        if let Self::AlreadyExists { metadata, .. } | Self::FailedPrecondition { metadata, .. } =
-            &mut self
+        if let Self::AlreadyExists { metadata, .. }
+        | Self::FailedPrecondition { metadata, .. }
+        | Self::PermissionDenied { metadata, .. } = &mut self
         {
             metadata.push((key, value.into()));
         }
@@ -98,7 +119,9 @@ impl ApiError {
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument { .. } => Code::InvalidArgument,
-            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::Unauthenticated { .. } => Code::Unauthenticated,
+            Self::PermissionDenied { .. } => Code::PermissionDenied,
+            Self::ResourceExhausted { .. } => Code::ResourceExhausted,
             Self::NotFound { .. } => Code::NotFound,
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
@@ -124,7 +147,8 @@ impl From<ApiError> for tonic::Status {
             ApiError::InvalidArgument { field, description } => {
                 ErrorDetails::with_bad_request_violation(field.clone(), description.clone())
             }
-            ApiError::Unauthenticated(_) => error_info("UNAUTHENTICATED", &[]),
+            ApiError::Unauthenticated { reason, .. }
+            | ApiError::ResourceExhausted { reason, .. } => error_info(reason, &[]),
             ApiError::NotFound { resource, id } => {
                 ErrorDetails::with_resource_info(*resource, id.clone(), "", message.clone())
             }
@@ -132,6 +156,9 @@ impl From<ApiError> for tonic::Status {
                 reason, metadata, ..
             }
             | ApiError::FailedPrecondition {
+                reason, metadata, ..
+            }
+            | ApiError::PermissionDenied {
                 reason, metadata, ..
             } => error_info(reason, metadata),
             ApiError::Unavailable(_) => ErrorDetails::with_retry_info(None),

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -14,6 +15,9 @@ use tonic::service::RoutesBuilder;
 use tonic_health::server::HealthReporter;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
+
+use crate::auth::layer::AuthLayer;
+use crate::auth::verify::Verifier;
 
 /// HTTP/2 flow-control windows for what clients send. h2 closes a connection (GOAWAY
 /// ENHANCE_YOUR_CALM, "too_many_data_frames") when the small DATA frames it holds unread cost more
@@ -40,12 +44,13 @@ pub struct GrpcServer {
     listener: TcpListener,
     routes: RoutesBuilder,
     health: HealthReporter,
+    verifier: Arc<Verifier>,
 }
 
 impl GrpcServer {
     /// Binds `addr` (port 0 picks a free port: see [`GrpcServer::local_addr`]) and registers the
-    /// health and reflection services.
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+    /// health and reflection services; every other call must carry a token `verifier` accepts.
+    pub async fn bind(addr: SocketAddr, verifier: Arc<Verifier>) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let (health, health_service) = tonic_health::server::health_reporter();
         // Both reflection versions: older grpcurl and other tools still ask for v1alpha.
@@ -67,6 +72,7 @@ impl GrpcServer {
             listener,
             routes,
             health,
+            verifier,
         })
     }
 
@@ -110,6 +116,7 @@ impl GrpcServer {
             .layer(GlobalConcurrencyLimitLayer::new(
                 limits.max_concurrent_requests,
             ))
+            .layer(AuthLayer::new(self.verifier))
             .into_inner();
         tonic::transport::Server::builder()
             .accept_http1(true)

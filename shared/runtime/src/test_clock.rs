@@ -57,7 +57,9 @@ impl TestClockApi {
         Self { clock, after_move }
     }
 
-    fn test_clock(&self) -> Result<&ManualClock, ApiError> {
+    /// The test clock, for a caller with a service token on a server that runs one.
+    fn test_clock<T>(&self, request: &Request<T>) -> Result<&ManualClock, ApiError> {
+        crate::auth::authorize_service(request)?;
         match &self.clock {
             ServiceClock::Test(clock) => Ok(clock),
             ServiceClock::System => Err(ApiError::precondition(
@@ -81,9 +83,9 @@ impl TestClockApi {
 impl TestClockService for TestClockApi {
     async fn get_test_clock(
         &self,
-        _request: Request<pb::GetTestClockRequest>,
+        request: Request<pb::GetTestClockRequest>,
     ) -> Result<Response<pb::GetTestClockResponse>, Status> {
-        let clock = self.test_clock()?;
+        let clock = self.test_clock(&request)?;
         let now = crate::clock::Clock::now(clock);
         Ok(Response::new(pb::GetTestClockResponse {
             now: Some(to_timestamp(now)),
@@ -94,7 +96,7 @@ impl TestClockService for TestClockApi {
         &self,
         request: Request<pb::SetTestClockRequest>,
     ) -> Result<Response<pb::SetTestClockResponse>, Status> {
-        let clock = self.test_clock()?;
+        let clock = self.test_clock(&request)?;
         let time = request
             .get_ref()
             .time
@@ -114,7 +116,7 @@ impl TestClockService for TestClockApi {
         &self,
         request: Request<pb::AdvanceTestClockRequest>,
     ) -> Result<Response<pb::AdvanceTestClockResponse>, Status> {
-        let clock = self.test_clock()?;
+        let clock = self.test_clock(&request)?;
         let by = request
             .get_ref()
             .duration

@@ -5,9 +5,12 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) to create a database of their own. When it is
 //! unreachable they print that they are skipped, unless `CI=true`, where they fail.
 
+pub mod auth;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use charla_runtime::workspace::WORKSPACE_HEADER;
+pub use auth::{as_role, auth_config, connect, in_workspace, token, with_token};
+
 use sqlx::Connection;
 use tonic_types::StatusExt;
 use uuid::Uuid;
@@ -91,19 +94,6 @@ macro_rules! backend_tests {
             )*
         }
     };
-}
-
-/// A request scoped to `workspace`.
-pub fn in_workspace<T>(workspace: Uuid, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        WORKSPACE_HEADER,
-        workspace
-            .to_string()
-            .parse()
-            .expect("a UUID is valid metadata"),
-    );
-    request
 }
 
 /// Asserts that `result` failed with `code` and a BadRequest violation naming `field`.

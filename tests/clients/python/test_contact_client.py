@@ -6,24 +6,47 @@ shapes), a test here fails.
 """
 
 import importlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import grpc
+import jwt
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 PROTO_DIR = REPO / "proto"
 
+# The key set the server trusts (the Rust tests' own), and the audience it requires.
+JWKS_PATH = REPO / "shared" / "testing" / "keys" / "test-jwks.json"
+AUDIENCE = "charla-test"
+
+
+def mint(role: str, workspace_id=None, expires_in: int = 600) -> str:
+    """A token signed by PyJWT with the key set's HS256 key, as an identity provider would."""
+    keys = json.loads(JWKS_PATH.read_text())["keys"]
+    key = jwt.PyJWK(next(k for k in keys if k["kid"] == "test-hs256"))
+    claims = {"sub": "python-client", "role": role, "aud": AUDIENCE}
+    claims["exp"] = int(time.time()) + expires_in
+    if workspace_id:
+        claims["workspace_id"] = workspace_id
+    return jwt.encode(claims, key.key, algorithm="HS256", headers={"kid": "test-hs256"})
+
+
+def bearer(token: str):
+    return (("authorization", f"Bearer {token}"),)
+
+
 # Every call of the session runs in this one workspace, on a database of its own, so the event
 # log holds exactly what these tests did.
 WORKSPACE_ID = str(uuid.uuid4())
-METADATA = (("x-workspace-id", WORKSPACE_ID),)
+METADATA = bearer(mint("admin", WORKSPACE_ID))
 
 # Bounds that keep a broken server from hanging the run; none of them measures anything.
 READY_TIMEOUT_S = 30
@@ -113,6 +136,8 @@ def server_addr(tmp_path_factory):
     env = dict(os.environ)
     env["CHARLA_DATABASE_URL"] = f"sqlite:{workdir / 'contact.db'}"
     env["CHARLA_LISTEN_ADDR"] = addr
+    env["CHARLA_AUTH_JWKS"] = str(JWKS_PATH)
+    env["CHARLA_AUTH_AUDIENCE"] = AUDIENCE
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -418,3 +443,41 @@ def test_get_contact_with_malformed_id_is_invalid_argument(api, stub):
         )
     assert failure.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "contact_id" in failure.value.details()
+
+
+def test_calls_need_a_valid_token_of_a_role_that_may_make_them(api, stub):
+    listing = api.pb.ListContactsRequest()
+    cases = [
+        ((), grpc.StatusCode.UNAUTHENTICATED, "authorization"),
+        (bearer(mint("admin", WORKSPACE_ID, expires_in=-120)), grpc.StatusCode.UNAUTHENTICATED, "expired"),
+        (bearer("not.a.jwt"), grpc.StatusCode.UNAUTHENTICATED, "JWT"),
+    ]
+    for metadata, code, words in cases:
+        with pytest.raises(grpc.RpcError) as failure:
+            stub.ListContacts(listing, metadata=metadata, timeout=CALL_TIMEOUT_S)
+        assert failure.value.code() == code, failure.value.details()
+        assert words in failure.value.details()
+
+    # An agent reads contacts but may not delete them.
+    agent = bearer(mint("agent", WORKSPACE_ID))
+    contact = create(api, stub, "Agent-visible")
+    got = stub.GetContact(
+        api.pb.GetContactRequest(contact_id=contact.contact_id), metadata=agent, timeout=CALL_TIMEOUT_S
+    )
+    assert got.contact.contact_id == contact.contact_id
+    with pytest.raises(grpc.RpcError) as failure:
+        stub.DeleteContact(
+            api.pb.DeleteContactRequest(contact_id=contact.contact_id),
+            metadata=agent,
+            timeout=CALL_TIMEOUT_S,
+        )
+    assert failure.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "admin" in failure.value.details()
+
+    # Another workspace's admin doesn't see this workspace's contact.
+    other = bearer(mint("admin", str(uuid.uuid4())))
+    with pytest.raises(grpc.RpcError) as failure:
+        stub.GetContact(
+            api.pb.GetContactRequest(contact_id=contact.contact_id), metadata=other, timeout=CALL_TIMEOUT_S
+        )
+    assert failure.value.code() == grpc.StatusCode.NOT_FOUND

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as pb;
 use charla_runtime::ApiError;
+use charla_runtime::auth::{Role, authorize};
 use charla_runtime::error::to_rpc_status;
 use charla_runtime::import::{ImportRows, Next};
-use charla_runtime::workspace::{WorkspaceId, workspace_of};
+use charla_runtime::workspace::WorkspaceId;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -23,7 +24,7 @@ pub async fn import_contacts(
     shutdown: CancellationToken,
     request_timeout: Duration,
 ) -> Result<Response<pb::ImportContactsResponse>, Status> {
-    let workspace = workspace_of(&request)?;
+    let workspace = authorize(&request, Role::Admin)?;
     let (metadata, _, rows) = request.into_parts();
     let mut rows = ImportRows::new(&metadata, rows, shutdown, request_timeout);
     let mut response = pb::ImportContactsResponse::default();

@@ -10,9 +10,9 @@ use std::time::Duration;
 use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_server::ContactService;
 use charla_runtime::ApiError;
+use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, page_size, page_token, required_id};
-use charla_runtime::workspace::{optional_workspace_of, workspace_of};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -56,7 +56,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::CreateContactRequest>,
     ) -> Result<Response<pb::CreateContactResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let contact = request
             .contact
@@ -77,7 +77,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::GetContactRequest>,
     ) -> Result<Response<pb::GetContactResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let id = contact_id("contact_id", &request.get_ref().contact_id)?;
         let contact = self.store.get(workspace, id).await?;
         Ok(Response::new(pb::GetContactResponse {
@@ -89,7 +89,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::UpdateContactRequest>,
     ) -> Result<Response<pb::UpdateContactResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let contact = request
             .contact
@@ -107,7 +107,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::DeleteContactRequest>,
     ) -> Result<Response<pb::DeleteContactResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Admin)?;
         let id = contact_id("contact_id", &request.get_ref().contact_id)?;
         self.store.delete(workspace, id).await?;
         Ok(Response::new(pb::DeleteContactResponse {}))
@@ -117,7 +117,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::ListContactsRequest>,
     ) -> Result<Response<pb::ListContactsResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let size = page_size(request.page_size)?;
         let after = page_token(&request.page_token)?.map(ContactId::from_uuid);
@@ -140,7 +140,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::AddChannelIdentityRequest>,
     ) -> Result<Response<pb::AddChannelIdentityResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let id = contact_id("contact_id", &request.contact_id)?;
         let identity = parse_identity("identity", request.identity.as_ref())?;
@@ -154,7 +154,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::RemoveChannelIdentityRequest>,
     ) -> Result<Response<pb::RemoveChannelIdentityResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let id = contact_id("contact_id", &request.contact_id)?;
         let identity = parse_identity("identity", request.identity.as_ref())?;
@@ -168,7 +168,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::ResolveContactRequest>,
     ) -> Result<Response<pb::ResolveContactResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let identity = parse_identity("identity", request.identity.as_ref())?;
         let profile = match &request.profile {
@@ -186,7 +186,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::BlockContactRequest>,
     ) -> Result<Response<pb::BlockContactResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let id = contact_id("contact_id", &request.get_ref().contact_id)?;
         let contact = self.store.set_blocked(workspace, id, true).await?;
         Ok(Response::new(pb::BlockContactResponse {
@@ -198,7 +198,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::UnblockContactRequest>,
     ) -> Result<Response<pb::UnblockContactResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let id = contact_id("contact_id", &request.get_ref().contact_id)?;
         let contact = self.store.set_blocked(workspace, id, false).await?;
         Ok(Response::new(pb::UnblockContactResponse {
@@ -210,7 +210,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::MergeContactsRequest>,
     ) -> Result<Response<pb::MergeContactsResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let primary = contact_id("primary_contact_id", &request.primary_contact_id)?;
         let secondary = contact_id("secondary_contact_id", &request.secondary_contact_id)?;
@@ -240,7 +240,7 @@ impl ContactService for ContactApi {
         &self,
         request: Request<pb::StreamContactEventsRequest>,
     ) -> Result<Response<Self::StreamContactEventsStream>, Status> {
-        let workspace = optional_workspace_of(&request)?;
+        let workspace = stream_scope(&request)?;
         let request = request.into_inner();
         let stream = stream_events(
             self.store.events(),
@@ -258,8 +258,9 @@ impl ContactService for ContactApi {
 
     async fn get_contact_event_stream_info(
         &self,
-        _request: Request<pb::GetContactEventStreamInfoRequest>,
+        request: Request<pb::GetContactEventStreamInfoRequest>,
     ) -> Result<Response<pb::GetContactEventStreamInfoResponse>, Status> {
+        authorize_service(&request)?;
         let (partition_count, heads) = stream_info(self.store.events()).await?;
         Ok(Response::new(pb::GetContactEventStreamInfoResponse {
             partition_count,

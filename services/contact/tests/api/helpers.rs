@@ -9,7 +9,6 @@ use charla_runtime::test_clock::ServiceClock;
 use charla_testing::{Backend, fresh_database_url, in_workspace};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 /// A running contact service with its own database and a workspace to call it in.
@@ -29,7 +28,11 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Starts the service on an existing database.
 pub async fn spawn_app_on(database_url: &str, workspace: Uuid) -> TestApp {
-    let config = RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), database_url);
+    let config = RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        charla_testing::auth_config(),
+    );
     spawn_configured(config, workspace).await
 }
 
@@ -53,10 +56,8 @@ pub async fn spawn_configured(config: RuntimeConfig, workspace: Uuid) -> TestApp
 
 impl TestApp {
     /// A client connected to the service.
-    pub async fn client(&self) -> ContactServiceClient<Channel> {
-        ContactServiceClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect to the contact service")
+    pub async fn client(&self) -> ContactServiceClient<charla_testing::auth::TestChannel> {
+        ContactServiceClient::new(charla_testing::connect(format!("http://{}", self.addr)).await)
     }
 
     /// A request in the test's workspace.

@@ -412,7 +412,11 @@ async fn an_import_near_the_request_timeout_answers_with_what_it_wrote() {
     let url = charla_testing::fresh_database_url(Backend::Sqlite)
         .await
         .unwrap();
-    let mut config = RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), &url);
+    let mut config = RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        &url,
+        charla_testing::auth_config(),
+    );
     config.request_timeout_secs = 1;
     let app = spawn_configured(config, uuid::Uuid::now_v7()).await;
     let (sender, receiver) = tokio::sync::mpsc::channel(2);

@@ -1,6 +1,7 @@
 //! What every charla server offers besides its API: health checking, reflection, gRPC-Web.
 
 use charla_proto::charla::contact::v1 as pb;
+use charla_runtime::auth::Role;
 use charla_testing::Backend;
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,10 +78,10 @@ async fn grpc_web_calls_over_http1_are_served() {
     body.extend_from_slice(&message);
     let head = format!(
         "POST /charla.contact.v1.ContactService/GetContact HTTP/1.1\r\nhost: {}\r\n\
-         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\nx-workspace-id: {}\r\n\
+         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\nauthorization: Bearer {}\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n",
         app.addr,
-        app.workspace,
+        charla_testing::token(Role::Agent, Some(app.workspace)),
         body.len()
     );
     let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
@@ -105,8 +106,11 @@ async fn calls_beyond_the_concurrency_limit_are_shed() {
     let url = charla_testing::fresh_database_url(Backend::Sqlite)
         .await
         .unwrap();
-    let mut config =
-        charla_runtime::config::RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), &url);
+    let mut config = charla_runtime::config::RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        &url,
+        charla_testing::auth_config(),
+    );
     config.max_concurrent_requests = 1;
     let app = crate::helpers::spawn_configured(config, uuid::Uuid::now_v7()).await;
     let (rows, stream) = tokio::sync::mpsc::channel::<pb::ImportContactsRequest>(1);
@@ -148,8 +152,11 @@ async fn a_call_past_the_request_timeout_is_cancelled() {
     let url = charla_testing::fresh_database_url(Backend::Sqlite)
         .await
         .unwrap();
-    let mut config =
-        charla_runtime::config::RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), &url);
+    let mut config = charla_runtime::config::RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        &url,
+        charla_testing::auth_config(),
+    );
     config.request_timeout_secs = 1;
     let app = crate::helpers::spawn_configured(config, uuid::Uuid::now_v7()).await;
     let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();

@@ -23,15 +23,25 @@ async fn a_call_without_a_workspace_is_unauthenticated(backend: Backend) {
     let mut client = app.client().await;
     assert_code(
         client
-            .list_contacts(tonic::Request::new(pb::ListContactsRequest::default()))
+            .list_contacts(charla_testing::with_token(
+                "not-a-jwt",
+                pb::ListContactsRequest::default(),
+            ))
             .await,
         Code::Unauthenticated,
     );
+    // A service token acts in the workspace `x-workspace-id` names, which must be one.
     let mut request = tonic::Request::new(pb::ListContactsRequest::default());
     request
         .metadata_mut()
         .insert("x-workspace-id", "acme".parse().unwrap());
     assert_invalid_field(client.list_contacts(request).await, "x-workspace-id");
+    assert_invalid_field(
+        client
+            .list_contacts(tonic::Request::new(pb::ListContactsRequest::default()))
+            .await,
+        "x-workspace-id",
+    );
 }
 
 async fn malformed_and_missing_ids_name_their_field(backend: Backend) {

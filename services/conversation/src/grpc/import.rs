@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_runtime::ApiError;
+use charla_runtime::auth::{Role, authorize};
 use charla_runtime::error::to_rpc_status;
 use charla_runtime::import::{ImportRows, Next};
 use charla_runtime::validate::required_id;
-use charla_runtime::workspace::workspace_of;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -31,7 +31,7 @@ pub async fn import_conversations(
     shutdown: CancellationToken,
     request_timeout: Duration,
 ) -> Result<Response<pb::ImportConversationsResponse>, Status> {
-    let workspace = workspace_of(&request)?;
+    let workspace = authorize(&request, Role::Admin)?;
     let (metadata, _, items) = request.into_parts();
     let mut items = ImportRows::new(&metadata, items, shutdown, request_timeout);
     let mut response = pb::ImportConversationsResponse::default();

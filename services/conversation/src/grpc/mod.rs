@@ -10,10 +10,10 @@ use std::time::Duration;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationService;
 use charla_runtime::ApiError;
+use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::channel::ChannelType;
 use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
-use charla_runtime::workspace::{optional_workspace_of, workspace_of};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -71,7 +71,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::OpenConversationRequest>,
     ) -> Result<Response<pb::OpenConversationResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let source = parse_open_source("source", request.source)?;
         if !matches!(
@@ -102,7 +102,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::CloseConversationRequest>,
     ) -> Result<Response<pb::CloseConversationResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let id = conversation_id("conversation_id", &request.conversation_id)?;
         let source = parse_close_source("source", request.source)?;
@@ -129,7 +129,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::RecordMessageRequest>,
     ) -> Result<Response<pb::RecordMessageResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let contact = contact_id("contact_id", &request.contact_id)?;
         let channel = parse_channel("channel", request.channel.as_ref())?;
@@ -164,7 +164,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::HandleWelcomeEventRequest>,
     ) -> Result<Response<pb::HandleWelcomeEventResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let contact = contact_id("contact_id", &request.contact_id)?;
         let channel = parse_channel("channel", request.channel.as_ref())?;
@@ -191,7 +191,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::AssignConversationRequest>,
     ) -> Result<Response<pb::AssignConversationResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let id = conversation_id("conversation_id", &request.conversation_id)?;
         let assignee = parse_actor("assignee_user_id", &request.assignee_user_id)?;
@@ -220,7 +220,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::UnassignConversationRequest>,
     ) -> Result<Response<pb::UnassignConversationResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let id = conversation_id("conversation_id", &request.conversation_id)?;
         if !request.clear_assignee_user && !request.clear_team {
@@ -250,7 +250,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::GetConversationRequest>,
     ) -> Result<Response<pb::GetConversationResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let id = conversation_id("conversation_id", &request.get_ref().conversation_id)?;
         let conversation = self.store.get(workspace, id).await?;
         Ok(Response::new(pb::GetConversationResponse {
@@ -262,7 +262,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::GetOpenConversationRequest>,
     ) -> Result<Response<pb::GetOpenConversationResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let contact = contact_id("contact_id", &request.get_ref().contact_id)?;
         let conversation = self.store.get_open(workspace, contact).await?;
         Ok(Response::new(pb::GetOpenConversationResponse {
@@ -274,7 +274,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::ListConversationsRequest>,
     ) -> Result<Response<pb::ListConversationsResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let size = page_size(request.page_size)?;
         let after = page_token(&request.page_token)?.map(ConversationId::from_uuid);
@@ -323,7 +323,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::GetWorkspaceSettingsRequest>,
     ) -> Result<Response<pb::GetWorkspaceSettingsResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Agent)?;
         let (settings, updated_at) = self.store.settings(workspace).await?;
         Ok(Response::new(pb::GetWorkspaceSettingsResponse {
             settings: Some(settings_to_proto(workspace, &settings, updated_at)),
@@ -334,7 +334,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::UpdateWorkspaceSettingsRequest>,
     ) -> Result<Response<pb::UpdateWorkspaceSettingsResponse>, Status> {
-        let workspace = workspace_of(&request)?;
+        let workspace = authorize(&request, Role::Admin)?;
         let request = request.into_inner();
         let (next, updated_at) = self
             .store
@@ -371,7 +371,7 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<pb::StreamConversationEventsRequest>,
     ) -> Result<Response<Self::StreamConversationEventsStream>, Status> {
-        let workspace = optional_workspace_of(&request)?;
+        let workspace = stream_scope(&request)?;
         let request = request.into_inner();
         let stream = stream_events(
             self.store.events(),
@@ -389,8 +389,9 @@ impl ConversationService for ConversationApi {
 
     async fn get_conversation_event_stream_info(
         &self,
-        _request: Request<pb::GetConversationEventStreamInfoRequest>,
+        request: Request<pb::GetConversationEventStreamInfoRequest>,
     ) -> Result<Response<pb::GetConversationEventStreamInfoResponse>, Status> {
+        authorize_service(&request)?;
         let (partition_count, heads) = stream_info(self.store.events()).await?;
         Ok(Response::new(pb::GetConversationEventStreamInfoResponse {
             partition_count,

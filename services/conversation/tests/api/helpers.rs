@@ -13,7 +13,6 @@ use charla_runtime::test_clock::ServiceClock;
 use charla_testing::{Backend, fresh_database_url, in_workspace};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 /// One running service.
@@ -69,7 +68,11 @@ pub async fn spawn_env(backend: Backend) -> Option<TestEnv> {
 }
 
 async fn start_contact(database_url: &str) -> Running {
-    let config = RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), database_url);
+    let config = RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        charla_testing::auth_config(),
+    );
     let shutdown = CancellationToken::new();
     let app = charla_contact::build(&config, ServiceClock::System, shutdown.clone())
         .await
@@ -89,7 +92,11 @@ pub async fn start_conversation(
     contact: SocketAddr,
     clock: &ManualClock,
 ) -> Running {
-    let runtime = RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), database_url);
+    let runtime = RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        charla_testing::auth_config(),
+    );
     let mut service = charla_conversation::ServiceConfig::new(format!("http://{contact}"));
     service.auto_close_scan_ms = 20;
     let shutdown = CancellationToken::new();
@@ -156,16 +163,18 @@ impl TestEnv {
         in_workspace(self.workspace, message)
     }
 
-    pub async fn conversations(&self) -> ConversationServiceClient<Channel> {
-        ConversationServiceClient::connect(format!("http://{}", self.conversation_addr))
-            .await
-            .expect("connect to the conversation service")
+    pub async fn conversations(
+        &self,
+    ) -> ConversationServiceClient<charla_testing::auth::TestChannel> {
+        ConversationServiceClient::new(
+            charla_testing::connect(format!("http://{}", self.conversation_addr)).await,
+        )
     }
 
-    pub async fn contacts(&self) -> ContactServiceClient<Channel> {
-        ContactServiceClient::connect(format!("http://{}", self.contact_addr))
-            .await
-            .expect("connect to the contact service")
+    pub async fn contacts(&self) -> ContactServiceClient<charla_testing::auth::TestChannel> {
+        ContactServiceClient::new(
+            charla_testing::connect(format!("http://{}", self.contact_addr)).await,
+        )
     }
 
     /// A new contact, as a channel adapter would create it: resolved from a WhatsApp number.

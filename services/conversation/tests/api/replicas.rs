@@ -15,13 +15,13 @@ async fn a_commit_on_one_replica_wakes_streams_on_another() {
         return;
     };
     let other = start_conversation(&env.conversation_db, env.contact_addr, &env.clock).await;
-    let mut stream = ConversationServiceClient::connect(format!("http://{}", other.addr))
-        .await
-        .unwrap()
-        .stream_conversation_events(env.req(pb::StreamConversationEventsRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = ConversationServiceClient::new(
+        charla_testing::connect(format!("http://{}", other.addr)).await,
+    )
+    .stream_conversation_events(env.req(pb::StreamConversationEventsRequest::default()))
+    .await
+    .unwrap()
+    .into_inner();
     // Let the other replica's stream go idle, waiting for a wake-up.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let contact = env.new_contact().await;

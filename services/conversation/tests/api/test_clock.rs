@@ -7,7 +7,6 @@ use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::test_clock_service_client::TestClockServiceClient;
 use charla_testing::{Backend, assert_code, assert_invalid_field, backend_tests};
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::helpers::{kinds, spawn_env, start_time};
 
@@ -18,10 +17,10 @@ backend_tests!(
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-async fn clock_client(addr: std::net::SocketAddr) -> TestClockServiceClient<Channel> {
-    TestClockServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap()
+async fn clock_client(
+    addr: std::net::SocketAddr,
+) -> TestClockServiceClient<charla_testing::auth::TestChannel> {
+    TestClockServiceClient::new(charla_testing::connect(format!("http://{addr}")).await)
 }
 
 fn advance(by: Duration) -> pb::AdvanceTestClockRequest {

@@ -21,7 +21,10 @@ async fn calls_without_a_workspace_are_unauthenticated(backend: Backend) {
     assert_code(
         env.conversations()
             .await
-            .list_conversations(tonic::Request::new(pb::ListConversationsRequest::default()))
+            .list_conversations(charla_testing::with_token(
+                "not-a-jwt",
+                pb::ListConversationsRequest::default(),
+            ))
             .await,
         Code::Unauthenticated,
     );

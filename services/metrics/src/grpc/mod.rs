@@ -10,8 +10,8 @@ use charla_proto::charla::conversation::v1 as conversation_pb;
 use charla_proto::charla::metrics::v1 as pb;
 use charla_proto::charla::metrics::v1::metrics_service_server::MetricsService;
 use charla_runtime::ApiError;
+use charla_runtime::auth::{Role, authorize, authorize_service};
 use charla_runtime::clock::{SharedClock, to_micros};
-use charla_runtime::workspace::workspace_of;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -143,7 +143,7 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<pb::GetConversationMetricsRequest>,
     ) -> Result<Response<pb::GetConversationMetricsResponse>, Status> {
-        let workspace = workspace_of(&request)?.to_string();
+        let workspace = authorize(&request, Role::Agent)?.to_string();
         let request = request.into_inner();
         let query = MetricsQuery {
             start: required_micros("start_time", request.start_time.as_ref())?,
@@ -183,7 +183,7 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<pb::GetDashboardRequest>,
     ) -> Result<Response<pb::GetDashboardResponse>, Status> {
-        let workspace = workspace_of(&request)?.to_string();
+        let workspace = authorize(&request, Role::Agent)?.to_string();
         let zone = time_zone(&request.get_ref().time_zone);
         let now = to_micros(self.clock.now());
         let numbers = reports::dashboard(&self.store, &workspace, now, &zone).await?;
@@ -198,7 +198,7 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<pb::WatchDashboardRequest>,
     ) -> Result<Response<Self::WatchDashboardStream>, Status> {
-        let workspace = workspace_of(&request)?.to_string();
+        let workspace = authorize(&request, Role::Agent)?.to_string();
         let zone = time_zone(&request.get_ref().time_zone);
         let now = to_micros(self.clock.now());
         // Fail the call itself (not the stream) on a bad zone.
@@ -250,7 +250,7 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<pb::GetLeaderboardRequest>,
     ) -> Result<Response<pb::GetLeaderboardResponse>, Status> {
-        let workspace = workspace_of(&request)?.to_string();
+        let workspace = authorize(&request, Role::Agent)?.to_string();
         let request = request.into_inner();
         let by = match pb::LeaderboardSubject::try_from(request.subject) {
             Ok(pb::LeaderboardSubject::Users) => Dimension::Assignee,
@@ -313,7 +313,7 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<pb::ExportConversationsRequest>,
     ) -> Result<Response<Self::ExportConversationsStream>, Status> {
-        let workspace = workspace_of(&request)?.to_string();
+        let workspace = authorize(&request, Role::Agent)?.to_string();
         let request = request.into_inner();
         let start = required_micros("start_time", request.start_time.as_ref())?;
         let end = required_micros("end_time", request.end_time.as_ref())?;
@@ -358,8 +358,9 @@ impl MetricsService for MetricsApi {
 
     async fn rebuild_aggregates(
         &self,
-        _request: Request<pb::RebuildAggregatesRequest>,
+        request: Request<pb::RebuildAggregatesRequest>,
     ) -> Result<Response<pb::RebuildAggregatesResponse>, Status> {
+        authorize_service(&request)?;
         if !self.allow_rebuild {
             return Err(ApiError::precondition(
                 "REBUILD_DISABLED",

@@ -15,7 +15,6 @@ use charla_runtime::test_clock::ServiceClock;
 use charla_testing::{Backend, fresh_database_url, in_workspace};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 struct Running {
@@ -40,7 +39,11 @@ fn serve(
 }
 
 fn config(database_url: &str) -> RuntimeConfig {
-    RuntimeConfig::new("127.0.0.1:0".parse().unwrap(), database_url)
+    RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        charla_testing::auth_config(),
+    )
 }
 
 /// The three services and a workspace.
@@ -149,40 +152,42 @@ impl MetricsEnv {
         in_workspace(self.workspace, message)
     }
 
-    pub async fn metrics(&self) -> MetricsServiceClient<Channel> {
-        MetricsServiceClient::connect(format!("http://{}", self.metrics_addr))
-            .await
-            .unwrap()
+    pub async fn metrics(&self) -> MetricsServiceClient<charla_testing::auth::TestChannel> {
+        MetricsServiceClient::new(
+            charla_testing::connect(format!("http://{}", self.metrics_addr)).await,
+        )
     }
 
-    pub async fn conversations(&self) -> ConversationServiceClient<Channel> {
-        ConversationServiceClient::connect(format!("http://{}", self.conversation_addr))
-            .await
-            .unwrap()
+    pub async fn conversations(
+        &self,
+    ) -> ConversationServiceClient<charla_testing::auth::TestChannel> {
+        ConversationServiceClient::new(
+            charla_testing::connect(format!("http://{}", self.conversation_addr)).await,
+        )
     }
 
     /// A new contact in `workspace`.
     pub async fn new_contact(&self, workspace: Uuid) -> String {
-        ContactServiceClient::connect(format!("http://{}", self.contact_addr))
-            .await
-            .unwrap()
-            .resolve_contact(in_workspace(
-                workspace,
-                contact_pb::ResolveContactRequest {
-                    identity: Some(contact_pb::ChannelIdentity {
-                        channel_type: contact_pb::ChannelType::Whatsapp as i32,
-                        channel_id: "wa".into(),
-                        external_id: Uuid::now_v7().simple().to_string(),
-                    }),
-                    profile: None,
-                },
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .contact
-            .unwrap()
-            .contact_id
+        ContactServiceClient::new(
+            charla_testing::connect(format!("http://{}", self.contact_addr)).await,
+        )
+        .resolve_contact(in_workspace(
+            workspace,
+            contact_pb::ResolveContactRequest {
+                identity: Some(contact_pb::ChannelIdentity {
+                    channel_type: contact_pb::ChannelType::Whatsapp as i32,
+                    channel_id: "wa".into(),
+                    external_id: Uuid::now_v7().simple().to_string(),
+                }),
+                profile: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap()
+        .contact_id
     }
 
     /// Records a message in `workspace`; returns the conversation it belongs to.

@@ -122,7 +122,7 @@ async fn bad_report_requests_name_their_field(backend: Backend) {
     }
     assert_code(
         client
-            .get_conversation_metrics(tonic::Request::new(good.clone()))
+            .get_conversation_metrics(charla_testing::with_token("not-a-jwt", good.clone()))
             .await,
         Code::Unauthenticated,
     );
