@@ -46,8 +46,9 @@ pub struct ImportConversations {
     )]
     conversation_url: String,
 
-    /// Conversations sent per import call (each call answers with one result per item, and must
-    /// finish within the server's request timeout, 30 s by default).
+    /// Conversations sent per import call (each call answers with one result per item; a call
+    /// that nears the server's request timeout, 30 s by default, answers early and the rest of
+    /// the batch goes again in a new call).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=50_000))]
     batch: u32,
 }
@@ -89,7 +90,14 @@ pub async fn conversation_client(url: &str) -> Result<ConversationServiceClient<
     Ok(client.max_decoding_message_size(256 * 1024 * 1024))
 }
 
-/// Sends `items` (each with a label for the summary) in one import call and tallies the results.
+/// How many answers in a row may stop early without importing anything before `send_batch`
+/// gives up: the service keeps shutting down, or each item takes longer than the call may.
+const MAX_IDLE_ANSWERS: u32 = 5;
+
+/// Sends `items` (each with a label for the summary) in an import call and tallies the results.
+/// When the service answers early (it is shutting down, or the call's deadline is near), the
+/// items after its last result were not written: they go again in a new call, which a restarted
+/// or another replica takes; items written before are idempotent by external id anyway.
 pub async fn send_batch(
     client: &mut ConversationServiceClient<Channel>,
     bearer: &MetadataValue<Ascii>,
@@ -97,12 +105,44 @@ pub async fn send_batch(
     summary: &mut ImportSummary,
     progress: &ProgressBar,
 ) -> Result<(), String> {
-    let labels: Vec<String> = items.iter().map(|(label, _)| label.clone()).collect();
+    let mut rest = items;
+    let mut idle_answers = 0;
+    while !rest.is_empty() {
+        let response = import_call(client, bearer, &rest).await?;
+        let handled = response.results.len().min(rest.len());
+        tally(&rest, response.results, summary, progress);
+        if !response.stopped_early {
+            return Ok(());
+        }
+        rest.drain(..handled);
+        if handled > 0 {
+            idle_answers = 0;
+            continue;
+        }
+        idle_answers += 1;
+        if idle_answers == MAX_IDLE_ANSWERS {
+            return Err(format!(
+                "the conversation service stopped {MAX_IDLE_ANSWERS} calls in a row before \
+                 importing anything; {} conversations not sent",
+                rest.len()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    Ok(())
+}
+
+/// One ImportConversations call with `items`.
+async fn import_call(
+    client: &mut ConversationServiceClient<Channel>,
+    bearer: &MetadataValue<Ascii>,
+    items: &[(String, pb::HistoricalConversation)],
+) -> Result<pb::ImportConversationsResponse, String> {
     let stream = tokio_stream::iter(
         items
-            .into_iter()
+            .iter()
             .map(|(_, conversation)| pb::ImportConversationsRequest {
-                conversation: Some(conversation),
+                conversation: Some(conversation.clone()),
             })
             .collect::<Vec<_>>(),
     );
@@ -110,19 +150,28 @@ pub async fn send_batch(
     request
         .metadata_mut()
         .insert("authorization", bearer.clone());
-    let response = client
+    Ok(client
         .import_conversations(request)
         .await
         .map_err(|status| format!("the import call failed: {}", status.message()))?
-        .into_inner();
-    for result in response.results {
+        .into_inner())
+}
+
+/// Adds a call's results (one per item of `items`, from the first) to the summary.
+fn tally(
+    items: &[(String, pb::HistoricalConversation)],
+    results: Vec<pb::ImportConversationResult>,
+    summary: &mut ImportSummary,
+    progress: &ProgressBar,
+) {
+    for result in results {
         match pb::ImportOutcome::try_from(result.outcome) {
             Ok(pb::ImportOutcome::Imported) => summary.imported += 1,
             Ok(pb::ImportOutcome::Unchanged) => summary.unchanged += 1,
             _ => {
-                let label = labels
+                let label = items
                     .get(result.item as usize)
-                    .cloned()
+                    .map(|(label, _)| label.clone())
                     .unwrap_or_default();
                 let reason = result.error.map(|e| e.message).unwrap_or_default();
                 summary.refused.push((label, reason));
@@ -130,7 +179,6 @@ pub async fn send_batch(
         }
         progress.inc(1);
     }
-    Ok(())
 }
 
 fn progress_bar(length: u64) -> ProgressBar {

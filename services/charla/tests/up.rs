@@ -248,3 +248,122 @@ async fn charla_import_reads_ndjson_and_names_what_it_refuses() {
     assert!(status.success());
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// A `charla serve SERVICE` process on a free port; SIGKILLed when dropped.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+}
+
+fn serve(service: &str, env: &[(&str, String)]) -> Served {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args(["serve", service])
+        .envs(test_auth_env())
+        .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
+        .env("CHARLA_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start charla serve");
+    Served { child, port }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An import call that nears the server's request timeout answers with the items it wrote and
+/// `stopped_early`; `charla import` sends the rest again, so every line lands, and lands once.
+#[tokio::test]
+async fn charla_import_sends_again_what_an_early_answer_left() {
+    const LINES: i64 = 1000;
+    let data_dir =
+        std::env::temp_dir().join(format!("charla-import-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let database = |name: &str| format!("sqlite:{}", data_dir.join(name).display());
+    let contact = serve(
+        "contact",
+        &[("CHARLA_DATABASE_URL", database("contact.db"))],
+    );
+    let conversation = serve(
+        "conversation",
+        &[
+            ("CHARLA_DATABASE_URL", database("conversation.db")),
+            (
+                "CHARLA_CONTACT_URL",
+                format!("http://127.0.0.1:{}", contact.port),
+            ),
+            // Each call may last a second: far less than a thousand items take.
+            ("CHARLA_REQUEST_TIMEOUT_SECS", "1".into()),
+        ],
+    );
+    let workspace = uuid::Uuid::now_v7();
+    let contact_id = ContactServiceClient::new(connect(contact.port).await)
+        .resolve_contact(in_workspace(
+            workspace,
+            contact_pb::ResolveContactRequest {
+                identity: Some(contact_pb::ChannelIdentity {
+                    channel_type: contact_pb::ChannelType::Sms as i32,
+                    channel_id: "sms".into(),
+                    external_id: "+15550002".into(),
+                }),
+                profile: None,
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap()
+        .contact_id;
+    connect(conversation.port).await;
+    let at = |seconds: i64| prost_types::Timestamp { seconds, nanos: 0 }.to_string();
+    let lines: Vec<String> = (0..LINES)
+        .map(|i| {
+            let opened = 1_704_067_200 + i * 7200;
+            format!(
+                r#"{{"externalId":"bulk-{i}","contactId":"{contact_id}","channel":{{"channelType":"CHANNEL_TYPE_SMS","channelId":"sms"}},"openedAt":"{}","openedBy":"OPEN_SOURCE_API","closedAt":"{}","closedBy":"CLOSE_SOURCE_API"}}"#,
+                at(opened),
+                at(opened + 3600)
+            )
+        })
+        .collect();
+    let file = data_dir.join("history.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let import = || {
+        Command::new(env!("CARGO_BIN_EXE_charla"))
+            .envs(test_auth_env())
+            .args(["import", "conversations"])
+            .arg(&file)
+            .args(["--workspace", &workspace.to_string()])
+            .args(["--batch", &LINES.to_string()])
+            .args([
+                "--conversation-url",
+                &format!("http://127.0.0.1:{}", conversation.port),
+            ])
+            .output()
+            .expect("run charla import")
+    };
+
+    let output = import();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("{LINES} imported, 0 unchanged, 0 refused")),
+        "{stdout}"
+    );
+    let again = import();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains(&format!("0 imported, {LINES} unchanged, 0 refused")),
+        "{stdout}"
+    );
+    drop((conversation, contact));
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

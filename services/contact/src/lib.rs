@@ -40,7 +40,9 @@ pub async fn build(
     let mut app = Application::bind(config, DEFAULT_PORT, shutdown.clone()).await?;
     app.server()
         .add_service(ContactServiceServer::new(grpc::ContactApi::new(
-            store, shutdown,
+            store,
+            shutdown,
+            config.request_timeout(),
         )))
         .await;
     app.serve_test_clock(&clock, None).await;

@@ -133,7 +133,7 @@ pub async fn build(
         })
     });
     app.serve_test_clock(&service_clock, Some(after_move)).await;
-    let api = grpc::ConversationApi::new(store, contacts, shutdown);
+    let api = grpc::ConversationApi::new(store, contacts, shutdown, runtime.request_timeout());
     app.server()
         .add_service(ConversationServiceServer::new(api))
         .await;

@@ -33,7 +33,8 @@ pub struct RuntimeConfig {
     pub log_format: LogFormat,
 
     /// Longest time a call may take to answer, in seconds, streamed requests included (a shorter
-    /// client deadline wins); past it the call is cancelled (CANCELLED "Timeout expired").
+    /// client deadline wins); past it the call is cancelled (CANCELLED "Timeout expired"). An
+    /// import answers shortly before, with the rows it wrote.
     #[arg(long, env = "CHARLA_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 

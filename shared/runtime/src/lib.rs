@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod event_log;
 pub mod fair_share;
+pub mod import;
 pub mod lease;
 pub mod malformed;
 pub mod peers;

@@ -20,6 +20,17 @@ use crate::auth::layer::AuthLayer;
 use crate::auth::verify::Verifier;
 use crate::fair_share::{FairShare, FairShareLayer, WorkspaceQuota};
 
+/// HTTP/2 flow-control windows for what clients send. h2 closes a connection (GOAWAY
+/// ENHANCE_YOUR_CALM, "too_many_data_frames") when the small DATA frames it holds unread cost more
+/// than half the connection window, at about 256 bytes each. A client streaming one small message
+/// per frame (an import row) faster than the handler stores them filled hyper's 1 MiB stream window
+/// with ~2,300 frames and tripped that. With a 64 KiB stream window (HTTP/2's own default) a stalled
+/// stream holds at most 13,107 frames of a 5-byte empty gRPC message, 3.3 MB of overhead, under the
+/// 4 MiB budget that an 8 MiB connection window gives; rows of 15 bytes or more cost 1 MB each, so
+/// several imports can stall on one connection at once.
+const STREAM_WINDOW: u32 = 64 * 1024;
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 /// Limits applied to every call.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -121,6 +132,8 @@ impl GrpcServer {
             .into_inner();
         let router = tonic::transport::Server::builder()
             .accept_http1(true)
+            .initial_stream_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
             .timeout(limits.request_timeout)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(layers)

@@ -3,6 +3,7 @@
 
 mod contact;
 mod error;
+mod external_id;
 mod fields;
 mod merge;
 
@@ -10,5 +11,6 @@ pub use contact::{
     ChannelIdentity, ChannelType, Contact, ContactId, ContactStatus, Profile, ProfileField,
 };
 pub use error::ContactError;
+pub use external_id::ExternalId;
 pub use fields::{CustomFields, CustomValue, Email, FieldKey, Language, Name, Phone, Tag, Tags};
 pub use merge::merge_profiles;

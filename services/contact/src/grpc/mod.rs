@@ -3,12 +3,14 @@
 
 pub mod convert;
 mod error;
+mod import;
+
+use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_server::ContactService;
 use charla_runtime::ApiError;
 use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
-use charla_runtime::error::to_rpc_status;
 use charla_runtime::fair_share::stream_slot;
 use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, page_size, page_token, required_id, text};
@@ -26,12 +28,22 @@ use convert::{
 pub struct ContactApi {
     store: ContactStore,
     shutdown: CancellationToken,
+    request_timeout: Duration,
 }
 
 impl ContactApi {
-    /// Handlers over `store`; streams end when `shutdown` fires.
-    pub fn new(store: ContactStore, shutdown: CancellationToken) -> Self {
-        Self { store, shutdown }
+    /// Handlers over `store`; streams and imports end when `shutdown` fires, and imports answer
+    /// before `request_timeout` (the server's) cancels them.
+    pub fn new(
+        store: ContactStore,
+        shutdown: CancellationToken,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            store,
+            shutdown,
+            request_timeout,
+        }
     }
 }
 
@@ -216,44 +228,13 @@ impl ContactService for ContactApi {
         &self,
         request: Request<Streaming<pb::ImportContactsRequest>>,
     ) -> Result<Response<pb::ImportContactsResponse>, Status> {
-        let workspace = authorize(&request, Role::Admin)?;
-        let mut rows = request.into_inner();
-        let mut response = pb::ImportContactsResponse::default();
-        let mut row = 0;
-        while let Some(item) = rows.message().await? {
-            let imported = async {
-                let contact = item
-                    .contact
-                    .ok_or_else(|| ApiError::invalid("contact", "is required"))?;
-                let profile = parse_profile("contact", &contact)?;
-                let identities = parse_identities("contact.identities", &contact.identities)?;
-                self.store
-                    .create(workspace, profile, identities, None)
-                    .await
-            }
-            .await;
-            let result = match imported {
-                Ok(contact) => {
-                    response.created_count += 1;
-                    pb::ImportContactResult {
-                        row,
-                        contact_id: contact.id.to_string(),
-                        error: None,
-                    }
-                }
-                Err(error) => {
-                    response.failed_count += 1;
-                    pb::ImportContactResult {
-                        row,
-                        contact_id: String::new(),
-                        error: Some(to_rpc_status(error)),
-                    }
-                }
-            };
-            response.results.push(result);
-            row += 1;
-        }
-        Ok(Response::new(response))
+        import::import_contacts(
+            &self.store,
+            request,
+            self.shutdown.clone(),
+            self.request_timeout,
+        )
+        .await
     }
 
     type StreamContactEventsStream = ResponseStream<pb::StreamContactEventsResponse>;

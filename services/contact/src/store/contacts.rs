@@ -9,7 +9,9 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use super::{ContactStore, rows};
-use crate::domain::{ChannelIdentity, Contact, ContactError, ContactId, Profile, ProfileField};
+use crate::domain::{
+    ChannelIdentity, Contact, ContactError, ContactId, ExternalId, Profile, ProfileField,
+};
 use crate::events::ContactChange;
 
 /// Which contacts a list returns. Empty fields don't filter.
@@ -34,6 +36,33 @@ pub struct ContactPage {
     pub next_after: Option<ContactId>,
 }
 
+/// What makes creating a contact idempotent: a call that repeats the key finds the contact the
+/// first call created instead of creating another.
+#[derive(Debug, Clone)]
+pub(super) enum CreationKey {
+    /// CreateContact's `request_id`.
+    Request(Uuid),
+    /// An imported row's `external_id`.
+    External(ExternalId),
+}
+
+impl CreationKey {
+    /// The column holding the key; a unique index over it and `workspace_id` settles races.
+    fn column(&self) -> &'static str {
+        match self {
+            Self::Request(_) => "request_id",
+            Self::External(_) => "external_id",
+        }
+    }
+
+    fn value(&self) -> String {
+        match self {
+            Self::Request(id) => id.to_string(),
+            Self::External(id) => id.as_str().to_owned(),
+        }
+    }
+}
+
 impl ContactStore {
     /// Creates a contact. With a `request_id`, a retry returns the contact the first call created.
     pub async fn create(
@@ -43,23 +72,40 @@ impl ContactStore {
         identities: Vec<ChannelIdentity>,
         request_id: Option<Uuid>,
     ) -> Result<Contact, ApiError> {
-        if let Some(request_id) = request_id
-            && let Some(existing) = self.created_by_request(workspace, request_id).await?
+        let key = request_id.map(CreationKey::Request);
+        let (contact, _) = self
+            .create_keyed(workspace, profile, identities, key)
+            .await?;
+        Ok(contact)
+    }
+
+    /// Creates a contact, or returns the one an earlier call with the same `key` created; says
+    /// whether this call created it.
+    pub(super) async fn create_keyed(
+        &self,
+        workspace: WorkspaceId,
+        profile: Profile,
+        identities: Vec<ChannelIdentity>,
+        key: Option<CreationKey>,
+    ) -> Result<(Contact, bool), ApiError> {
+        if let Some(key) = &key
+            && let Some(existing) = self.created_with(workspace, key).await?
         {
-            return Ok(existing);
+            return Ok((existing, false));
         }
         let contact = Contact::new(workspace, profile, identities, self.clock.now_stored());
         let mut tx = self.db.pool().begin().await?;
-        match self.insert(&mut tx, &contact, request_id).await {
+        match self.insert(&mut tx, &contact, key.as_ref()).await {
             Ok(()) => {}
-            // A concurrent retry with the same request id won the race: answer as it did.
-            Err(InsertError::RequestReplayed) => {
+            // A concurrent call with the same key won the race: answer as it did.
+            Err(InsertError::KeyReplayed) => {
                 drop(tx);
-                let request_id = request_id.expect("only a request id can be replayed");
-                return self
-                    .created_by_request(workspace, request_id)
+                let key = key.expect("only a key can be replayed");
+                let existing = self
+                    .created_with(workspace, &key)
                     .await?
-                    .ok_or_else(|| ApiError::Internal("replayed request vanished".into()));
+                    .ok_or_else(|| ApiError::Internal("replayed creation vanished".into()))?;
+                return Ok((existing, false));
             }
             Err(InsertError::Api(error)) => return Err(error),
         }
@@ -72,7 +118,7 @@ impl ContactStore {
         .await?;
         tx.commit().await?;
         self.events.notify_committed();
-        Ok(contact)
+        Ok((contact, true))
     }
 
     /// Inserts a new contact's rows: the contact, its identities, its tags.
@@ -80,23 +126,30 @@ impl ContactStore {
         &self,
         conn: &mut AnyConnection,
         contact: &Contact,
-        request_id: Option<Uuid>,
+        key: Option<&CreationKey>,
     ) -> Result<(), InsertError> {
+        let (request_id, external_id) = match key {
+            Some(CreationKey::Request(id)) => (Some(id.to_string()), None),
+            Some(CreationKey::External(id)) => (None, Some(id.as_str().to_owned())),
+            None => (None, None),
+        };
         let inserted = sqlx::query(
             "INSERT INTO contacts (workspace_id, contact_id, first_name, last_name, email, phone,
-                 language, custom_fields, tags, status, merged_into, request_id, created_at,
-                 updated_at)
-             VALUES ($1, $2, '', '', '', '', '', '{}', '[]', 'active', NULL, $3, $4, $4)",
+                 language, custom_fields, tags, status, merged_into, request_id, external_id,
+                 created_at, updated_at)
+             VALUES ($1, $2, '', '', '', '', '', '{}', '[]', 'active', NULL, $3, $4, $5, $5)",
         )
         .bind(contact.workspace.to_string())
         .bind(contact.id.to_string())
-        .bind(request_id.map(|id| id.to_string()))
+        .bind(request_id)
+        .bind(external_id)
         .bind(to_micros(contact.created_at))
         .execute(&mut *conn)
         .await;
         match inserted {
+            // Contact ids are fresh UUIDs: only the key's unique index can refuse the row.
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                return Err(InsertError::RequestReplayed);
+                return Err(InsertError::KeyReplayed);
             }
             other => {
                 other.map_err(ApiError::from)?;
@@ -110,19 +163,22 @@ impl ContactStore {
         Ok(())
     }
 
-    async fn created_by_request(
+    /// The contact an earlier call with `key` created, if any.
+    async fn created_with(
         &self,
         workspace: WorkspaceId,
-        request_id: Uuid,
+        key: &CreationKey,
     ) -> Result<Option<Contact>, ApiError> {
         let mut conn = self.db.pool().acquire().await?;
-        let row = sqlx::query(
-            "SELECT contact_id FROM contacts WHERE workspace_id = $1 AND request_id = $2",
-        )
-        .bind(workspace.to_string())
-        .bind(request_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+        let sql = format!(
+            "SELECT contact_id FROM contacts WHERE workspace_id = $1 AND {} = $2",
+            key.column()
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(workspace.to_string())
+            .bind(key.value())
+            .fetch_optional(&mut *conn)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let id: String = row.try_get(0)?;
         let id = Uuid::parse_str(&id).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -290,8 +346,8 @@ impl ContactStore {
 
 /// Why inserting a contact failed.
 pub(super) enum InsertError {
-    /// Another call with the same request id created the contact first.
-    RequestReplayed,
+    /// Another call with the same creation key created the contact first.
+    KeyReplayed,
     /// Anything else.
     Api(ApiError),
 }

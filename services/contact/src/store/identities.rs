@@ -148,7 +148,7 @@ impl ContactStore {
                 Ok(()) => {}
                 Err(super::contacts::InsertError::Api(ApiError::AlreadyExists { .. })) => continue,
                 Err(super::contacts::InsertError::Api(error)) => return Err(error),
-                Err(super::contacts::InsertError::RequestReplayed) => continue,
+                Err(super::contacts::InsertError::KeyReplayed) => continue,
             }
             self.record(
                 &mut tx,

@@ -3,6 +3,7 @@
 
 mod contacts;
 mod identities;
+mod import;
 mod merge;
 mod rows;
 
@@ -17,6 +18,7 @@ use crate::domain::{ChannelIdentity, Contact, ContactError, ContactId};
 use crate::events::{self, ContactChange};
 
 pub use contacts::{ContactFilter, ContactPage};
+pub use import::ImportOutcome;
 
 /// The migrations of the contact database.
 pub const MIGRATIONS: Migrations = Migrations {
@@ -24,12 +26,20 @@ pub const MIGRATIONS: Migrations = Migrations {
         event_log::SQLITE_MIGRATION,
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
+        EXTERNAL_ID_MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
+        EXTERNAL_ID_MIGRATION,
     ],
+};
+
+const EXTERNAL_ID_MIGRATION: MigrationFile = MigrationFile {
+    version: 4,
+    description: "contact external id",
+    sql: include_str!("../../migrations/0004_contact_external_id.sql"),
 };
 
 const SEARCH_NAME_MIGRATION: MigrationFile = MigrationFile {

@@ -127,6 +127,7 @@ async fn a_workspace_with_all_its_calls_in_flight_is_refused_and_others_are_not(
         .expect("another workspace is served");
 
     rows.send(pb::ImportContactsRequest {
+        external_id: String::new(),
         contact: Some(pb::Contact {
             first_name: "Ana".into(),
             ..Default::default()

@@ -65,6 +65,11 @@ impl TestApp {
         in_workspace(self.workspace, message)
     }
 
+    /// Fires the service's shutdown token, as SIGTERM does, without waiting for it to drain.
+    pub fn signal_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops the service and waits until it has drained.
     pub async fn stop(self) {
         self.shutdown.cancel();

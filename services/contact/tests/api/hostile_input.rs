@@ -274,6 +274,7 @@ async fn an_unreadable_request_is_invalid_argument(backend: Backend) {
             Code::InvalidArgument,
         );
         let row = pb::ImportContactsRequest {
+            external_id: String::new(),
             contact: Some(pb::Contact {
                 first_name: "Li".into(),
                 ..Default::default()
@@ -302,6 +303,7 @@ async fn a_message_over_four_megabytes_is_resource_exhausted(backend: Backend) {
     };
     assert_code(create(&app, huge.clone()).await, Code::ResourceExhausted);
     let rows = tokio_stream::iter([pb::ImportContactsRequest {
+        external_id: String::new(),
         contact: Some(huge),
     }]);
     assert_code(

@@ -1,14 +1,89 @@
-//! Turning an import item into a checked `History`, naming the field of anything wrong.
+//! ImportConversations: one result per item, each item committed on its own, until the stream
+//! ends or the import must answer early (shutdown, deadline, a full answer) with the items it
+//! handled; and turning an item into a checked `History`, naming the field of anything wrong.
+
+use std::collections::HashSet;
+use std::time::Duration;
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_runtime::ApiError;
+use charla_runtime::auth::{Role, authorize};
+use charla_runtime::error::to_rpc_status;
+use charla_runtime::import::{ImportRows, Next};
 use charla_runtime::validate::{required_id, text};
+use prost::Message as _;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{
     parse_actor, parse_author_kind, parse_channel, parse_close_source, parse_closing_note,
     parse_direction, parse_message_id, parse_open_source, parse_time,
 };
+use crate::contacts::ContactDirectory;
 use crate::domain::{ContactId, ExternalId, History, Message, PastAssignment, PastClose};
+use crate::store::{ConversationStore, ImportOutcome};
+
+/// Serves one ImportConversations call.
+pub async fn import_conversations(
+    store: &ConversationStore,
+    contacts: &ContactDirectory,
+    request: Request<Streaming<pb::ImportConversationsRequest>>,
+    shutdown: CancellationToken,
+    request_timeout: Duration,
+) -> Result<Response<pb::ImportConversationsResponse>, Status> {
+    let workspace = authorize(&request, Role::Admin)?;
+    let (metadata, _, items) = request.into_parts();
+    let mut items = ImportRows::new(&metadata, items, shutdown, request_timeout);
+    let mut response = pb::ImportConversationsResponse::default();
+    let mut known_contacts = HashSet::new();
+    loop {
+        let next = match items.next().await? {
+            Next::Row(next) => next,
+            Next::End => break,
+            Next::Stop(_) => {
+                response.stopped_early = true;
+                break;
+            }
+        };
+        let mut result = pb::ImportConversationResult {
+            item: i32::try_from(response.results.len()).unwrap_or(i32::MAX),
+            external_id: next
+                .conversation
+                .as_ref()
+                .map(|c| c.external_id.clone())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let imported = match parse_history(next.conversation.as_ref()) {
+            Ok(history) => {
+                store
+                    .import(workspace, &history, contacts, &mut known_contacts)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        match imported {
+            Ok(ImportOutcome::Imported(id)) => {
+                response.imported_count += 1;
+                result.conversation_id = id.to_string();
+                result.set_outcome(pb::ImportOutcome::Imported);
+            }
+            Ok(ImportOutcome::Unchanged(id)) => {
+                response.unchanged_count += 1;
+                result.conversation_id = id.to_string();
+                result.set_outcome(pb::ImportOutcome::Unchanged);
+            }
+            Err(error) => {
+                response.refused_count += 1;
+                result.error = Some(to_rpc_status(error));
+                result.set_outcome(pb::ImportOutcome::Refused);
+            }
+        }
+        items.answered(result.encoded_len());
+        response.results.push(result);
+    }
+    Ok(Response::new(response))
+}
 
 const ITEM: &str = "conversation";
 
@@ -24,7 +99,7 @@ fn required_time(
 }
 
 /// The history an import item describes.
-pub fn parse_history(item: Option<&pb::HistoricalConversation>) -> Result<History, ApiError> {
+fn parse_history(item: Option<&pb::HistoricalConversation>) -> Result<History, ApiError> {
     let item = item.ok_or_else(|| ApiError::invalid(ITEM, "is required"))?;
     let external_id = ExternalId::parse(text(&at("external_id"), &item.external_id)?)
         .map_err(|e| ApiError::invalid(at("external_id"), e))?;

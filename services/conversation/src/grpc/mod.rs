@@ -5,12 +5,13 @@ pub mod convert;
 mod error;
 mod import;
 
+use std::time::Duration;
+
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationService;
 use charla_runtime::ApiError;
 use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::channel::ChannelType;
-use charla_runtime::error::to_rpc_status;
 use charla_runtime::fair_share::stream_slot;
 use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
@@ -19,7 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::contacts::ContactDirectory;
 use crate::domain::{ContactId, ConversationError, ConversationId, Message, OpenSource};
-use crate::store::{ConversationFilter, ConversationStore, ImportOutcome, OpenRequest};
+use crate::store::{ConversationFilter, ConversationStore, OpenRequest};
 use convert::{
     apply_settings_update, conversation_to_proto, parse_actor, parse_author_kind, parse_channel,
     parse_close_source, parse_closing_note, parse_direction, parse_message_id, parse_open_source,
@@ -32,19 +33,23 @@ pub struct ConversationApi {
     store: ConversationStore,
     contacts: ContactDirectory,
     shutdown: CancellationToken,
+    request_timeout: Duration,
 }
 
 impl ConversationApi {
-    /// Handlers over `store`, checking contacts with `contacts`; streams end at `shutdown`.
+    /// Handlers over `store`, checking contacts with `contacts`; streams and imports end at
+    /// `shutdown`, and imports answer before `request_timeout` (the server's) cancels them.
     pub fn new(
         store: ConversationStore,
         contacts: ContactDirectory,
         shutdown: CancellationToken,
+        request_timeout: Duration,
     ) -> Self {
         Self {
             store,
             contacts,
             shutdown,
+            request_timeout,
         }
     }
 }
@@ -351,53 +356,14 @@ impl ConversationService for ConversationApi {
         &self,
         request: Request<Streaming<pb::ImportConversationsRequest>>,
     ) -> Result<Response<pb::ImportConversationsResponse>, Status> {
-        let workspace = authorize(&request, Role::Admin)?;
-        let mut items = request.into_inner();
-        let mut response = pb::ImportConversationsResponse::default();
-        let mut item = 0;
-        let mut known_contacts = std::collections::HashSet::new();
-        while let Some(next) = items.message().await? {
-            let external_id = next
-                .conversation
-                .as_ref()
-                .map(|c| c.external_id.clone())
-                .unwrap_or_default();
-            let imported = match import::parse_history(next.conversation.as_ref()) {
-                Ok(history) => {
-                    self.store
-                        .import(workspace, &history, &self.contacts, &mut known_contacts)
-                        .await
-                }
-                Err(error) => Err(error),
-            };
-            let (conversation_id, outcome, error) = match imported {
-                Ok(ImportOutcome::Imported(id)) => {
-                    response.imported_count += 1;
-                    (id.to_string(), pb::ImportOutcome::Imported, None)
-                }
-                Ok(ImportOutcome::Unchanged(id)) => {
-                    response.unchanged_count += 1;
-                    (id.to_string(), pb::ImportOutcome::Unchanged, None)
-                }
-                Err(error) => {
-                    response.refused_count += 1;
-                    (
-                        String::new(),
-                        pb::ImportOutcome::Refused,
-                        Some(to_rpc_status(error)),
-                    )
-                }
-            };
-            response.results.push(pb::ImportConversationResult {
-                item,
-                external_id,
-                conversation_id,
-                outcome: outcome as i32,
-                error,
-            });
-            item += 1;
-        }
-        Ok(Response::new(response))
+        import::import_conversations(
+            &self.store,
+            &self.contacts,
+            request,
+            self.shutdown.clone(),
+            self.request_timeout,
+        )
+        .await
     }
 
     type StreamConversationEventsStream = ResponseStream<pb::StreamConversationEventsResponse>;

@@ -140,6 +140,14 @@ impl TestEnv {
         }
     }
 
+    /// Fires the conversation service's shutdown token, as SIGTERM does, without waiting for it
+    /// to drain.
+    pub fn signal_conversation_shutdown(&self) {
+        if let Some(conversation) = &self.conversation {
+            conversation.shutdown.cancel();
+        }
+    }
+
     /// Stops the conversation service and starts a new one on the same database and clock.
     pub async fn restart_conversation(&mut self) {
         if let Some(conversation) = self.conversation.take() {

@@ -1,11 +1,14 @@
 //! ImportConversations: history checked against the lifecycle rules, one result per item,
 //! idempotent by external id, written as the same events a live conversation writes.
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use charla_proto::charla::contact::v1::ChannelType;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_testing::{Backend, backend_tests};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 use crate::helpers::{TestEnv, channel, kinds, spawn_env, start_time, whatsapp};
@@ -13,6 +16,8 @@ use crate::helpers::{TestEnv, channel, kinds, spawn_env, start_time, whatsapp};
 backend_tests!(
     importing_the_same_history_twice_changes_nothing,
     bad_items_are_refused_naming_the_field_while_good_ones_land,
+    thousands_of_small_items_one_per_frame_keep_the_connection,
+    on_shutdown_an_import_answers_with_exactly_the_items_it_wrote,
 );
 
 fn ago(hours: u64) -> Option<prost_types::Timestamp> {
@@ -72,6 +77,13 @@ async fn import(
             conversation: Some(conversation),
         })
         .collect();
+    import_requests(env, requests).await
+}
+
+async fn import_requests(
+    env: &TestEnv,
+    requests: Vec<pb::ImportConversationsRequest>,
+) -> pb::ImportConversationsResponse {
     env.conversations()
         .await
         .import_conversations(env.req(tokio_stream::iter(requests)))
@@ -249,4 +261,177 @@ async fn bad_items_are_refused_naming_the_field_while_good_ones_land(backend: Ba
         .unwrap()
         .into_inner();
     assert_eq!(listed.conversations.len(), 2, "refused items wrote nothing");
+}
+
+/// The `index`th of a contact's short closed conversations, a minute long, two minutes apart,
+/// going back in time: small items that never overlap.
+fn short_item(contact: &str, index: u64) -> pb::ImportConversationsRequest {
+    let at = |seconds_ago: u64| {
+        Some(prost_types::Timestamp::from(
+            start_time() - Duration::from_secs(seconds_ago),
+        ))
+    };
+    let opened = 120 * (index + 1);
+    pb::ImportConversationsRequest {
+        conversation: Some(pb::HistoricalConversation {
+            external_id: format!("s{index}"),
+            contact_id: contact.into(),
+            channel: Some(whatsapp()),
+            opened_at: at(opened),
+            opened_by: pb::OpenSource::Api as i32,
+            closed_at: at(opened - 60),
+            closed_by: pb::CloseSource::Api as i32,
+            ..Default::default()
+        }),
+    }
+}
+
+/// Every conversation of the test's workspace, by id.
+async fn stored_ids(env: &TestEnv) -> HashSet<String> {
+    let mut client = env.conversations().await;
+    let mut ids = HashSet::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_conversations(env.req(pb::ListConversationsRequest {
+                page_size: 1000,
+                page_token: page_token.clone(),
+                ..Default::default()
+            }))
+            .await
+            .expect("list conversations")
+            .into_inner();
+        ids.extend(page.conversations.into_iter().map(|c| c.conversation_id));
+        if page.next_page_token.is_empty() {
+            return ids;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+/// Each result is the item at its position, in order: the answer covers a prefix of the stream.
+fn assert_results_follow_items(
+    response: &pb::ImportConversationsResponse,
+    items: &[pb::ImportConversationsRequest],
+) {
+    for (index, result) in response.results.iter().enumerate() {
+        assert_eq!(result.item as usize, index);
+        let sent = items[index].conversation.as_ref().unwrap();
+        assert_eq!(result.external_id, sent.external_id);
+        assert_eq!(result.outcome(), pb::ImportOutcome::Imported, "{result:?}");
+    }
+}
+
+/// grpcio sends each item of a client stream in a DATA frame of its own. h2 closes a connection
+/// holding too many small frames unread (GOAWAY "too_many_data_frames"), which an import whose
+/// items arrive faster than they are written used to reach.
+async fn thousands_of_small_items_one_per_frame_keep_the_connection(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let contact = env.new_contact().await;
+    let items: Vec<_> = (0..5000).map(|i| short_item(&contact, i)).collect();
+    // tonic packs the items that are ready into one frame; a pause between items sends each alone.
+    let one_per_frame = tokio_stream::iter(items.clone()).then(|item| async {
+        tokio::task::yield_now().await;
+        item
+    });
+    let mut request = env.req(one_per_frame);
+    // A short deadline keeps the test short: the import answers before it with what it wrote.
+    request.set_timeout(Duration::from_secs(3));
+    let mut client = env.conversations().await;
+    let response = client
+        .import_conversations(request)
+        .await
+        .expect("the connection survives the small frames")
+        .into_inner();
+    let handled = response.results.len();
+    assert!(handled > 0);
+    assert_eq!(response.stopped_early, handled < items.len());
+    assert_eq!(response.imported_count as usize, handled);
+    assert_results_follow_items(&response, &items);
+    assert_eq!(stored_ids(&env).await.len(), handled);
+    // The same connection still serves calls.
+    client
+        .get_conversation(env.req(pb::GetConversationRequest {
+            conversation_id: response.results[0].conversation_id.clone(),
+        }))
+        .await
+        .expect("the connection still serves");
+}
+
+/// SIGTERM while a client streams items slowly: the import answers at once, not at the request
+/// timeout, with one result per item it wrote; the database holds exactly those items; the
+/// client sends the rest to the next server and every item lands once.
+async fn on_shutdown_an_import_answers_with_exactly_the_items_it_wrote(backend: Backend) {
+    let Some(mut env) = spawn_env(backend).await else {
+        return;
+    };
+    let contact = env.new_contact().await;
+    let items: Vec<_> = (0..40).map(|i| short_item(&contact, i)).collect();
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let feeder = {
+        let items = items.clone();
+        tokio::spawn(async move {
+            for item in items {
+                if sender.send(item).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // The client never ends its stream on its own.
+            std::future::pending::<()>().await;
+        })
+    };
+    let call = {
+        let mut client = env.conversations().await;
+        let request = env.req(ReceiverStream::new(receiver));
+        tokio::spawn(async move { client.import_conversations(request).await })
+    };
+    let waited = Instant::now();
+    while stored_ids(&env).await.len() < 5 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "items are written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let signalled = Instant::now();
+    env.signal_conversation_shutdown();
+    let response = call
+        .await
+        .unwrap()
+        .expect("the import answers")
+        .into_inner();
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "answered {:?} after the signal",
+        signalled.elapsed()
+    );
+    feeder.abort();
+    assert!(response.stopped_early);
+    let handled = response.results.len();
+    assert!(
+        (5..items.len()).contains(&handled),
+        "{handled} items handled"
+    );
+    assert_eq!(response.imported_count as usize, handled);
+    assert_results_follow_items(&response, &items);
+
+    env.restart_conversation().await;
+    let answered: HashSet<String> = response
+        .results
+        .iter()
+        .map(|r| r.conversation_id.clone())
+        .collect();
+    assert_eq!(
+        stored_ids(&env).await,
+        answered,
+        "the answer and the database agree"
+    );
+    let rest = import_requests(&env, items[handled..].to_vec()).await;
+    assert!(!rest.stopped_early);
+    assert_eq!(rest.imported_count as usize, items.len() - handled);
+    assert_eq!(stored_ids(&env).await.len(), items.len());
 }
