@@ -367,3 +367,95 @@ async fn charla_import_sends_again_what_an_early_answer_left() {
     drop((conversation, contact));
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[tokio::test]
+async fn charla_up_in_development_mode_makes_a_key_set_and_charla_token_mints_for_it() {
+    let data_dir =
+        std::env::temp_dir().join(format!("charla-dev-{}", uuid::Uuid::now_v7().simple()));
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .env_remove("CHARLA_AUTH_JWKS")
+        .env_remove("CHARLA_AUTH_AUDIENCE")
+        .arg("up")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .args(["--contact-port", &port.to_string()])
+        .args(["--conversation-port", &free_port().to_string()])
+        .args(["--metrics-port", &free_port().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start charla up");
+    let channel = connect(port).await;
+    let workspace = uuid::Uuid::now_v7();
+    let minted = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .env_remove("CHARLA_AUTH_JWKS")
+        .env_remove("CHARLA_AUTH_AUDIENCE")
+        .args([
+            "token",
+            "--role",
+            "agent",
+            "--workspace",
+            &workspace.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .expect("run charla token");
+    assert!(minted.status.success(), "{minted:?}");
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+
+    let mut contacts = ContactServiceClient::new(channel);
+    let listed = contacts
+        .list_contacts(charla_testing::with_token(
+            &token,
+            contact_pb::ListContactsRequest::default(),
+        ))
+        .await
+        .expect("the development key set's token is accepted");
+    assert!(listed.into_inner().contacts.is_empty());
+    // The tests' own key set is not the development one.
+    let foreign = contacts
+        .list_contacts(in_workspace(
+            workspace,
+            contact_pb::ListContactsRequest::default(),
+        ))
+        .await
+        .expect_err("a token of another key set is refused");
+    assert_eq!(foreign.code(), tonic::Code::Unauthenticated);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[test]
+fn a_service_without_a_key_set_refuses_to_start_and_says_how() {
+    let output = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args(["serve", "contact"])
+        .env_remove("CHARLA_AUTH_JWKS")
+        .env_remove("CHARLA_DEV_MODE")
+        .env(
+            "CHARLA_DATABASE_URL",
+            format!(
+                "sqlite:{}",
+                std::env::temp_dir()
+                    .join(format!(
+                        "charla-nokeys-{}.db",
+                        uuid::Uuid::now_v7().simple()
+                    ))
+                    .display()
+            ),
+        )
+        .env("CHARLA_LISTEN_ADDR", "127.0.0.1:0")
+        .env("CHARLA_LOG_FORMAT", "json")
+        .output()
+        .expect("run charla serve");
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("CHARLA_AUTH_JWKS") && log.contains("CHARLA_DEV_MODE"),
+        "{log}"
+    );
+}
