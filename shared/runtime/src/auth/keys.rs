@@ -102,7 +102,7 @@ impl KeySet {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(write_error)?;
             }
-            write_private(path, &new_development_jwks()).map_err(write_error)?;
+            publish_once(path, &new_development_jwks()).map_err(write_error)?;
         }
         Self::read(path)
     }
@@ -258,14 +258,26 @@ fn new_development_jwks() -> String {
     .to_string()
 }
 
-/// Writes a file only its owner can read (it holds a secret).
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Creates `path` with `contents`, readable by its owner only (it holds a secret), unless it
+/// exists already. Several processes starting at once (three services in development mode) all
+/// end up with the one file that was published first, never with a half-written one: the file is
+/// written aside, then linked into place, which fails if another process got there first.
+fn publish_once(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
+    let aside = path.with_extension(format!("{}.tmp", uuid::Uuid::now_v7().simple()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(contents.as_bytes())
+    let written = options
+        .open(&aside)
+        .and_then(|mut file| file.write_all(contents.as_bytes()));
+    let published = written.and_then(|()| std::fs::hard_link(&aside, path));
+    let _ = std::fs::remove_file(&aside);
+    match published {
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
 }
 
 /// A short prefix of a caller-supplied value, for error messages.
@@ -286,6 +298,24 @@ mod tests {
         let set = KeySet::parse(new_development_jwks().as_bytes()).unwrap();
         assert_eq!(set.verifying.len(), 1);
         assert!(set.signing_key().is_some());
+    }
+
+    #[test]
+    fn processes_starting_together_share_one_development_key_set() {
+        let dir = std::env::temp_dir().join(format!("charla-keys-{}", uuid::Uuid::now_v7()));
+        let path = dir.join("jwks.json");
+        let kids: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let set = KeySet::read_or_create(&path).expect("a key set");
+                    set.verifying[0].kid.clone()
+                })
+            })
+            .map(|thread| thread.join().unwrap())
+            .collect();
+        assert!(kids.windows(2).all(|pair| pair[0] == pair[1]), "{kids:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
