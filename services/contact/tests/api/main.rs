@@ -1,5 +1,6 @@
 //! The contact service through real gRPC, on an ephemeral port, on SQLite and on PostgreSQL.
 
+mod browser;
 mod contacts;
 mod fair_share;
 mod helpers;
