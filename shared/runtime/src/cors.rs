@@ -38,44 +38,67 @@ pub struct CorsConfig {
     #[arg(
         long,
         env = "CHARLA_CORS_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        value_parser = parse_origin
+        value_parser = AllowedOrigins::parse,
+        default_value = "",
+        hide_default_value = true
     )]
-    pub cors_allowed_origins: Vec<AllowedOrigin>,
+    pub cors_allowed_origins: AllowedOrigins,
 }
 
-/// One entry of the allowed origins.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AllowedOrigin {
+/// The allowed origins: any, or these exactly (none when empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowedOrigins {
+    any: bool,
+    exact: Vec<HeaderValue>,
+}
+
+impl AllowedOrigins {
     /// Any origin (`*`).
-    Any,
-    /// One origin, `scheme://host[:port]`, in lower case as browsers send it.
-    Exact(HeaderValue),
+    pub fn any() -> Self {
+        Self {
+            any: true,
+            exact: Vec::new(),
+        }
+    }
+
+    /// Reads a comma-separated list of origins or `*`; empty entries (an empty setting, a trailing
+    /// comma) allow nothing. Anything beyond `scheme://host[:port]` (a path, even a trailing `/`)
+    /// is refused: a browser never sends one, so such an entry would silently match nothing.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut origins = Self::default();
+        for entry in text
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+        {
+            if entry == "*" {
+                origins.any = true;
+            } else {
+                origins.exact.push(parse_origin(entry)?);
+            }
+        }
+        Ok(origins)
+    }
 }
 
 impl CorsConfig {
     /// Allows every origin (development mode).
     pub fn any_origin() -> Self {
         Self {
-            cors_allowed_origins: vec![AllowedOrigin::Any],
+            cors_allowed_origins: AllowedOrigins::any(),
         }
     }
 
     /// The layer that answers preflights and adds the CORS headers to responses.
     pub fn layer(&self) -> CorsLayer {
-        let origins =
-            if self.cors_allowed_origins.contains(&AllowedOrigin::Any) {
-                AllowOrigin::any()
-            } else {
-                AllowOrigin::list(self.cors_allowed_origins.iter().filter_map(
-                    |origin| match origin {
-                        AllowedOrigin::Exact(value) => Some(value.clone()),
-                        AllowedOrigin::Any => None,
-                    },
-                ))
-            };
+        let origins = &self.cors_allowed_origins;
+        let allow = if origins.any {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(origins.exact.iter().cloned())
+        };
         CorsLayer::new()
-            .allow_origin(origins)
+            .allow_origin(allow)
             .allow_methods([Method::POST, Method::OPTIONS])
             .allow_headers(ALLOWED_HEADERS.map(HeaderName::from_static))
             .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
@@ -83,13 +106,8 @@ impl CorsConfig {
     }
 }
 
-/// Reads `*` or an origin. Anything beyond `scheme://host[:port]` (a path, even a trailing `/`) is
-/// refused: a browser never sends one, so such an entry would silently match nothing.
-fn parse_origin(text: &str) -> Result<AllowedOrigin, String> {
-    let text = text.trim();
-    if text == "*" {
-        return Ok(AllowedOrigin::Any);
-    }
+/// One origin, in lower case as browsers send it.
+fn parse_origin(text: &str) -> Result<HeaderValue, String> {
     let refused =
         || format!("`{text}` is not an origin: write scheme://host[:port] without a path, or `*`");
     let uri: http::Uri = text.parse().map_err(|_| refused())?;
@@ -100,9 +118,7 @@ fn parse_origin(text: &str) -> Result<AllowedOrigin, String> {
     if !text.eq_ignore_ascii_case(&origin) || authority.as_str().contains('@') {
         return Err(refused());
     }
-    HeaderValue::from_str(&origin)
-        .map(AllowedOrigin::Exact)
-        .map_err(|_| refused())
+    HeaderValue::from_str(&origin).map_err(|_| refused())
 }
 
 #[cfg(test)]
@@ -111,13 +127,18 @@ mod tests {
 
     #[test]
     fn origins_are_read_exactly_and_in_lower_case() {
-        assert_eq!(parse_origin(" * "), Ok(AllowedOrigin::Any));
         assert_eq!(
-            parse_origin("https://App.Example.com:8443"),
-            Ok(AllowedOrigin::Exact(HeaderValue::from_static(
-                "https://app.example.com:8443"
-            )))
+            AllowedOrigins::parse(" https://App.Example.com:8443 ,http://localhost:5173,"),
+            Ok(AllowedOrigins {
+                any: false,
+                exact: vec![
+                    HeaderValue::from_static("https://app.example.com:8443"),
+                    HeaderValue::from_static("http://localhost:5173"),
+                ],
+            })
         );
+        assert!(AllowedOrigins::parse("http://a.example, *").unwrap().any);
+        assert_eq!(AllowedOrigins::parse(""), Ok(AllowedOrigins::default()));
     }
 
     #[test]
@@ -127,9 +148,8 @@ mod tests {
             "https://app.example.com/page",
             "app.example.com",
             "https://user@app.example.com",
-            "",
         ] {
-            let error = parse_origin(text).unwrap_err();
+            let error = AllowedOrigins::parse(&format!("http://ok.example,{text}")).unwrap_err();
             assert!(error.contains(&format!("`{text}`")), "{error}");
         }
     }

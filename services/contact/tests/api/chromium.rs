@@ -155,9 +155,8 @@ async fn a_page_on_another_origin_calls_the_service_from_headless_chromium() {
         charla_testing::auth_config(),
     );
     // Exactly the page's origin: a different port on the same host is another origin.
-    config.cors.cors_allowed_origins = vec![charla_runtime::cors::AllowedOrigin::Exact(
-        format!("http://{page_addr}").parse().unwrap(),
-    )];
+    config.cors.cors_allowed_origins =
+        charla_runtime::cors::AllowedOrigins::parse(&format!("http://{page_addr}")).unwrap();
     let app = spawn_configured(config, uuid::Uuid::now_v7()).await;
     let token = charla_testing::token(Role::Agent, Some(app.workspace));
     let page = format!(
