@@ -67,6 +67,8 @@ impl UpArgs {
             auth,
         );
         config.log_format = self.log_format;
+        // A development mode: pages on any origin (a local dev server's port) may call.
+        config.cors = charla_runtime::cors::CorsConfig::any_origin();
         config
     }
 }

@@ -69,6 +69,24 @@ async fn connect(port: u16) -> charla_testing::auth::TestChannel {
     panic!("charla up did not listen on port {port}");
 }
 
+/// A browser's CORS preflight from `origin` to the service on `port`: the answer's head.
+async fn preflight(port: u16, origin: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!(
+        "OPTIONS /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n\
+         origin: {origin}\r\naccess-control-request-method: POST\r\n\
+         access-control-request-headers: authorization,content-type\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).to_ascii_lowercase()
+}
+
 #[tokio::test]
 async fn charla_up_runs_every_service_and_stops_cleanly() {
     let (mut child, data_dir, [contact_port, conversation_port, metrics_port]) = charla_up();
@@ -147,6 +165,15 @@ async fn charla_up_runs_every_service_and_stops_cleanly() {
         open_now, 1,
         "the metrics service follows the conversation service"
     );
+
+    // A development mode: web pages on any origin may call every service.
+    for port in [contact_port, conversation_port, metrics_port] {
+        let answer = preflight(port, "http://localhost:5173").await;
+        assert!(
+            answer.contains("\r\naccess-control-allow-origin: *\r\n"),
+            "port {port}: {answer}"
+        );
+    }
 
     // SIGTERM, as Kubernetes sends it: drain and exit 0.
     let killed = Command::new("kill")

@@ -86,6 +86,7 @@ impl Application {
                     calls: config.max_concurrent_requests_per_workspace,
                     streams: config.max_streams_per_workspace,
                 },
+                cors: config.cors.clone(),
             },
             local_addr,
             shutdown,

@@ -66,6 +66,9 @@ pub struct RuntimeConfig {
 
     #[command(flatten)]
     pub tls: crate::tls::TlsConfig,
+
+    #[command(flatten)]
+    pub cors: crate::cors::CorsConfig,
 }
 
 impl RuntimeConfig {
@@ -84,6 +87,7 @@ impl RuntimeConfig {
             test_clock: false,
             auth,
             tls: Default::default(),
+            cors: Default::default(),
         }
     }
 

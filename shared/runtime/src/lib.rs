@@ -7,6 +7,7 @@ pub mod channel;
 pub mod clock;
 pub mod config;
 pub mod consumer;
+pub mod cors;
 pub mod db;
 pub mod error;
 pub mod event_log;

@@ -32,7 +32,7 @@ const STREAM_WINDOW: u32 = 64 * 1024;
 const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// Limits applied to every call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// A call that takes longer to answer is cancelled (a shorter client deadline wins).
     pub request_timeout: Duration,
@@ -40,6 +40,8 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// What one workspace may use of those.
     pub per_workspace: WorkspaceQuota,
+    /// The web origins that may call (outermost, so preflights never reach authentication).
+    pub cors: crate::cors::CorsConfig,
 }
 
 /// A bound, not yet serving, gRPC server.
@@ -135,6 +137,7 @@ impl GrpcServer {
             .initial_stream_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .timeout(limits.request_timeout)
+            .layer(limits.cors.layer())
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(layers)
             .add_routes(self.routes.routes());

@@ -1,5 +1,7 @@
 //! The contact service through real gRPC, on an ephemeral port, on SQLite and on PostgreSQL.
 
+mod browser;
+mod chromium;
 mod contacts;
 mod fair_share;
 mod helpers;
