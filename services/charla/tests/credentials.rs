@@ -1809,10 +1809,10 @@ impl WorkspaceB {
                 },
             )
             .await;
-            let none_open = &[Some(Code::NotFound), None];
+            // An unknown contact is NOT_FOUND (a known one with nothing open answers unset).
             p.like_unknown(
                 &what("GetOpenConversation"),
-                none_open,
+                NOT_FOUND,
                 async |t: &Target| {
                     let message = pb::GetOpenConversationRequest {
                         contact_id: t.other_contact.clone(),
