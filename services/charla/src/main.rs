@@ -30,12 +30,9 @@ enum Command {
     Import(import::ImportCommand),
     /// Print a token for calling charla, signed with the configured (or `charla up`'s) key set.
     Token(credentials::TokenArgs),
-    /// Run one service, configured from the environment (as in a container).
-    Serve {
-        /// Which service.
-        #[arg(value_enum)]
-        service: serve::Service,
-    },
+    /// Run one service, configured by flags or the environment (as in a container).
+    #[command(subcommand)]
+    Serve(serve::Service),
 }
 
 #[tokio::main]
@@ -46,6 +43,6 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::run(args).await,
         Command::Import(command) => import::run(command).await,
         Command::Token(args) => credentials::run_token(args),
-        Command::Serve { service } => serve::run(service).await,
+        Command::Serve(service) => serve::run(service).await,
     }
 }

@@ -3,37 +3,35 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-/// The service to run.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+/// The service to run, with its settings: flags, or the environment variables `--help` names
+/// (exactly like its own binary's).
+#[derive(Debug, clap::Subcommand)]
 pub enum Service {
-    Contact,
-    Conversation,
-    Metrics,
+    /// The contact service (contacts, channel identities, merges).
+    Contact(charla_contact::Config),
+    /// The conversation service (the conversation lifecycle).
+    Conversation(charla_conversation::Config),
+    /// The metrics service (reports, dashboard, leaderboard, export).
+    Metrics(charla_metrics::Config),
 }
 
-/// Runs `service` until SIGTERM or Ctrl-C. Its settings come from the environment; `--help` of
-/// `charla-contact`, `charla-conversation` or `charla-metrics` lists them.
+/// Runs `service` until SIGTERM or Ctrl-C.
 pub async fn run(service: Service) -> ExitCode {
     use charla_runtime::app::serve_main;
     match service {
-        Service::Contact => {
-            let config = charla_contact::Config::parse_from(["charla serve contact"]);
+        Service::Contact(config) => {
             serve_main("contact", &config.runtime, |clock, shutdown| {
                 charla_contact::build(&config.runtime, clock, shutdown)
             })
             .await
         }
-        Service::Conversation => {
-            let config = charla_conversation::Config::parse_from(["charla serve conversation"]);
+        Service::Conversation(config) => {
             serve_main("conversation", &config.runtime, |clock, shutdown| {
                 charla_conversation::build(&config.runtime, &config.service, clock, shutdown)
             })
             .await
         }
-        Service::Metrics => {
-            let config = charla_metrics::Config::parse_from(["charla serve metrics"]);
+        Service::Metrics(config) => {
             serve_main("metrics", &config.runtime, |clock, shutdown| {
                 charla_metrics::build(&config.runtime, &config.service, clock, shutdown)
             })

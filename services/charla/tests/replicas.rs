@@ -247,15 +247,11 @@ async fn operate(
                 }
             })
             .await;
-            match open.map(|r| {
-                r.into_inner()
-                    .conversation
-                    .unwrap_or_default()
-                    .conversation_id
-            }) {
-                Err(status) if status.code() == Code::NotFound => Ok(()),
+            match open.map(|r| r.into_inner().conversation.map(|c| c.conversation_id)) {
                 Err(status) => Err(status),
-                Ok(id) if roll < 80 => {
+                // Nothing open for the contact right now.
+                Ok(None) => Ok(()),
+                Ok(Some(id)) if roll < 80 => {
                     on_replicas(&conversations, first, |c| {
                         let id = id.clone();
                         async move {
@@ -272,7 +268,7 @@ async fn operate(
                     })
                     .await
                 }
-                Ok(id) => {
+                Ok(Some(id)) => {
                     let request_id = uuid::Uuid::now_v7().to_string();
                     on_replicas(&conversations, first, |c| {
                         let request = pb::CloseConversationRequest {

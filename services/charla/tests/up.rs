@@ -486,3 +486,70 @@ fn a_service_without_a_key_set_refuses_to_start_and_says_how() {
         "{log}"
     );
 }
+
+/// `charla serve NAME --help` names every setting of the service, as a flag and as a variable,
+/// and the flags are accepted (the error of a missing database names a flag that works).
+#[test]
+fn serve_help_lists_every_setting_of_each_service() {
+    use clap::CommandFactory;
+    for (name, command) in [
+        ("contact", charla_contact::Config::command()),
+        ("conversation", charla_conversation::Config::command()),
+        ("metrics", charla_metrics::Config::command()),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_charla"))
+            .args(["serve", name, "--help"])
+            .output()
+            .expect("run charla serve --help");
+        assert!(output.status.success(), "{name}: {output:?}");
+        let help = String::from_utf8_lossy(&output.stdout);
+        let mut settings = 0;
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else {
+                continue;
+            };
+            if long == "help" {
+                continue;
+            }
+            settings += 1;
+            assert!(
+                help.contains(&format!("--{long}")),
+                "{name}: no --{long}:\n{help}"
+            );
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(help.contains(&*env), "{name}: no {env}:\n{help}");
+            }
+        }
+        assert!(settings >= 10, "{name}: only {settings} settings");
+    }
+}
+
+/// Logs to a pipe or a file are plain text: no ANSI colour codes.
+#[test]
+fn text_logs_to_a_pipe_carry_no_colour_codes() {
+    let output = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .args(["serve", "contact", "--log-format", "text"])
+        .env_remove("CHARLA_AUTH_JWKS")
+        .env_remove("CHARLA_DEV_MODE")
+        .env_remove("CHARLA_LOG_FORMAT")
+        .env(
+            "CHARLA_DATABASE_URL",
+            format!(
+                "sqlite:{}",
+                std::env::temp_dir()
+                    .join(format!("charla-plain-{}.db", uuid::Uuid::now_v7().simple()))
+                    .display()
+            ),
+        )
+        .env("CHARLA_LISTEN_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("run charla serve");
+    let log = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("CHARLA_AUTH_JWKS"),
+        "the refusal is logged: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "colour codes in {log:?}");
+}

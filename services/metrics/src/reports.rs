@@ -144,7 +144,9 @@ pub enum Ranking {
     MedianFirstResponse,
 }
 
-/// Users (or teams) with their closed statistics, best first.
+/// Users (or teams) with their rank and closed statistics, best first. Ranks are competition
+/// ranks: equal values share a position and the next value skips the shared places (1, 1, 3);
+/// ties are listed by id.
 pub async fn leaderboard(
     store: &MetricsStore,
     workspace: &str,
@@ -153,12 +155,14 @@ pub async fn leaderboard(
     filter: &Filter,
     ranking: Ranking,
     limit: usize,
-) -> Result<Vec<(String, ClosedStats)>, ApiError> {
+) -> Result<Vec<(u32, String, ClosedStats)>, ApiError> {
     check_range(start, end)?;
     let mut entries: BTreeMap<String, ClosedStats> = BTreeMap::new();
     for (_, dimensions, stats) in store.closed_rows(workspace, start, end).await? {
-        let who = by.value_in(&dimensions);
-        if who.is_empty() || !filter.accepts(&dimensions) {
+        let Some(who) = by.value_in(&dimensions).filter(|who| !who.is_empty()) else {
+            continue;
+        };
+        if !filter.accepts(&dimensions) {
             continue;
         }
         entries.entry(who.to_owned()).or_default().merge(&stats);
@@ -175,14 +179,48 @@ pub async fn leaderboard(
             .map(|s| s.median)
             .unwrap_or(f64::INFINITY)
     };
-    ranked.sort_by(|(a_id, a), (b_id, b)| {
-        let order = match ranking {
-            Ranking::ClosedCount => b.closed.cmp(&a.closed),
-            Ranking::MedianResolution => median(a, false).total_cmp(&median(b, false)),
-            Ranking::MedianFirstResponse => median(a, true).total_cmp(&median(b, true)),
-        };
-        order.then_with(|| a_id.cmp(b_id))
-    });
+    let compare = |a: &ClosedStats, b: &ClosedStats| match ranking {
+        Ranking::ClosedCount => b.closed.cmp(&a.closed),
+        Ranking::MedianResolution => median(a, false).total_cmp(&median(b, false)),
+        Ranking::MedianFirstResponse => median(a, true).total_cmp(&median(b, true)),
+    };
+    ranked.sort_by(|(a_id, a), (b_id, b)| compare(a, b).then_with(|| a_id.cmp(b_id)));
     ranked.truncate(limit);
-    Ok(ranked)
+    Ok(competition_ranks(ranked, |a, b| compare(a, b).is_eq()))
+}
+
+/// Ranks sorted entries from 1: an entry equal to the one before shares its rank, the next
+/// different one takes its own position.
+fn competition_ranks<T>(
+    sorted: Vec<(String, T)>,
+    equal: impl Fn(&T, &T) -> bool,
+) -> Vec<(u32, String, T)> {
+    let mut ranked: Vec<(u32, String, T)> = Vec::with_capacity(sorted.len());
+    for (position, (id, value)) in (1..).zip(sorted) {
+        let rank = match ranked.last() {
+            Some((previous_rank, _, previous)) if equal(previous, &value) => *previous_rank,
+            _ => position,
+        };
+        ranked.push((rank, id, value));
+    }
+    ranked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::competition_ranks;
+
+    #[test]
+    fn equal_values_share_a_rank_and_the_next_skips() {
+        let sorted = ["a", "b", "c", "d", "e"]
+            .into_iter()
+            .zip([9, 7, 7, 5, 5])
+            .map(|(id, value)| (id.to_owned(), value))
+            .collect();
+        let ranks: Vec<u32> = competition_ranks(sorted, |a, b| a == b)
+            .into_iter()
+            .map(|(rank, _, _)| rank)
+            .collect();
+        assert_eq!(ranks, [1, 2, 2, 4, 4]);
+    }
 }

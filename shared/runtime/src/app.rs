@@ -44,7 +44,7 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     /// The server failed while serving.
     #[error("gRPC server failed: {0}")]
-    Serve(#[from] tonic::transport::Error),
+    Serve(#[from] crate::server::ServeError),
 }
 
 /// A service bound to its address, ready to serve.
@@ -106,13 +106,16 @@ impl Application {
         &mut self.server
     }
 
-    /// Serves `TestClockService` over `clock` (it answers FAILED_PRECONDITION unless `clock` is a
-    /// test clock), running `after_move` after each move.
+    /// Serves `TestClockService` when `clock` is a test clock, running `after_move` after each
+    /// move; on the system clock there is nothing to control, so the service isn't served (nor
+    /// listed by reflection).
     pub async fn serve_test_clock(&mut self, clock: &ServiceClock, after_move: Option<AfterMove>) {
-        let api = TestClockApi::new(clock.clone(), after_move);
-        self.server
-            .add_service(TestClockServiceServer::new(api))
-            .await;
+        if let ServiceClock::Test(clock) = clock {
+            let api = TestClockApi::new(clock.clone(), after_move);
+            self.server
+                .add_service(TestClockServiceServer::new(api))
+                .await;
+        }
     }
 
     /// The address the service listens on (the real port when port 0 was asked for).

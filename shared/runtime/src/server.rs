@@ -44,40 +44,42 @@ pub struct Limits {
     pub cors: crate::cors::CorsConfig,
 }
 
+/// Why a server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The compiled-in descriptors could not be loaded for reflection.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
+
 /// A bound, not yet serving, gRPC server.
 pub struct GrpcServer {
     listener: TcpListener,
     routes: RoutesBuilder,
     health: HealthReporter,
+    /// The services added, for reflection to list.
+    services: Vec<&'static str>,
     verifier: Arc<Verifier>,
     tls: Option<crate::tls::ServerTls>,
 }
 
 impl GrpcServer {
     /// Binds `addr` (port 0 picks a free port: see [`GrpcServer::local_addr`]) and registers the
-    /// health and reflection services; every other call must carry a token `verifier` accepts.
+    /// health service (reflection is added when serving, once the services are known); every other
+    /// call must carry a token `verifier` accepts.
     pub async fn bind(addr: SocketAddr, verifier: Arc<Verifier>) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let (health, health_service) = tonic_health::server::health_reporter();
-        // Both reflection versions: older grpcurl and other tools still ask for v1alpha.
-        let reflection = || {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(charla_proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        };
-        let reflection_v1 = reflection().build_v1().map_err(std::io::Error::other)?;
-        let reflection_v1alpha = reflection()
-            .build_v1alpha()
-            .map_err(std::io::Error::other)?;
         let mut routes = RoutesBuilder::default();
-        routes
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha);
+        routes.add_service(health_service);
         Ok(Self {
             listener,
             routes,
             health,
+            services: Vec::new(),
             verifier,
             tls: None,
         })
@@ -113,16 +115,52 @@ impl GrpcServer {
         S::Future: Send + 'static,
     {
         self.health.set_serving::<S>().await;
+        self.services.push(S::NAME);
         self.routes.add_service(service);
+    }
+
+    /// Reflection (both versions: older grpcurl and other tools still ask for v1alpha) listing
+    /// only what this server serves: its services, health and reflection. Every type of the
+    /// descriptors resolves by name, among them the google.rpc error details, so clients decode
+    /// `grpc-status-details-bin` without .proto files.
+    fn add_reflection(&mut self) -> Result<(), tonic_reflection::server::Error> {
+        use tonic_health::pb::health_server::SERVICE_NAME as HEALTH;
+        use tonic_reflection::pb::{v1, v1alpha};
+        let listed = [
+            HEALTH,
+            v1::server_reflection_server::SERVICE_NAME,
+            v1alpha::server_reflection_server::SERVICE_NAME,
+        ];
+        let reflection = || {
+            let builder = tonic_reflection::server::Builder::configure()
+                // charla's own first: the first file of a name wins, and its google/rpc/status.proto
+                // is the one its protos import.
+                .register_encoded_file_descriptor_set(charla_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(v1alpha::FILE_DESCRIPTOR_SET);
+            listed
+                .iter()
+                .chain(&self.services)
+                .fold(builder, |builder, name| builder.with_service_name(*name))
+        };
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        self.routes
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+        Ok(())
     }
 
     /// Serves until `shutdown` fires, then stops accepting, lets in-flight calls finish and
     /// returns. Streams end on their own when they see the same token.
     pub async fn serve(
-        self,
+        mut self,
         limits: Limits,
         shutdown: CancellationToken,
-    ) -> Result<(), tonic::transport::Error> {
+    ) -> Result<(), ServeError> {
+        self.add_reflection()?;
         let layers = ServiceBuilder::new()
             .load_shed()
             .layer(GlobalConcurrencyLimitLayer::new(
@@ -141,7 +179,7 @@ impl GrpcServer {
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(layers)
             .add_routes(self.routes.routes());
-        match self.tls {
+        let served = match self.tls {
             None => {
                 let incoming = TcpListenerStream::new(self.listener);
                 router
@@ -154,7 +192,8 @@ impl GrpcServer {
                     .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
                     .await
             }
-        }
+        };
+        Ok(served?)
     }
 }
 

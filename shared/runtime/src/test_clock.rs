@@ -1,6 +1,7 @@
 //! The test clock: when a service is started with it, all its time comes from one manual clock
 //! that an admin RPC (`TestClockService`) sets or advances, so integrators can watch auto-close and
-//! "today" happen without waiting. Off by default; while off, the RPC says how to turn it on.
+//! "today" happen without waiting. Off by default; while off, the service is not served at all
+//! (UNIMPLEMENTED, and reflection doesn't list it).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,30 +45,24 @@ pub type AfterMove = Arc<
     dyn Fn(SystemTime) -> Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send>> + Send + Sync,
 >;
 
-/// The `TestClockService` handlers.
+/// The `TestClockService` handlers, over a test clock (a server on the system clock doesn't
+/// serve them).
 #[derive(Clone)]
 pub struct TestClockApi {
-    clock: ServiceClock,
+    clock: ManualClock,
     after_move: Option<AfterMove>,
 }
 
 impl TestClockApi {
     /// Handlers over `clock`, running `after_move` after each move.
-    pub fn new(clock: ServiceClock, after_move: Option<AfterMove>) -> Self {
+    pub fn new(clock: ManualClock, after_move: Option<AfterMove>) -> Self {
         Self { clock, after_move }
     }
 
-    /// The test clock, for a caller with a service token on a server that runs one.
+    /// The test clock, for a caller with a service token.
     fn test_clock<T>(&self, request: &Request<T>) -> Result<&ManualClock, ApiError> {
         crate::auth::authorize_service(request)?;
-        match &self.clock {
-            ServiceClock::Test(clock) => Ok(clock),
-            ServiceClock::System => Err(ApiError::precondition(
-                "TEST_CLOCK_DISABLED",
-                "this server runs on the system clock; start it with CHARLA_TEST_CLOCK=true \
-                 (or `charla up --test-clock`) to control time",
-            )),
-        }
+        Ok(&self.clock)
     }
 
     async fn moved(&self, clock: &ManualClock) -> Result<SystemTime, ApiError> {

@@ -130,6 +130,14 @@ pub fn assert_code<T: std::fmt::Debug>(
     status
 }
 
+/// The ResourceInfo (type, name) of a failed call.
+pub fn resource_info(status: &tonic::Status) -> Option<(String, String)> {
+    status
+        .get_error_details()
+        .resource_info()
+        .map(|info| (info.resource_type.clone(), info.resource_name.clone()))
+}
+
 /// The ErrorInfo metadata value `key` of a failed call.
 pub fn error_info_value(status: &tonic::Status, key: &str) -> Option<String> {
     status

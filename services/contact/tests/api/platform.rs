@@ -39,29 +39,111 @@ async fn the_contact_service_reports_serving_to_health_checks() {
     }
 }
 
-#[tokio::test]
-async fn reflection_lists_the_contact_service_and_health() {
-    let app = spawn_app(Backend::Sqlite).await.unwrap();
-    let mut reflection = ServerReflectionClient::new(channel(&app).await);
+/// One reflection request, one answer.
+async fn reflect(address: std::net::SocketAddr, request: MessageRequest) -> MessageResponse {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let request = ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+        message_request: Some(request),
     };
-    let mut responses = reflection
+    let mut responses = ServerReflectionClient::new(channel)
         .server_reflection_info(tokio_stream::iter(vec![request]))
         .await
         .unwrap()
         .into_inner();
     let response = responses.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("expected a service list, got {response:?}");
+    response.message_response.expect("an answer")
+}
+
+/// The services reflection lists on the server at `address`, sorted.
+async fn listed(address: std::net::SocketAddr) -> Vec<String> {
+    let answer = reflect(address, MessageRequest::ListServices(String::new())).await;
+    let MessageResponse::ListServicesResponse(list) = answer else {
+        panic!("expected a service list, got {answer:?}");
     };
-    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(
-        names.contains(&"charla.contact.v1.ContactService"),
-        "{names:?}"
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    names
+}
+
+const ALWAYS_LISTED: [&str; 4] = [
+    "charla.contact.v1.ContactService",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+#[tokio::test]
+async fn reflection_lists_only_what_the_contact_port_serves() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    assert_eq!(
+        listed(app.addr).await,
+        ALWAYS_LISTED,
+        "no ConversationService, MetricsService or TestClockService (test clock off)"
     );
-    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+}
+
+#[tokio::test]
+async fn with_the_test_clock_on_reflection_lists_the_test_clock_service() {
+    let url = charla_testing::fresh_database_url(Backend::Sqlite)
+        .await
+        .unwrap();
+    let config = charla_runtime::config::RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        &url,
+        charla_testing::auth_config(),
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let clock = charla_runtime::test_clock::ServiceClock::test_from_now();
+    let app = charla_contact::build(&config, clock, shutdown.clone())
+        .await
+        .unwrap();
+    let address = app.local_addr();
+    let served = tokio::spawn(app.run());
+    let mut expected = ALWAYS_LISTED.map(str::to_owned).to_vec();
+    expected.push("charla.conversation.v1.TestClockService".into());
+    expected.sort();
+    assert_eq!(listed(address).await, expected);
+    shutdown.cancel();
+    served.await.unwrap().unwrap();
+}
+
+/// grpcurl and other tools decode `grpc-status-details-bin` by resolving the detail types by name.
+#[tokio::test]
+async fn the_error_detail_types_resolve_by_name() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    for name in [
+        "google.rpc.BadRequest",
+        "google.rpc.ErrorInfo",
+        "google.rpc.ResourceInfo",
+        "google.rpc.PreconditionFailure",
+        "google.rpc.RetryInfo",
+        "google.rpc.QuotaFailure",
+        "google.rpc.DebugInfo",
+        "google.rpc.RequestInfo",
+        "google.rpc.Help",
+        "google.rpc.LocalizedMessage",
+        "google.rpc.Status",
+    ] {
+        let answer = reflect(
+            app.addr,
+            MessageRequest::FileContainingSymbol(name.to_owned()),
+        )
+        .await;
+        let MessageResponse::FileDescriptorResponse(files) = answer else {
+            panic!("{name}: expected its file, got {answer:?}");
+        };
+        let message = name.trim_start_matches("google.rpc.");
+        let defines = files.file_descriptor_proto.iter().any(|raw| {
+            let file = prost_types::FileDescriptorProto::decode(raw.as_slice()).unwrap();
+            file.package() == "google.rpc" && file.message_type.iter().any(|m| m.name() == message)
+        });
+        assert!(defines, "{name} is not in the file reflection returned");
+    }
 }
 
 /// A browser's gRPC-Web call over HTTP/1.1, written by hand so nothing but the server is involved.

@@ -10,9 +10,6 @@ pub enum ConversationError {
     /// No such conversation in the workspace.
     #[error("conversation {0} not found")]
     NotFound(ConversationId),
-    /// The contact has no open conversation.
-    #[error("contact {0} has no open conversation")]
-    NoOpenConversation(ContactId),
     /// The contact already has an open conversation (a contact has at most one).
     #[error("contact {contact} already has open conversation {open}")]
     AlreadyOpen {

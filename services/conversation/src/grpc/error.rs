@@ -11,10 +11,6 @@ impl From<ConversationError> for ApiError {
             ConversationError::NotFound(id) => {
                 ApiError::not_found("charla.conversation.v1.Conversation", id)
             }
-            ConversationError::NoOpenConversation(contact) => ApiError::NotFound {
-                resource: "charla.conversation.v1.Conversation",
-                id: format!("open conversation of contact {contact}"),
-            },
             ConversationError::AlreadyOpen { contact, open } => {
                 ApiError::precondition("CONVERSATION_ALREADY_OPEN", message)
                     .with_metadata("contact_id", contact.to_string())

@@ -265,9 +265,17 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<pb::GetOpenConversationResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?;
         let contact = contact_id("contact_id", &request.get_ref().contact_id)?;
-        let conversation = self.store.get_open(workspace, contact).await?;
+        let conversation = match self.store.get_open(workspace, contact).await? {
+            Some(open) => reply(&open),
+            // Nothing open: unset for a contact the contact service knows (whatever its status),
+            // NOT_FOUND for one it doesn't, so a client can tell the two apart.
+            None => {
+                self.contacts.ensure_exists(workspace, contact).await?;
+                None
+            }
+        };
         Ok(Response::new(pb::GetOpenConversationResponse {
-            conversation: reply(&conversation),
+            conversation,
         }))
     }
 

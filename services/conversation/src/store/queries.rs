@@ -9,7 +9,7 @@ use charla_runtime::workspace::WorkspaceId;
 use sqlx::AssertSqlSafe;
 
 use super::{ConversationStore, rows};
-use crate::domain::{ActorId, ContactId, Conversation, ConversationError, ConversationId};
+use crate::domain::{ActorId, ContactId, Conversation, ConversationId};
 
 /// Which conversations a list returns; `None` fields don't filter.
 #[derive(Debug, Clone, Default)]
@@ -45,16 +45,14 @@ impl ConversationStore {
         self.load(&mut conn, workspace, id, false).await
     }
 
-    /// The contact's open conversation.
+    /// The contact's open conversation, if it has one.
     pub async fn get_open(
         &self,
         workspace: WorkspaceId,
         contact: ContactId,
-    ) -> Result<Conversation, ApiError> {
+    ) -> Result<Option<Conversation>, ApiError> {
         let mut conn = self.db.pool().acquire().await?;
-        self.open_of(&mut conn, workspace, contact, false)
-            .await?
-            .ok_or_else(|| ConversationError::NoOpenConversation(contact).into())
+        self.open_of(&mut conn, workspace, contact, false).await
     }
 
     /// A page of conversations, newest first, after `after`.

@@ -11,6 +11,7 @@ backend_tests!(
     an_inbound_message_with_no_open_conversation_opens_one,
     an_inbound_message_while_one_is_open_attaches_to_it,
     a_user_cannot_open_a_second_conversation_and_is_told_which_is_open,
+    a_retried_open_with_its_request_id_answers_the_first_result,
     workflow_and_api_opens_return_the_open_conversation,
     a_welcome_event_opens_only_on_messenger_and_viber_and_only_when_none_is_open,
     a_closed_conversation_is_never_reopened,
@@ -217,4 +218,40 @@ async fn concurrent_inbound_messages_for_a_new_contact_open_exactly_one_conversa
     assert_eq!(kinds.iter().filter(|k| **k == "message").count(), 50);
     let conversation = env.get(ids.first().unwrap()).await;
     assert_eq!(conversation.message_counts.unwrap().inbound_count, 50);
+}
+
+async fn a_retried_open_with_its_request_id_answers_the_first_result(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let contact = env.new_contact().await;
+    let key = uuid::Uuid::now_v7().to_string();
+    let open_with_key = |contact: &str| {
+        env.req(pb::OpenConversationRequest {
+            contact_id: contact.into(),
+            channel: Some(whatsapp()),
+            source: pb::OpenSource::User as i32,
+            actor_id: "agent-ana".into(),
+            request_id: key.clone(),
+        })
+    };
+    let mut client = env.conversations().await;
+    let first = client
+        .open_conversation(open_with_key(&contact))
+        .await
+        .unwrap()
+        .into_inner();
+    let retry = client
+        .open_conversation(open_with_key(&contact))
+        .await
+        .expect("a USER retry with the same key is not FAILED_PRECONDITION")
+        .into_inner();
+    assert!(first.opened && retry.opened);
+    assert_eq!(retry.conversation, first.conversation);
+    assert_eq!(kinds(&env.events().await), ["opened"], "opened once");
+    let other = env.new_contact().await;
+    assert_invalid_field(
+        client.open_conversation(open_with_key(&other)).await,
+        "request_id",
+    );
 }

@@ -1,7 +1,7 @@
 //! Reads: the open conversation of a contact, filtered pages, settings.
 
 use charla_proto::charla::conversation::v1 as pb;
-use charla_testing::{Backend, assert_code, backend_tests};
+use charla_testing::{Backend, assert_code, backend_tests, resource_info};
 use tonic::Code;
 
 use crate::helpers::spawn_env;
@@ -41,24 +41,36 @@ async fn the_open_conversation_of_a_contact_can_be_read(backend: Backend) {
     };
     let mut client = env.conversations().await;
     let contact = env.new_contact().await;
-    let get_open = || {
+    let get_open = |contact: &str| {
         env.req(pb::GetOpenConversationRequest {
-            contact_id: contact.clone(),
+            contact_id: contact.to_owned(),
         })
     };
-    assert_code(
-        client.get_open_conversation(get_open()).await,
-        Code::NotFound,
-    );
+    let none = client
+        .get_open_conversation(get_open(&contact))
+        .await
+        .expect("a known contact with nothing open is an answer, not an error")
+        .into_inner();
+    assert_eq!(none.conversation, None);
     let open = env.inbound(&contact).await;
     let found = client
-        .get_open_conversation(get_open())
+        .get_open_conversation(get_open(&contact))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(
         found.conversation.unwrap(),
         env.get(&open.conversation_id).await
+    );
+    let stranger = uuid::Uuid::now_v7().to_string();
+    let status = assert_code(
+        client.get_open_conversation(get_open(&stranger)).await,
+        Code::NotFound,
+    );
+    assert_eq!(
+        resource_info(&status),
+        Some(("charla.contact.v1.Contact".to_owned(), stranger)),
+        "the unknown contact is named: {status:?}"
     );
 }
 

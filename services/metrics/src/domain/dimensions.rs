@@ -50,16 +50,19 @@ impl Dimension {
         }
     }
 
-    /// This dimension's value in `dimensions`.
-    pub fn value_in<'a>(&self, dimensions: &'a Dimensions) -> &'a str {
+    /// This dimension's value in `dimensions`; `None` for the closing source and category of a
+    /// conversation still open, which has neither (not even "none": a filter on them never
+    /// matches it, and it is in no group of theirs).
+    pub fn value_in<'a>(&self, dimensions: &'a Dimensions) -> Option<&'a str> {
+        let closed = !dimensions.closed_by.is_empty();
         match self {
-            Self::Assignee => &dimensions.assignee,
-            Self::Team => &dimensions.team,
-            Self::ChannelType => &dimensions.channel_type,
-            Self::Channel => &dimensions.channel_id,
-            Self::OpenedBy => &dimensions.opened_by,
-            Self::ClosedBy => &dimensions.closed_by,
-            Self::Category => &dimensions.category,
+            Self::Assignee => Some(&dimensions.assignee),
+            Self::Team => Some(&dimensions.team),
+            Self::ChannelType => Some(&dimensions.channel_type),
+            Self::Channel => Some(&dimensions.channel_id),
+            Self::OpenedBy => Some(&dimensions.opened_by),
+            Self::ClosedBy => closed.then_some(dimensions.closed_by.as_str()),
+            Self::Category => closed.then_some(dimensions.category.as_str()),
         }
     }
 }
@@ -80,8 +83,37 @@ impl Filter {
 
     /// Whether `dimensions` pass.
     pub fn accepts(&self, dimensions: &Dimensions) -> bool {
-        self.accepted
-            .iter()
-            .all(|(dimension, values)| values.iter().any(|v| v == dimension.value_in(dimensions)))
+        self.accepted.iter().all(|(dimension, values)| {
+            dimension
+                .value_in(dimensions)
+                .is_some_and(|value| values.iter().any(|v| v == value))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conversation(closed_by: &str, category: &str) -> Dimensions {
+        Dimensions {
+            closed_by: closed_by.into(),
+            category: category.into(),
+            ..Dimensions::default()
+        }
+    }
+
+    #[test]
+    fn no_category_matches_closes_without_one_never_open_conversations() {
+        let mut filter = Filter::default();
+        filter.only(Dimension::Category, vec![String::new()]);
+        assert!(filter.accepts(&conversation("CLOSE_SOURCE_USER", "")));
+        assert!(!filter.accepts(&conversation("CLOSE_SOURCE_USER", "sale")));
+        assert!(!filter.accepts(&conversation("", "")), "still open");
+        assert_eq!(Dimension::ClosedBy.value_in(&conversation("", "")), None);
+        assert_eq!(
+            Dimension::Assignee.value_in(&conversation("", "")),
+            Some("")
+        );
     }
 }

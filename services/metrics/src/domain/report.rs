@@ -21,8 +21,9 @@ pub struct Report {
     pub totals: Tally,
     /// (period start, period end, tally), in order.
     pub series: Vec<(i64, i64, Tally)>,
-    /// By the group-by dimension's value.
-    pub groups: BTreeMap<String, Tally>,
+    /// (the group-by dimension's value, tally): most closed first, then most opened, then by
+    /// value, so equal rows always come in the same order.
+    pub groups: Vec<(String, Tally)>,
 }
 
 /// Builds reports from rows.
@@ -31,6 +32,7 @@ pub struct ReportBuilder<'a> {
     filter: &'a Filter,
     group_by: Option<Dimension>,
     report: Report,
+    groups: BTreeMap<String, Tally>,
 }
 
 impl<'a> ReportBuilder<'a> {
@@ -48,6 +50,7 @@ impl<'a> ReportBuilder<'a> {
                 series,
                 ..Report::default()
             },
+            groups: BTreeMap::new(),
         }
     }
 
@@ -63,9 +66,9 @@ impl<'a> ReportBuilder<'a> {
         }
         count(&mut self.report.totals);
         count(&mut self.report.series[period - 1].2);
-        if let Some(dimension) = self.group_by {
-            let key = dimension.value_in(dimensions).to_owned();
-            count(self.report.groups.entry(key).or_default());
+        // An open conversation is in no group of a closed-only dimension (`value_in`).
+        if let Some(key) = self.group_by.and_then(|d| d.value_in(dimensions)) {
+            count(self.groups.entry(key.to_owned()).or_default());
         }
     }
 
@@ -87,7 +90,13 @@ impl<'a> ReportBuilder<'a> {
     }
 
     /// The report.
-    pub fn finish(self) -> Report {
+    pub fn finish(mut self) -> Report {
+        let mut groups: Vec<(String, Tally)> = self.groups.into_iter().collect();
+        // Stable over the key order the map gives: ties stay by value.
+        groups.sort_by(|(_, a), (_, b)| {
+            (b.closed.closed, b.opened).cmp(&(a.closed.closed, a.opened))
+        });
+        self.report.groups = groups;
         self.report
     }
 }
@@ -127,8 +136,38 @@ mod tests {
         assert_eq!(report.series[0].2.opened, 2);
         assert_eq!(report.series[1].2.opened, 1);
         assert_eq!(report.totals.closed.closed, 1);
-        assert_eq!(report.groups["ana"].opened, 2);
+        assert_eq!(report.groups.len(), 2);
+        assert_eq!(report.groups[0].0, "ana", "one closed: first");
+        assert_eq!(report.groups[0].1.opened, 2);
         assert_eq!(report.totals.contacts_closed.len(), 1, "each contact once");
         assert_eq!(report.series[0].2.contacts_closed.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod order {
+    use super::*;
+    use crate::domain::Closure;
+
+    #[test]
+    fn groups_come_by_closed_then_opened_most_first_then_by_value() {
+        let edges = [0, 100];
+        let filter = Filter::default();
+        let mut builder = ReportBuilder::new(&edges, &filter, Some(Dimension::Team));
+        let team = |team: &str| Dimensions {
+            team: team.into(),
+            ..Dimensions::default()
+        };
+        let mut one = ClosedStats::default();
+        one.add(&Closure::default());
+        builder.opened(1, &team("a"), 5);
+        builder.opened(1, &team("b"), 1);
+        builder.closed(1, &team("b"), &one);
+        builder.opened(1, &team("d"), 1);
+        builder.closed(1, &team("d"), &one);
+        builder.opened(1, &team("c"), 2);
+        builder.closed(1, &team("c"), &one);
+        let order: Vec<String> = builder.finish().groups.into_iter().map(|g| g.0).collect();
+        assert_eq!(order, ["c", "b", "d", "a"]);
     }
 }

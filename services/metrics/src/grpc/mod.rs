@@ -286,8 +286,7 @@ impl MetricsService for MetricsApi {
                 .await?;
         let entries = ranked
             .iter()
-            .enumerate()
-            .map(|(index, (who, stats))| {
+            .map(|(rank, who, stats)| {
                 let (median_resolution, average_resolution) =
                     median_and_average(stats.resolution.summary());
                 let (median_first, average_first) =
@@ -297,7 +296,7 @@ impl MetricsService for MetricsApi {
                     _ => (who.clone(), String::new()),
                 };
                 pb::LeaderboardEntry {
-                    rank: index as i32 + 1,
+                    rank: *rank as i32,
                     user_id,
                     team_id,
                     closed_count: stats.closed as i64,

@@ -334,6 +334,86 @@ fn history_of(
     }
 }
 
+/// Closing source and category count closed conversations only: the two open ones are in no group
+/// of theirs, and "no category" matches closes without one, not conversations still open.
+async fn check_closed_only_dimensions(
+    metrics: &pb::metrics_service_client::MetricsServiceClient<charla_testing::auth::TestChannel>,
+    env: &MetricsEnv,
+    whole: &pb::GetConversationMetricsRequest,
+) {
+    let grouped = |group_by: pb::GroupBy, filter: Option<pb::ConversationFilter>| {
+        let mut request = whole.clone();
+        request.group_by = group_by as i32;
+        request.filter = filter;
+        let request = env.req(request);
+        let mut metrics = metrics.clone();
+        async move {
+            metrics
+                .get_conversation_metrics(request)
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let rows = |report: &pb::GetConversationMetricsResponse| -> Vec<(String, i64, i64)> {
+        report
+            .groups
+            .iter()
+            .map(|g| {
+                let m = g.metrics.as_ref().unwrap();
+                let key = match g.key.as_ref().unwrap().key.as_ref().unwrap() {
+                    pb::group_key::Key::ClosedBy(source) => {
+                        conversation_pb::CloseSource::try_from(*source)
+                            .unwrap()
+                            .as_str_name()
+                            .to_owned()
+                    }
+                    pb::group_key::Key::ClosingCategory(category) => category.clone(),
+                    other => panic!("unexpected key {other:?}"),
+                };
+                (key, m.closed_count, m.opened_count)
+            })
+            .collect()
+    };
+    let row = |key: &str, closed: i64| (key.to_owned(), closed, closed);
+    // Closed by user (0, 3, 6, 9), workflow (1, 4, 7), bot (2, 5, 8); 10 and 11 still open.
+    let by_source = grouped(pb::GroupBy::ClosedBy, None).await;
+    assert_eq!(
+        rows(&by_source),
+        [
+            row("CLOSE_SOURCE_USER", 4),
+            row("CLOSE_SOURCE_BOT", 3),
+            row("CLOSE_SOURCE_WORKFLOW", 3)
+        ],
+        "no row for the open conversations"
+    );
+    assert_eq!(
+        by_source.totals.unwrap().opened_count,
+        12,
+        "totals count all"
+    );
+    // Categories: Sale (0, 3, 6, 9), Support (1, 4, 7), none (2, 5, 8).
+    let by_category = grouped(pb::GroupBy::ClosingCategory, None).await;
+    assert_eq!(
+        rows(&by_category),
+        [row("Sale", 4), row("", 3), row("Support", 3)]
+    );
+    let no_category = grouped(
+        pb::GroupBy::Unspecified,
+        Some(pb::ConversationFilter {
+            closing_categories: vec![String::new()],
+            ..Default::default()
+        }),
+    )
+    .await;
+    let totals = no_category.totals.unwrap();
+    assert_eq!(
+        (totals.closed_count, totals.opened_count),
+        (3, 3),
+        "no category: the three closed without one, not the two still open"
+    );
+}
+
 /// Checks every report against what the script says, over `days` UTC days from `first_day`.
 async fn check_reports(
     env: &mut MetricsEnv,
@@ -555,6 +635,28 @@ async fn check_reports(
         expected_groups.entry(c.assignee.to_owned()).or_default();
     }
     assert_eq!(groups, expected_groups);
+    // In the proto's order: closed count, then opened, most first; ties by key. Every assignee
+    // opened 3; ana and beto closed 3, carla and "" (none) 2.
+    let order: Vec<(String, i64, i64)> = grouped
+        .groups
+        .iter()
+        .map(|g| {
+            let m = g.metrics.as_ref().unwrap();
+            let key = format!("{:?}", g.key.as_ref().unwrap().key.as_ref().unwrap());
+            (key, m.closed_count, m.opened_count)
+        })
+        .collect();
+    let assignee = |id: &str, closed: i64| (format!("AssigneeUserId({id:?})"), closed, 3);
+    assert_eq!(
+        order,
+        [
+            assignee("ana", 3),
+            assignee("beto", 3),
+            assignee("", 2),
+            assignee("carla", 2)
+        ]
+    );
+    check_closed_only_dimensions(&metrics, env, &whole).await;
     let mut whatsapp_only = whole.clone();
     whatsapp_only.filter = Some(pb::ConversationFilter {
         channel_types: vec![ChannelType::Whatsapp as i32],
@@ -618,17 +720,28 @@ async fn check_reports(
         .await
         .unwrap()
         .into_inner();
-    let ranked: Vec<(String, i64)> = leaderboard
+    let ranked: Vec<(i32, String, i64)> = leaderboard
         .entries
         .iter()
-        .map(|e| (e.user_id.clone(), e.closed_count))
+        .map(|e| (e.rank, e.user_id.clone(), e.closed_count))
         .collect();
-    let mut expected_ranked: Vec<(String, i64)> = expected_groups
-        .into_iter()
-        .filter(|(id, _)| !id.is_empty())
-        .collect();
-    expected_ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    assert_eq!(ranked, expected_ranked);
+    assert_eq!(
+        (
+            expected_groups["ana"],
+            expected_groups["beto"],
+            expected_groups["carla"]
+        ),
+        (3, 3, 2)
+    );
+    assert_eq!(
+        ranked,
+        [
+            (1, "ana".to_owned(), 3),
+            (1, "beto".to_owned(), 3),
+            (3, "carla".to_owned(), 2)
+        ],
+        "equal values share a position, the next one skips it"
+    );
 
     // The export: one row per closed conversation, with its facts.
     let mut rows = Vec::new();
