@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
@@ -181,7 +182,7 @@ impl GrpcServer {
             .add_routes(self.routes.routes());
         let served = match self.tls {
             None => {
-                let incoming = TcpListenerStream::new(self.listener);
+                let incoming = TcpListenerStream::new(self.listener).map(no_delay);
                 router
                     .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
                     .await
@@ -195,6 +196,18 @@ impl GrpcServer {
         };
         Ok(served?)
     }
+}
+
+/// Turns Nagle's algorithm off on an accepted connection: gRPC writes whole messages, and waiting
+/// to coalesce them with the client's delayed ACK held every answer over one segment back ~40 ms.
+fn no_delay(
+    accepted: std::io::Result<tokio::net::TcpStream>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = accepted?;
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "can't set TCP_NODELAY");
+    }
+    Ok(stream)
 }
 
 /// A token that fires on SIGTERM or Ctrl-C (SIGINT), for `main` to hand to the services.

@@ -273,6 +273,10 @@ impl ServerTls {
                         continue;
                     }
                 };
+                // See `server::no_delay`: answers must not wait for the client's delayed ACK.
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "can't set TCP_NODELAY");
+                }
                 let acceptor = self.acceptor.clone();
                 let ready = ready.clone();
                 tokio::spawn(async move {
