@@ -7,7 +7,7 @@
 //! cargo bench -p charla-conversation --bench idle_streams
 //! ```
 //! Settings from the environment: `IDLE_STREAMS` (1000), `ROUNDS` (3), `CALLS` per measurement
-//! (300), `BACKENDS` (`sqlite,postgres`). PostgreSQL is found like the tests find it
+//! (1000: long enough to span the streams' 5 s safety polls), `BACKENDS` (`sqlite,postgres`). PostgreSQL is found like the tests find it
 //! (`CHARLA_TEST_POSTGRES_URL`) and skipped when unreachable.
 
 use std::net::SocketAddr;
@@ -49,7 +49,7 @@ impl Settings {
         Self {
             idle_streams: setting("IDLE_STREAMS", 1000),
             rounds: setting("ROUNDS", 3),
-            calls: setting("CALLS", 300),
+            calls: setting("CALLS", 1000),
             backends: backends
                 .split(',')
                 .filter_map(|name| match name.trim() {
@@ -151,7 +151,7 @@ async fn bench(backend: Backend, settings: &Settings) {
 
         let streams = open_idle_streams(services.conversation, settings.idle_streams).await;
         // Let every stream make its first read and go idle.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let samples = writer.measure(settings.calls).await;
         print_row(round, settings.idle_streams, &samples);
         busy.extend(samples);
