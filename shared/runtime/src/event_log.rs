@@ -8,16 +8,27 @@
 //! stream has no gaps to skip, whatever order concurrent transactions commit in. Writers to other
 //! partitions lock other rows and never wait for each other.
 //!
-//! New events wake streams without polling: a writer calls [`EventLog::notify_committed`] after its
-//! commit, which reaches the streams of this process; on PostgreSQL the append also issues a
-//! `NOTIFY` (delivered at commit) that a listener in every replica turns into the same wake-up.
+//! Each event also gets the next sequence of its workspace (1, 2, 3... per workspace). It is gap-free
+//! for the same reason: a workspace lives in one partition, so the append that numbers it holds
+//! that partition's head row lock until commit. A stream scoped to one workspace reads by these
+//! numbers, through an index that leads with the workspace, and reports them: it never sees, and
+//! can't count, the other workspaces' events in its partition. Unscoped streams (charla's own
+//! consumers) read partitions by partition sequence.
+//!
+//! New events wake streams without polling: a writer calls [`EventLog::notify_committed`] with the
+//! workspace it wrote after its commit, which reaches the streams of this process; on PostgreSQL
+//! the append also issues a `NOTIFY` naming the partition and workspace (delivered at commit) that a
+//! listener in every replica turns into the same wake-up. Only the streams a commit concerns wake
+//! (see [`wakeups`]): an idle stream scoped to another workspace costs nothing.
+
+mod wakeups;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sqlx::{AnyConnection, Row};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -26,6 +37,7 @@ use crate::app::StartError;
 use crate::clock::to_micros;
 use crate::db::{Backend, Database, MigrationFile};
 use crate::workspace::WorkspaceId;
+use wakeups::{Feed, Subscription, Wakeups};
 
 /// The tables of the event log on SQLite: a migration every service that writes events includes.
 pub const SQLITE_MIGRATION: MigrationFile = MigrationFile {
@@ -41,13 +53,31 @@ pub const POSTGRES_MIGRATION: MigrationFile = MigrationFile {
     sql: include_str!("../migrations/postgres/event_log.sql"),
 };
 
+/// Each event's sequence within its workspace, on SQLite. The shared runtime's migrations after the
+/// first take versions from 1001 up, clear of every service's own (2, 3...).
+pub const SQLITE_WORKSPACE_SEQUENCE_MIGRATION: MigrationFile = MigrationFile {
+    version: 1001,
+    description: "event log workspace sequence",
+    sql: include_str!("../migrations/sqlite/event_log_workspace_seq.sql"),
+};
+
+/// Each event's sequence within its workspace, on PostgreSQL.
+pub const POSTGRES_WORKSPACE_SEQUENCE_MIGRATION: MigrationFile = MigrationFile {
+    version: 1001,
+    description: "event log workspace sequence",
+    sql: include_str!("../migrations/postgres/event_log_workspace_seq.sql"),
+};
+
 /// The PostgreSQL notification channel that announces commits to the log.
 const NOTIFY_CHANNEL: &str = "charla_event_log";
 /// Events read from the database in one query.
 const READ_BATCH: i64 = 500;
-/// A stream re-reads this often even without a wake-up, in case a notification was lost while a
-/// listener reconnected. Not on the hot path: commits wake streams at once.
+/// A stream re-reads at least this often even without a wake-up, in case a notification was lost
+/// while a listener reconnected. Not on the hot path: commits wake streams at once.
 const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// Streams poll up to this much sooner than [`SAFETY_POLL`], each by its own amount, so that
+/// streams opened together don't poll together.
+const POLL_SPREAD_MS: u64 = 1000;
 
 /// Where an appended event landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,25 +90,29 @@ pub struct EventPosition {
     pub sequence: u64,
 }
 
-/// An event as stored: its position and its encoded protobuf message.
+/// An event as a stream reads it: its position and its encoded protobuf message. The message
+/// states the partition position it was appended at; a stream scoped to a workspace reports the
+/// position here instead (see `stream::LoggedEvent`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     /// The partition.
     pub partition: u32,
-    /// The sequence within the partition.
+    /// The sequence within the partition, or within the workspace for a scoped stream.
     pub sequence: u64,
     /// The encoded event message.
     pub payload: Vec<u8>,
-    /// The partition's last sequence when the event was read (0 when not looked up).
+    /// The last sequence of the partition (of the workspace, for a scoped stream) when the event
+    /// was read (0 when not looked up).
     pub head: u64,
 }
 
 /// What a consumer asks to read: a set of partitions, each from a position, optionally one workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamRequest {
-    /// For each partition read, the last sequence already seen.
+    /// For each partition read, the last sequence already seen. With a workspace, only the entry of
+    /// the workspace's partition counts, and its sequence is a workspace sequence.
     pub positions: BTreeMap<u32, u64>,
-    /// Only this workspace's events, when set.
+    /// Only this workspace's events, numbered by workspace sequence, when set.
     pub workspace: Option<WorkspaceId>,
 }
 
@@ -140,18 +174,17 @@ pub struct EventLog {
 struct Inner {
     db: Database,
     partitions: u32,
-    commits: watch::Sender<u64>,
+    wakeups: Arc<Wakeups>,
 }
 
 impl EventLog {
     /// The log in `db`, split into `partitions` partitions.
     pub fn new(db: Database, partitions: u32) -> Self {
-        let (commits, _) = watch::channel(0);
         Self {
             inner: Arc::new(Inner {
                 db,
                 partitions: partitions.max(1),
-                commits,
+                wakeups: Arc::default(),
             }),
         }
     }
@@ -197,7 +230,8 @@ impl EventLog {
 
     /// Appends an event inside the caller's transaction. `encode` receives the event's position
     /// and returns the encoded event message. Call this as the transaction's last statement: it
-    /// locks the partition's head row until commit.
+    /// locks the partition's head row until commit. The event's workspace sequence is taken under
+    /// that lock, so it too follows an event that has committed.
     pub async fn append(
         &self,
         conn: &mut AnyConnection,
@@ -222,8 +256,10 @@ impl EventLog {
         };
         let payload = encode(position);
         sqlx::query(
-            "INSERT INTO event_log (partition_no, seq, event_id, workspace_id, occurred_at, payload)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO event_log
+                 (partition_no, seq, event_id, workspace_id, occurred_at, payload, workspace_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, COALESCE(
+                 (SELECT max(workspace_seq) FROM event_log WHERE workspace_id = $4), 0) + 1)",
         )
         .bind(i64::from(partition))
         .bind(sequence)
@@ -234,49 +270,69 @@ impl EventLog {
         .execute(&mut *conn)
         .await?;
         if self.inner.db.backend() == Backend::Postgres {
+            // PostgreSQL folds identical notifications of one transaction into one.
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(NOTIFY_CHANNEL)
-                .bind(partition.to_string())
+                .bind(commit_notice(partition, workspace))
                 .execute(&mut *conn)
                 .await?;
         }
         Ok(position)
     }
 
-    /// Wakes this process's streams after a transaction that appended events has committed.
-    pub fn notify_committed(&self) {
-        self.inner.commits.send_modify(|version| *version += 1);
+    /// Wakes this process's streams that a committed transaction concerns: it appended events of
+    /// `workspace`. Call it after every commit of a transaction that appended.
+    pub fn notify_committed(&self, workspace: WorkspaceId) {
+        self.inner
+            .wakeups
+            .wake(self.partition_of(workspace), workspace);
     }
 
-    /// Up to `limit` events of `partition` after `after`, in order.
+    /// How many times commits have woken a stream of this process so far: a stream is woken only
+    /// by commits that may concern it.
+    pub fn wake_ups(&self) -> u64 {
+        self.inner.wakeups.woken()
+    }
+
+    /// Up to `limit` events of `partition` after partition sequence `after`, in order.
     pub async fn read(
         &self,
         partition: u32,
         after: u64,
-        workspace: Option<WorkspaceId>,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, ApiError> {
         let rows = sqlx::query(
             "SELECT seq, payload FROM event_log
-             WHERE partition_no = $1 AND seq > $2 AND ($3 = '' OR workspace_id = $3)
-             ORDER BY seq LIMIT $4",
+             WHERE partition_no = $1 AND seq > $2
+             ORDER BY seq LIMIT $3",
         )
         .bind(i64::from(partition))
         .bind(after as i64)
-        .bind(workspace.map(|w| w.to_string()).unwrap_or_default())
         .bind(limit)
         .fetch_all(self.inner.db.pool())
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(StoredEvent {
-                    partition,
-                    sequence: row.try_get::<i64, _>(0)? as u64,
-                    payload: row.try_get(1)?,
-                    head: 0,
-                })
-            })
-            .collect()
+        stored_events(rows, partition)
+    }
+
+    /// Up to `limit` events of `workspace` after workspace sequence `after`, in order, numbered
+    /// by workspace sequence.
+    pub async fn read_workspace(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT workspace_seq, payload FROM event_log
+             WHERE workspace_id = $1 AND workspace_seq > $2
+             ORDER BY workspace_seq LIMIT $3",
+        )
+        .bind(workspace.to_string())
+        .bind(after as i64)
+        .bind(limit)
+        .fetch_all(self.inner.db.pool())
+        .await?;
+        stored_events(rows, self.partition_of(workspace))
     }
 
     /// The last sequence handed out in `partition`.
@@ -289,6 +345,17 @@ impl EventLog {
             Some(row) => row.try_get::<i64, _>(0)? as u64,
             None => 0,
         })
+    }
+
+    /// The last sequence of `workspace`'s events.
+    pub async fn workspace_head(&self, workspace: WorkspaceId) -> Result<u64, ApiError> {
+        let last: Option<i64> =
+            sqlx::query("SELECT max(workspace_seq) FROM event_log WHERE workspace_id = $1")
+                .bind(workspace.to_string())
+                .fetch_one(self.inner.db.pool())
+                .await?
+                .try_get(0)?;
+        Ok(last.unwrap_or(0) as u64)
     }
 
     /// Streams the events `request` asks for: first what is stored, then each new event as it
@@ -308,26 +375,58 @@ impl EventLog {
         receiver
     }
 
+    /// What `request` reads, each from its position: partitions by partition sequence, or (scoped)
+    /// the workspace by workspace sequence if its partition is asked for.
+    fn feeds(&self, request: &StreamRequest) -> Vec<(Feed, u64)> {
+        match request.workspace {
+            None => request
+                .positions
+                .iter()
+                .map(|(partition, after)| (Feed::Partition(*partition), *after))
+                .collect(),
+            Some(workspace) => request
+                .positions
+                .get(&self.partition_of(workspace))
+                .map(|after| (Feed::Workspace(workspace), *after))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    async fn read_feed(&self, feed: Feed, after: u64) -> Result<Vec<StoredEvent>, ApiError> {
+        match feed {
+            Feed::Partition(partition) => self.read(partition, after, READ_BATCH).await,
+            Feed::Workspace(workspace) => self.read_workspace(workspace, after, READ_BATCH).await,
+        }
+    }
+
+    async fn feed_head(&self, feed: Feed) -> Result<u64, ApiError> {
+        match feed {
+            Feed::Partition(partition) => self.head(partition).await,
+            Feed::Workspace(workspace) => self.workspace_head(workspace).await,
+        }
+    }
+
     async fn pump(
         &self,
-        mut request: StreamRequest,
+        request: StreamRequest,
         sender: &mpsc::Sender<Result<StoredEvent, ApiError>>,
         shutdown: &CancellationToken,
     ) -> Result<(), ApiError> {
-        let mut commits = self.inner.commits.subscribe();
+        let mut feeds = self.feeds(&request);
+        let listed: Vec<Feed> = feeds.iter().map(|(feed, _)| *feed).collect();
+        // Subscribe *before* the first read, so a commit that lands during a read wakes the wait
+        // below instead of being missed.
+        let subscription = self.inner.wakeups.subscribe(&listed);
+        let poll = safety_poll(&subscription);
         loop {
-            // Mark the wake-ups seen *before* reading, so a commit that lands during the read
-            // wakes the wait below instead of being missed.
-            commits.borrow_and_update();
             let mut delivered_any = false;
-            for (partition, position) in request.positions.iter_mut() {
+            for (feed, position) in feeds.iter_mut() {
                 loop {
-                    let batch = self
-                        .read(*partition, *position, request.workspace, READ_BATCH)
-                        .await?;
+                    let batch = self.read_feed(*feed, *position).await?;
                     let full = batch.len() as i64 == READ_BATCH;
                     let head = match batch.last() {
-                        Some(_) => self.head(*partition).await?,
+                        Some(_) => self.feed_head(*feed).await?,
                         None => 0,
                     };
                     for mut event in batch {
@@ -349,8 +448,8 @@ impl EventLog {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = sender.closed() => return Ok(()),
-                changed = commits.changed() => if changed.is_err() { return Ok(()) },
-                _ = tokio::time::sleep(SAFETY_POLL) => {}
+                _ = subscription.woken() => {}
+                _ = tokio::time::sleep(poll) => {}
             }
         }
     }
@@ -372,7 +471,7 @@ impl EventLog {
                     tracing::warn!(%error, "event log listener lost its connection; reconnecting");
                 }
                 // Whatever was committed while we were away is found by the re-read this causes.
-                log.notify_committed();
+                log.inner.wakeups.wake_all();
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -388,17 +487,77 @@ impl EventLog {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 notification = listener.recv() => {
-                    notification?;
-                    self.notify_committed();
+                    match parse_commit_notice(notification?.payload()) {
+                        Some((partition, workspace)) => {
+                            self.inner.wakeups.wake(partition, workspace);
+                        }
+                        // A replica of an older release names only the partition.
+                        None => self.inner.wakeups.wake_all(),
+                    }
                 }
             }
         }
     }
 }
 
+/// The rows of an event read, as stored events of `partition`.
+fn stored_events(
+    rows: Vec<sqlx::any::AnyRow>,
+    partition: u32,
+) -> Result<Vec<StoredEvent>, ApiError> {
+    rows.into_iter()
+        .map(|row| {
+            Ok(StoredEvent {
+                partition,
+                sequence: row.try_get::<i64, _>(0)? as u64,
+                payload: row.try_get(1)?,
+                head: 0,
+            })
+        })
+        .collect()
+}
+
+/// How long a stream waits without a wake-up before it reads anyway: at most [`SAFETY_POLL`],
+/// less by an amount of its own.
+fn safety_poll(subscription: &Subscription) -> Duration {
+    let spread = subscription.id().wrapping_mul(0x9e37_79b9_7f4a_7c15) % POLL_SPREAD_MS;
+    SAFETY_POLL - Duration::from_millis(spread)
+}
+
+/// The NOTIFY payload announcing a commit: `partition/workspace`.
+fn commit_notice(partition: u32, workspace: WorkspaceId) -> String {
+    format!("{partition}/{workspace}")
+}
+
+fn parse_commit_notice(payload: &str) -> Option<(u32, WorkspaceId)> {
+    let (partition, workspace) = payload.split_once('/')?;
+    let workspace = Uuid::parse_str(workspace).ok()?;
+    Some((partition.parse().ok()?, WorkspaceId::new(workspace)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_notice_names_the_partition_and_the_workspace() {
+        let workspace = WorkspaceId::new(Uuid::now_v7());
+        assert_eq!(
+            parse_commit_notice(&commit_notice(3, workspace)),
+            Some((3, workspace))
+        );
+        assert_eq!(parse_commit_notice("3"), None, "an older replica's notice");
+    }
+
+    #[test]
+    fn streams_spread_their_safety_polls_within_the_bound() {
+        let wakeups = Arc::new(Wakeups::default());
+        let polls: std::collections::BTreeSet<Duration> = (0..20)
+            .map(|_| safety_poll(&wakeups.subscribe(&[])))
+            .collect();
+        assert!(polls.len() > 10, "polls are spread: {polls:?}");
+        assert!(polls.iter().all(|poll| *poll <= SAFETY_POLL));
+    }
 
     #[test]
     fn a_stream_request_reads_every_partition_by_default_from_the_cursor() {

@@ -1,5 +1,6 @@
 //! The event log's ordering guarantees, against a real database: a reader never passes a gap that
-//! a slower transaction fills later, and partitions don't wait for each other.
+//! a slower transaction fills later, partitions don't wait for each other, a workspace's events are
+//! numbered among themselves, and a commit wakes only the streams it concerns.
 
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +13,18 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const LOG_ONLY: Migrations = Migrations {
+    sqlite: &[
+        event_log::SQLITE_MIGRATION,
+        event_log::SQLITE_WORKSPACE_SEQUENCE_MIGRATION,
+    ],
+    postgres: &[
+        event_log::POSTGRES_MIGRATION,
+        event_log::POSTGRES_WORKSPACE_SEQUENCE_MIGRATION,
+    ],
+};
+
+/// The log as the first release made it, before workspace sequences.
+const FIRST_RELEASE: Migrations = Migrations {
     sqlite: &[event_log::SQLITE_MIGRATION],
     postgres: &[event_log::POSTGRES_MIGRATION],
 };
@@ -51,6 +64,9 @@ async fn next(
 backend_tests!(
     events_stream_in_sequence_order_and_new_ones_are_pushed,
     the_partition_count_never_goes_down,
+    a_scoped_stream_numbers_its_workspace_events_alone,
+    a_commit_wakes_only_the_streams_it_concerns,
+    events_written_before_the_upgrade_get_workspace_sequences,
 );
 
 async fn the_partition_count_never_goes_down(backend: Backend) {
@@ -83,7 +99,7 @@ async fn events_stream_in_sequence_order_and_new_ones_are_pushed(backend: Backen
         let mut tx = pool.begin().await.unwrap();
         append(&log, &mut tx, workspace, body).await;
         tx.commit().await.unwrap();
-        log.notify_committed();
+        log.notify_committed(workspace);
     }
     let request = StreamRequest::parse(1, &[], &[], None).unwrap();
     let mut events = log.stream(request, CancellationToken::new());
@@ -92,11 +108,213 @@ async fn events_stream_in_sequence_order_and_new_ones_are_pushed(backend: Backen
     let mut tx = pool.begin().await.unwrap();
     append(&log, &mut tx, workspace, "three").await;
     tx.commit().await.unwrap();
-    log.notify_committed();
+    log.notify_committed(workspace);
     let third = next(&mut events).await;
     assert_eq!(
         (third.sequence, third.payload.as_slice()),
         (3, b"three".as_slice())
+    );
+}
+
+/// Appends one event of `workspace` in a transaction of its own, and announces it.
+async fn commit_one(log: &EventLog, workspace: WorkspaceId, body: &str) -> u64 {
+    let mut tx = log_pool(log).begin().await.unwrap();
+    let sequence = append(log, &mut tx, workspace, body).await;
+    tx.commit().await.unwrap();
+    log.notify_committed(workspace);
+    sequence
+}
+
+/// Two workspaces write in one partition: a stream scoped to one of them counts its events 1, 2,
+/// 3, resumes from a workspace cursor, and its head is the workspace's; the unscoped stream keeps
+/// partition sequences.
+async fn a_scoped_stream_numbers_its_workspace_events_alone(backend: Backend) {
+    let Some(log) = log_with(backend, 1).await else {
+        return;
+    };
+    let (mine, other) = (
+        WorkspaceId::new(Uuid::now_v7()),
+        WorkspaceId::new(Uuid::now_v7()),
+    );
+    for (workspace, body) in [(mine, "a1"), (other, "b1"), (other, "b2"), (mine, "a2")] {
+        commit_one(&log, workspace, body).await;
+    }
+    let scoped = StreamRequest::parse(1, &[], &[], Some(mine)).unwrap();
+    let mut scoped = log.stream(scoped, CancellationToken::new());
+    let read: Vec<(u64, Vec<u8>, u64)> = [next(&mut scoped).await, next(&mut scoped).await]
+        .into_iter()
+        .map(|event| (event.sequence, event.payload, event.head))
+        .collect();
+    assert_eq!(
+        read,
+        [(1, b"a1".to_vec(), 2), (2, b"a2".to_vec(), 2)],
+        "the workspace's own numbers and head"
+    );
+    commit_one(&log, other, "b3").await;
+    commit_one(&log, mine, "a3").await;
+    let third = next(&mut scoped).await;
+    assert_eq!(
+        (third.sequence, third.payload.as_slice()),
+        (3, b"a3".as_slice())
+    );
+
+    let resumed = StreamRequest::parse(1, &[], &[(0, 2)], Some(mine)).unwrap();
+    let mut resumed = log.stream(resumed, CancellationToken::new());
+    let after_cursor = next(&mut resumed).await;
+    assert_eq!(
+        (
+            after_cursor.sequence,
+            after_cursor.payload.as_slice(),
+            after_cursor.head
+        ),
+        (3, b"a3".as_slice(), 3)
+    );
+
+    let unscoped = StreamRequest::parse(1, &[], &[], None).unwrap();
+    let mut unscoped = log.stream(unscoped, CancellationToken::new());
+    let mut sequences = Vec::new();
+    for _ in 0..6 {
+        let event = next(&mut unscoped).await;
+        assert_eq!(event.head, 6, "the partition's head");
+        sequences.push(event.sequence);
+    }
+    assert_eq!(sequences, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        (
+            log.head(0).await.unwrap(),
+            log.workspace_head(mine).await.unwrap()
+        ),
+        (6, 3)
+    );
+}
+
+/// Idle streams of other workspaces are not woken by a commit: only the unscoped streams of its
+/// partition and the streams scoped to its workspace are.
+async fn a_commit_wakes_only_the_streams_it_concerns(backend: Backend) {
+    let Some(log) = log_with(backend, 1).await else {
+        return;
+    };
+    let (mine, other) = (
+        WorkspaceId::new(Uuid::now_v7()),
+        WorkspaceId::new(Uuid::now_v7()),
+    );
+    commit_one(&log, mine, "first").await;
+    let scoped = StreamRequest::parse(1, &[], &[], Some(mine)).unwrap();
+    let mut scoped = log.stream(scoped, CancellationToken::new());
+    let unscoped = StreamRequest::parse(1, &[], &[], None).unwrap();
+    let mut unscoped = log.stream(unscoped, CancellationToken::new());
+    // Once each has read the first event it is subscribed, and idle.
+    next(&mut scoped).await;
+    next(&mut unscoped).await;
+
+    let before = log.wake_ups();
+    for n in 0..10 {
+        commit_one(&log, other, &format!("elsewhere {n}")).await;
+        next(&mut unscoped).await;
+    }
+    assert_eq!(
+        log.wake_ups() - before,
+        10,
+        "only the unscoped stream wakes for another workspace's commits"
+    );
+    assert!(scoped.try_recv().is_err());
+
+    commit_one(&log, mine, "mine").await;
+    assert_eq!(
+        log.wake_ups() - before,
+        12,
+        "both streams wake for this one"
+    );
+    let event = next(&mut scoped).await;
+    assert_eq!(
+        (event.sequence, event.payload.as_slice()),
+        (2, b"mine".as_slice())
+    );
+}
+
+/// Events stored before the workspace sequence existed are numbered by the migration, per
+/// workspace in partition order, and new ones follow on.
+async fn events_written_before_the_upgrade_get_workspace_sequences(backend: Backend) {
+    let Some(url) = fresh_database_url(backend).await else {
+        return;
+    };
+    let (first, second) = (
+        WorkspaceId::new(Uuid::now_v7()),
+        WorkspaceId::new(Uuid::now_v7()),
+    );
+    let old = Database::connect(&url, &FIRST_RELEASE).await.unwrap();
+    for (seq, workspace) in [(1, first), (2, second), (3, first), (4, first), (5, second)] {
+        insert_as_the_first_release(&old, seq, workspace).await;
+    }
+    old.close().await;
+
+    let db = Database::connect(&url, &LOG_ONLY).await.unwrap();
+    let log = EventLog::open(db, 1).await.unwrap();
+    commit_one(&log, first, "after").await;
+    let numbered = |events: Vec<StoredEvent>| -> Vec<(u64, String)> {
+        events
+            .into_iter()
+            .map(|e| (e.sequence, String::from_utf8(e.payload).unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        numbered(log.read_workspace(first, 0, 10).await.unwrap()),
+        [(1, "1"), (2, "3"), (3, "4"), (4, "after")].map(|(n, b)| (n, b.to_owned()))
+    );
+    assert_eq!(
+        numbered(log.read_workspace(second, 0, 10).await.unwrap()),
+        [(1, "2"), (2, "5")].map(|(n, b)| (n, b.to_owned()))
+    );
+}
+
+/// An append as the first release wrote it: no workspace sequence; the payload is the sequence.
+async fn insert_as_the_first_release(db: &Database, seq: i64, workspace: WorkspaceId) {
+    sqlx::query(
+        "INSERT INTO event_log_heads (partition_no, last_seq) VALUES (0, $1)
+         ON CONFLICT (partition_no) DO UPDATE SET last_seq = $1",
+    )
+    .bind(seq)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO event_log (partition_no, seq, event_id, workspace_id, occurred_at, payload)
+         VALUES (0, $1, $2, $3, 0, $4)",
+    )
+    .bind(seq)
+    .bind(Uuid::now_v7().to_string())
+    .bind(workspace.to_string())
+    .bind(seq.to_string().into_bytes())
+    .execute(db.pool())
+    .await
+    .unwrap();
+}
+
+/// During a rolling update a replica of the previous release appends without a workspace
+/// sequence; the database numbers its event so scoped streams don't miss it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_replica_s_append_gets_a_workspace_sequence() {
+    let Some(log) = log_with(Backend::Postgres, 1).await else {
+        return;
+    };
+    let workspace = WorkspaceId::new(Uuid::now_v7());
+    commit_one(&log, workspace, "new replica").await;
+    insert_as_the_first_release(log.database(), 2, workspace).await;
+    commit_one(&log, workspace, "new replica again").await;
+    let sequences: Vec<(u64, Vec<u8>)> = log
+        .read_workspace(workspace, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.sequence, e.payload))
+        .collect();
+    assert_eq!(
+        sequences,
+        [
+            (1, b"new replica".to_vec()),
+            (2, b"2".to_vec()),
+            (3, b"new replica again".to_vec())
+        ]
     );
 }
 
@@ -125,39 +343,43 @@ async fn a_reader_never_passes_an_event_still_being_committed() {
             let mut tx = pool.begin().await.unwrap();
             let sequence = append(&log, &mut tx, workspace, "fast").await;
             tx.commit().await.unwrap();
-            log.notify_committed();
+            log.notify_committed(workspace);
             sequence
         }
     });
 
     let request = StreamRequest::parse(1, &[], &[], None).unwrap();
     let mut events = log.stream(request, CancellationToken::new());
+    let scoped = StreamRequest::parse(1, &[], &[], Some(workspace)).unwrap();
+    let mut scoped = log.stream(scoped, CancellationToken::new());
     // While the slow transaction is open, nothing may be visible: not even the fast one's event,
     // which would let the reader skip sequence 1.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        events.try_recv().is_err(),
+        events.try_recv().is_err() && scoped.try_recv().is_err(),
         "no event is visible before the slow one commits"
     );
-    assert!(log.read(0, 0, None, 10).await.unwrap().is_empty());
+    assert!(log.read(0, 0, 10).await.unwrap().is_empty());
     assert!(
         !fast.is_finished(),
         "the later writer waits for the earlier one"
     );
 
     slow.commit().await.unwrap();
-    log.notify_committed();
+    log.notify_committed(workspace);
     assert_eq!(fast.await.unwrap(), 2);
-    let first = next(&mut events).await;
-    let second = next(&mut events).await;
-    assert_eq!(
-        (first.sequence, first.payload.as_slice()),
-        (1, b"slow".as_slice())
-    );
-    assert_eq!(
-        (second.sequence, second.payload.as_slice()),
-        (2, b"fast".as_slice())
-    );
+    for events in [&mut events, &mut scoped] {
+        let first = next(events).await;
+        let second = next(events).await;
+        assert_eq!(
+            (first.sequence, first.payload.as_slice()),
+            (1, b"slow".as_slice())
+        );
+        assert_eq!(
+            (second.sequence, second.payload.as_slice()),
+            (2, b"fast".as_slice())
+        );
+    }
 }
 
 /// A rolled-back append gives its sequence number to the next writer: no hole is left behind.

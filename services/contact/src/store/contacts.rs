@@ -117,7 +117,7 @@ impl ContactStore {
         )
         .await?;
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok((contact, true))
     }
 
@@ -217,7 +217,7 @@ impl ContactStore {
         )
         .await?;
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok(contact)
     }
 
@@ -236,7 +236,7 @@ impl ContactStore {
         self.record(&mut tx, workspace, id, ContactChange::Deleted)
             .await?;
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok(())
     }
 

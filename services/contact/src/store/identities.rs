@@ -67,7 +67,7 @@ impl ContactStore {
             self.touch(&mut tx, &mut contact).await?;
         }
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok(contact)
     }
 
@@ -100,7 +100,7 @@ impl ContactStore {
         contact.identities.retain(|owned| owned != &identity);
         self.touch(&mut tx, &mut contact).await?;
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok(contact)
     }
 
@@ -158,7 +158,7 @@ impl ContactStore {
             )
             .await?;
             tx.commit().await?;
-            self.events.notify_committed();
+            self.events.notify_committed(workspace);
             return Ok((contact, true));
         }
         Err(ApiError::Unavailable(

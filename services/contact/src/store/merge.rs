@@ -41,7 +41,7 @@ impl ContactStore {
         };
         self.record(&mut tx, workspace, id, change).await?;
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok(contact)
     }
 
@@ -112,7 +112,7 @@ impl ContactStore {
         )
         .await?;
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok((primary, secondary))
     }
 

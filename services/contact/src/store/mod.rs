@@ -24,12 +24,14 @@ pub use import::ImportOutcome;
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         event_log::SQLITE_MIGRATION,
+        event_log::SQLITE_WORKSPACE_SEQUENCE_MIGRATION,
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
+        event_log::POSTGRES_WORKSPACE_SEQUENCE_MIGRATION,
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,

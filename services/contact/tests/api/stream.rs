@@ -6,12 +6,13 @@ use charla_proto::charla::contact::v1 as pb;
 use charla_testing::{Backend, assert_invalid_field, backend_tests, in_workspace};
 use tonic::Streaming;
 
-use crate::helpers::{spawn_app, spawn_app_on, whatsapp};
+use crate::helpers::{TestApp, spawn_app, spawn_app_on, whatsapp};
 
 backend_tests!(
     the_stream_replays_history_then_pushes_new_events,
     the_stream_resumes_from_a_cursor_after_a_restart,
     a_workspace_scoped_stream_sees_only_its_workspace,
+    a_workspace_scoped_stream_numbers_its_own_events_and_resumes_there,
     a_stream_with_an_unknown_partition_is_refused,
     stopping_the_service_ends_open_streams,
     the_stream_info_gives_partitions_and_heads,
@@ -40,16 +41,30 @@ async fn the_stream_info_gives_partitions_and_heads(backend: Backend) {
     );
 }
 
-/// The next event, failing the test if none arrives within a generous bound (this guards against
-/// a hang; it measures nothing).
-async fn next_event(stream: &mut Streaming<pb::StreamContactEventsResponse>) -> pb::ContactEvent {
+/// The next response, failing the test if none arrives within a generous bound (this guards
+/// against a hang; it measures nothing).
+async fn next_response(
+    stream: &mut Streaming<pb::StreamContactEventsResponse>,
+) -> pb::StreamContactEventsResponse {
     tokio::time::timeout(Duration::from_secs(10), stream.message())
         .await
         .expect("an event arrives")
         .expect("the stream is healthy")
         .expect("the stream is open")
-        .event
-        .expect("an event")
+}
+
+/// The next event (see [`next_response`]).
+async fn next_event(stream: &mut Streaming<pb::StreamContactEventsResponse>) -> pb::ContactEvent {
+    next_response(stream).await.event.expect("an event")
+}
+
+/// (sequence, partition head, contact) of the next event.
+async fn next_position(
+    stream: &mut Streaming<pb::StreamContactEventsResponse>,
+) -> (u64, u64, String) {
+    let response = next_response(stream).await;
+    let event = response.event.expect("an event");
+    (event.sequence, response.partition_head, event.contact_id)
 }
 
 fn from_start() -> pb::StreamContactEventsRequest {
@@ -140,25 +155,34 @@ async fn the_stream_resumes_from_a_cursor_after_a_restart(backend: Backend) {
     assert_eq!(next.contact_id, third.contact_id);
 }
 
-async fn a_workspace_scoped_stream_sees_only_its_workspace(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
-    let mut client = app.client().await;
-    let other = uuid::Uuid::now_v7();
-    client
+/// Creates a contact in another workspace than the app's.
+async fn create_elsewhere(app: &TestApp, workspace: uuid::Uuid, first_name: &str) -> String {
+    app.client()
+        .await
         .create_contact(in_workspace(
-            other,
+            workspace,
             pb::CreateContactRequest {
                 contact: Some(pb::Contact {
-                    first_name: "Elsewhere".into(),
+                    first_name: first_name.into(),
                     ..Default::default()
                 }),
                 request_id: String::new(),
             },
         ))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner()
+        .contact
+        .unwrap()
+        .contact_id
+}
+
+async fn a_workspace_scoped_stream_sees_only_its_workspace(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let mut client = app.client().await;
+    create_elsewhere(&app, uuid::Uuid::now_v7(), "Elsewhere").await;
     let mine = app.create("Víctor", None).await;
     let mut stream = client
         .stream_contact_events(app.req(from_start()))
@@ -168,9 +192,79 @@ async fn a_workspace_scoped_stream_sees_only_its_workspace(backend: Backend) {
     let event = next_event(&mut stream).await;
     assert_eq!(event.contact_id, mine.contact_id);
     assert_eq!(
-        event.sequence, 2,
-        "the other workspace's event is skipped, not renumbered"
+        event.sequence, 1,
+        "numbered among the workspace's own events: the other workspace's is not counted"
     );
+}
+
+/// Another workspace writes in the same partition (there is one) before, between and after this
+/// workspace's events: the scoped stream counts 1, 2, 3 with the workspace's own head, resumes
+/// from a workspace cursor, while the unscoped stream keeps partition sequences.
+async fn a_workspace_scoped_stream_numbers_its_own_events_and_resumes_there(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let mut client = app.client().await;
+    let other = uuid::Uuid::now_v7();
+    let elsewhere_first = create_elsewhere(&app, other, "Otra").await;
+    let first = app.create("Ana", None).await.contact_id;
+    create_elsewhere(&app, other, "Otro").await;
+    let second = app.create("Berta", None).await.contact_id;
+
+    let mut scoped = client
+        .stream_contact_events(app.req(from_start()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next_position(&mut scoped).await, (1, 2, first.clone()));
+    assert_eq!(next_position(&mut scoped).await, (2, 2, second.clone()));
+    create_elsewhere(&app, other, "Otra más").await;
+    let third = app.create("Carla", None).await.contact_id;
+    assert_eq!(
+        next_position(&mut scoped).await,
+        (3, 3, third.clone()),
+        "a live event: the head is still the workspace's"
+    );
+
+    let partition = next_event(
+        &mut client
+            .stream_contact_events(app.req(from_start()))
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await
+    .partition;
+    let mut resumed = client
+        .stream_contact_events(app.req(pb::StreamContactEventsRequest {
+            cursor: vec![pb::PartitionCursor {
+                partition,
+                sequence: 2,
+            }],
+            partitions: vec![],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next_position(&mut resumed).await, (3, 3, third.clone()));
+
+    let mut unscoped = client
+        .stream_contact_events(from_start())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut read = Vec::new();
+    for _ in 0..6 {
+        read.push(next_position(&mut unscoped).await);
+    }
+    let sequences: Vec<(u64, u64)> = read.iter().map(|(s, h, _)| (*s, *h)).collect();
+    assert_eq!(
+        sequences,
+        (1..=6).map(|s| (s, 6)).collect::<Vec<_>>(),
+        "the unscoped stream counts every workspace's events of the partition"
+    );
+    assert_eq!(read[0].2, elsewhere_first);
+    assert_eq!(read[5].2, third);
 }
 
 async fn a_stream_with_an_unknown_partition_is_refused(backend: Backend) {

@@ -82,7 +82,7 @@ impl ConversationStore {
         self.record(&mut tx, &conversation, deadline, ConversationChange::Closed)
             .await?;
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok(true)
     }
 }

@@ -112,7 +112,7 @@ impl ConversationStore {
             self.record(&mut tx, snapshot, *at, change).await?;
         }
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok(ImportOutcome::Imported(conversation.id))
     }
 

@@ -94,7 +94,7 @@ impl ConversationStore {
             self.remember(&mut tx, workspace, request.request_id, conversation.id)
                 .await?;
             tx.commit().await?;
-            self.events.notify_committed();
+            self.events.notify_committed(workspace);
             return Ok((conversation, true));
         }
         Err(busy())
@@ -198,7 +198,7 @@ impl ConversationStore {
                 self.record(&mut tx, conversation, now, change).await?;
             }
             tx.commit().await?;
-            self.events.notify_committed();
+            self.events.notify_committed(workspace);
             return Ok(Recorded {
                 conversation,
                 recorded: true,
@@ -333,7 +333,7 @@ impl ConversationStore {
             .await?;
         self.remember(&mut tx, workspace, request_id, id).await?;
         tx.commit().await?;
-        self.events.notify_committed();
+        self.events.notify_committed(workspace);
         Ok(conversation)
     }
 
@@ -360,7 +360,7 @@ impl ConversationStore {
             )
             .await?;
             tx.commit().await?;
-            self.events.notify_committed();
+            self.events.notify_committed(workspace);
         }
         Ok(conversation)
     }
@@ -383,7 +383,7 @@ impl ConversationStore {
             let change = ConversationChange::Unassigned { change, actor };
             self.record(&mut tx, &conversation, now, change).await?;
             tx.commit().await?;
-            self.events.notify_committed();
+            self.events.notify_committed(workspace);
         }
         Ok(conversation)
     }

@@ -24,7 +24,7 @@ impl ConversationStore {
         if !consumer.claim(&mut tx, partition, sequence).await? {
             return Ok(());
         }
-        let mut closed_any = false;
+        let mut closed_in = None;
         if let Some((workspace, contact, into)) = close_merged {
             self.mark_merged(&mut tx, workspace, contact, into).await?;
         }
@@ -43,11 +43,11 @@ impl ConversationStore {
             self.save(&mut tx, &conversation).await?;
             self.record(&mut tx, &conversation, now, ConversationChange::Closed)
                 .await?;
-            closed_any = true;
+            closed_in = Some(workspace);
         }
         tx.commit().await?;
-        if closed_any {
-            self.events.notify_committed();
+        if let Some(workspace) = closed_in {
+            self.events.notify_committed(workspace);
         }
         Ok(())
     }

@@ -30,11 +30,13 @@ pub use queries::{ConversationFilter, ConversationPage};
 pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         event_log::SQLITE_MIGRATION,
+        event_log::SQLITE_WORKSPACE_SEQUENCE_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
+        event_log::POSTGRES_WORKSPACE_SEQUENCE_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
     ],

@@ -12,6 +12,7 @@ mod messages;
 mod opening;
 mod reads;
 mod replicas;
+mod stream;
 mod test_clock;
 mod tls;
 mod validation;

@@ -11,14 +11,31 @@ use crate::helpers::{spawn_env, start_conversation};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_on_one_replica_wakes_streams_on_another() {
+    wakes_a_stream_on_another_replica(true).await;
+}
+
+/// The notification names the partition too: charla's own (unscoped) consumers wake as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_on_one_replica_wakes_unscoped_streams_on_another() {
+    wakes_a_stream_on_another_replica(false).await;
+}
+
+async fn wakes_a_stream_on_another_replica(scoped: bool) {
     let Some(env) = spawn_env(Backend::Postgres).await else {
         return;
     };
     let other = start_conversation(&env.conversation_db, env.contact_addr, &env.clock).await;
+    let request = pb::StreamConversationEventsRequest::default();
+    let request = if scoped {
+        env.req(request)
+    } else {
+        // The channel presents a service token: charla's own consumers read this way.
+        tonic::Request::new(request)
+    };
     let mut stream = ConversationServiceClient::new(
         charla_testing::connect(format!("http://{}", other.addr)).await,
     )
-    .stream_conversation_events(env.req(pb::StreamConversationEventsRequest::default()))
+    .stream_conversation_events(request)
     .await
     .unwrap()
     .into_inner();
