@@ -1069,7 +1069,23 @@ impl WorkspaceA {
                 .expect("A's metrics")
                 .into_inner();
             let totals = report.totals.unwrap_or_default();
-            if totals.closed_count == 2 && totals.opened_count == 3 {
+            // The open conversation's assignment comes after its opening: wait for both, so the
+            // live counts A is compared against later are final too.
+            let live = metrics
+                .get_dashboard(in_workspace(
+                    self.workspace,
+                    metrics_pb::GetDashboardRequest::default(),
+                ))
+                .await
+                .expect("A's dashboard")
+                .into_inner()
+                .dashboard
+                .unwrap_or_default();
+            if totals.closed_count == 2
+                && totals.opened_count == 3
+                && live.open_count == 1
+                && live.unassigned_count == 0
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
