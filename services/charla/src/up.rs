@@ -50,6 +50,10 @@ pub struct UpArgs {
     /// Log format.
     #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+
+    /// Allow `RebuildAggregates` on the metrics service (it recomputes every workspace).
+    #[arg(long, env = "CHARLA_ALLOW_REBUILD")]
+    allow_rebuild: bool,
 }
 
 impl UpArgs {
@@ -100,7 +104,10 @@ async fn start_all(
     let metrics_config = args.service_config(args.metrics_port, "metrics");
     let metrics = charla_metrics::build(
         &metrics_config,
-        &charla_metrics::ServiceConfig::new(conversation_url),
+        &charla_metrics::ServiceConfig {
+            allow_rebuild: args.allow_rebuild,
+            ..charla_metrics::ServiceConfig::new(conversation_url)
+        },
         clock.clone(),
         shutdown.clone(),
     )

@@ -29,6 +29,7 @@ fn charla_up() -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
     let ports = [free_port(), free_port(), free_port()];
     let child = Command::new(env!("CARGO_BIN_EXE_charla"))
         .envs(test_auth_env())
+        .env("CHARLA_ALLOW_REBUILD", "true")
         .arg("up")
         .arg("--data-dir")
         .arg(&data_dir)
@@ -165,6 +166,13 @@ async fn charla_up_runs_every_service_and_stops_cleanly() {
         open_now, 1,
         "the metrics service follows the conversation service"
     );
+    // CHARLA_ALLOW_REBUILD reaches the metrics service of `charla up`, and a rebuild keeps the count.
+    let rebuilt = metrics
+        .rebuild_aggregates(metrics_pb::RebuildAggregatesRequest {})
+        .await
+        .expect("charla up passes CHARLA_ALLOW_REBUILD on")
+        .into_inner();
+    assert!(rebuilt.events_applied >= 1, "{rebuilt:?}");
 
     // A development mode: web pages on any origin may call every service.
     for port in [contact_port, conversation_port, metrics_port] {

@@ -44,16 +44,17 @@ impl PerWorkspace {
     }
 
     fn try_acquire(&self, workspace: WorkspaceId) -> Option<OwnedSemaphorePermit> {
-        let semaphore = {
-            let mut map = self.semaphores.lock().unwrap_or_else(|e| e.into_inner());
-            if map.len() >= SWEEP_AT {
-                map.retain(|_, s| s.available_permits() < self.size);
-            }
-            map.entry(workspace)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.size)))
-                .clone()
-        };
-        semaphore.try_acquire_owned().ok()
+        // The permit is taken under the lock, so a sweep can't drop a semaphore between its
+        // lookup and its use (which would give the workspace a second, full one).
+        let mut map = self.semaphores.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, s| s.available_permits() < self.size);
+        }
+        map.entry(workspace)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.size)))
+            .clone()
+            .try_acquire_owned()
+            .ok()
     }
 }
 

@@ -30,10 +30,23 @@ enum Source {
 }
 
 /// A service credential; as a tonic interceptor it puts `authorization: Bearer …` on each call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServiceCredential {
     source: Source,
     cached: Arc<Mutex<Option<(String, Instant)>>>,
+}
+
+impl std::fmt::Debug for ServiceCredential {
+    // Never the token: it acts in every workspace.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Minted { request, .. } => format!("minted for {}", request.subject),
+            Source::File(path) => format!("file {}", path.display()),
+        };
+        f.debug_struct("ServiceCredential")
+            .field("source", &source)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServiceCredential {
@@ -81,10 +94,22 @@ impl ServiceCredential {
         }
         let token = match &self.source {
             Source::Minted { key, request } => mint(key, request, SystemTime::now())?,
-            Source::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("can't read the service token {}: {e}", path.display()))?
-                .trim()
-                .to_owned(),
+            Source::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => text.trim().to_owned(),
+                // A Secret being rotated may be missing for a moment: keep the token we have.
+                Err(error) => match cached.as_ref() {
+                    Some((token, _)) => {
+                        tracing::warn!(%error, path = %path.display(), "can't re-read the service token; keeping the last one");
+                        return Ok(token.clone());
+                    }
+                    None => {
+                        return Err(format!(
+                            "can't read the service token {}: {error}",
+                            path.display()
+                        ));
+                    }
+                },
+            },
         };
         *cached = Some((token.clone(), Instant::now()));
         Ok(token)
