@@ -14,6 +14,7 @@ use charla_runtime::auth::{Role, authorize, authorize_service};
 use charla_runtime::clock::{SharedClock, to_micros};
 use charla_runtime::fair_share::stream_slot;
 use charla_runtime::validate::text;
+use charla_runtime::workspace::WORKSPACE_HEADER;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -364,7 +365,15 @@ impl MetricsService for MetricsApi {
         &self,
         request: Request<pb::RebuildAggregatesRequest>,
     ) -> Result<Response<pb::RebuildAggregatesResponse>, Status> {
-        authorize_service(&request)?;
+        if authorize_service(&request)?.is_some() {
+            // A workspace named here would suggest a rebuild of that workspace alone.
+            return Err(ApiError::invalid(
+                WORKSPACE_HEADER,
+                "RebuildAggregates rebuilds every workspace: call it with a service token that \
+                 names no workspace",
+            )
+            .into());
+        }
         if !self.allow_rebuild {
             return Err(ApiError::precondition(
                 "REBUILD_DISABLED",

@@ -782,6 +782,15 @@ async fn check_reports(
         .unwrap()
         .into_inner();
     assert_eq!(after_restart, report);
+    // A rebuild is of every workspace: a call naming one is refused, naming the metadata.
+    let mut scoped = tonic::Request::new(pb::RebuildAggregatesRequest {});
+    scoped
+        .metadata_mut()
+        .insert("x-workspace-id", env.workspace.to_string().parse().unwrap());
+    charla_testing::assert_invalid_field(
+        metrics.rebuild_aggregates(scoped).await,
+        "x-workspace-id",
+    );
     let rebuilt = metrics
         .rebuild_aggregates(tonic::Request::new(pb::RebuildAggregatesRequest {}))
         .await
