@@ -20,16 +20,21 @@ fn reason(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_workspace_with_all_its_streams_open_is_refused_and_others_are_not() {
+/// Settings of a contact service on a fresh SQLite file.
+async fn sqlite_config() -> RuntimeConfig {
     let url = fresh_database_url(charla_testing::Backend::Sqlite)
         .await
         .unwrap();
-    let mut config = RuntimeConfig::new(
+    RuntimeConfig::new(
         "127.0.0.1:0".parse().unwrap(),
         url,
         charla_testing::auth_config(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_workspace_with_all_its_streams_open_is_refused_and_others_are_not() {
+    let mut config = sqlite_config().await;
     config.max_streams_per_workspace = 2;
     let busy = Uuid::now_v7();
     let app = spawn_configured(config, busy).await;
@@ -79,14 +84,7 @@ async fn a_workspace_with_all_its_streams_open_is_refused_and_others_are_not() {
 
 #[tokio::test]
 async fn a_workspace_with_all_its_calls_in_flight_is_refused_and_others_are_not() {
-    let url = fresh_database_url(charla_testing::Backend::Sqlite)
-        .await
-        .unwrap();
-    let mut config = RuntimeConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        url,
-        charla_testing::auth_config(),
-    );
+    let mut config = sqlite_config().await;
     config.max_concurrent_requests_per_workspace = 1;
     let busy = Uuid::now_v7();
     let app = spawn_configured(config, busy).await;
