@@ -7,7 +7,8 @@
 //! cargo bench -p charla-conversation --bench idle_streams
 //! ```
 //! Settings from the environment: `IDLE_STREAMS` (1000), `ROUNDS` (3), `CALLS` per measurement
-//! (1000: long enough to span the streams' 5 s safety polls), `BACKENDS` (`sqlite,postgres`). PostgreSQL is found like the tests find it
+//! (1000; the streams' safety polls, every 24-30 s each, are spread evenly over time), `BACKENDS`
+//! (`sqlite,postgres`). PostgreSQL is found like the tests find it
 //! (`CHARLA_TEST_POSTGRES_URL`) and skipped when unreachable.
 
 use std::net::SocketAddr;
