@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use charla_runtime::app::Application;
 use charla_runtime::auth::Role;
-use charla_runtime::auth::config::AuthConfig;
 use charla_runtime::auth::keys::KeySet;
 use charla_runtime::config::{LogFormat, RuntimeConfig};
+use charla_runtime::cors::AllowedOrigins;
 use charla_runtime::test_clock::ServiceClock;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -57,24 +57,56 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
-    fn service_config(&self, port: u16, name: &str) -> RuntimeConfig {
+    /// A service's settings as its own binary reads them (every `CHARLA_*` variable it knows
+    /// passes through: pool sizes, partitions, timeouts, limits...), except what `charla up`
+    /// decides itself: the address, the SQLite file in the data folder, the key set, the log
+    /// format and the peers (`peer` flags).
+    fn service_config<C: clap::Parser>(
+        &self,
+        port: u16,
+        name: &str,
+        peer: &[(&str, String)],
+    ) -> Result<C, Box<dyn std::error::Error>> {
         let file = self.keys.data_dir.join(format!("{name}.db"));
-        let auth = AuthConfig {
-            auth_jwks: Some(self.keys.jwks_path()),
-            auth_issuer: self.keys.issuer.clone(),
-            auth_audience: self.keys.audience.clone(),
-            ..AuthConfig::default()
-        };
-        let mut config = RuntimeConfig::new(
-            SocketAddr::new(self.host, port),
-            format!("sqlite:{}", file.display()),
-            auth,
+        let mut flags = vec![
+            ("listen-addr", SocketAddr::new(self.host, port).to_string()),
+            ("database-url", format!("sqlite:{}", file.display())),
+            ("auth-jwks", self.keys.jwks_path().display().to_string()),
+            ("log-format", log_format_name(self.log_format)),
+        ];
+        let keys = &self.keys;
+        flags.extend(keys.issuer.clone().map(|issuer| ("auth-issuer", issuer)));
+        flags.extend(
+            keys.audience
+                .clone()
+                .map(|audience| ("auth-audience", audience)),
         );
-        config.log_format = self.log_format;
-        // A development mode: pages on any origin (a local dev server's port) may call.
-        config.cors = charla_runtime::cors::CorsConfig::any_origin();
-        config
+        flags.extend(peer.iter().cloned());
+        let args = std::iter::once(format!("charla-{name}")).chain(
+            flags
+                .iter()
+                .map(|(flag, value)| format!("--{flag}={value}")),
+        );
+        C::try_parse_from(args).map_err(|error| format!("{name} settings: {error}").into())
     }
+
+    /// What `charla up` changes in every service's shared settings.
+    fn adapt(&self, runtime: &mut RuntimeConfig) {
+        // A development mode: unless told otherwise, pages on any origin (a local dev server's
+        // port) may call.
+        if runtime.cors.cors_allowed_origins == AllowedOrigins::default() {
+            runtime.cors = charla_runtime::cors::CorsConfig::any_origin();
+        }
+    }
+}
+
+/// The name `--log-format` takes for `format`.
+fn log_format_name(format: LogFormat) -> String {
+    use clap::ValueEnum;
+    format
+        .to_possible_value()
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default()
 }
 
 /// A started service: its name, its settings and the application.
@@ -87,35 +119,46 @@ async fn start_all(
     clock: &ServiceClock,
     shutdown: &CancellationToken,
 ) -> Result<Vec<Started>, Box<dyn std::error::Error>> {
-    let contact_config = args.service_config(args.contact_port, "contact");
-    let contact = charla_contact::build(&contact_config, clock.clone(), shutdown.clone()).await?;
+    let mut contact_config: charla_contact::Config =
+        args.service_config(args.contact_port, "contact", &[])?;
+    args.adapt(&mut contact_config.runtime);
+    let contact =
+        charla_contact::build(&contact_config.runtime, clock.clone(), shutdown.clone()).await?;
     let contact_url = format!("http://{}", reachable(contact.local_addr()));
 
-    let conversation_config = args.service_config(args.conversation_port, "conversation");
+    let mut conversation_config: charla_conversation::Config = args.service_config(
+        args.conversation_port,
+        "conversation",
+        &[("contact-url", contact_url)],
+    )?;
+    args.adapt(&mut conversation_config.runtime);
     let conversation = charla_conversation::build(
-        &conversation_config,
-        &charla_conversation::ServiceConfig::new(contact_url),
+        &conversation_config.runtime,
+        &conversation_config.service,
         clock.clone(),
         shutdown.clone(),
     )
     .await?;
     let conversation_url = format!("http://{}", reachable(conversation.local_addr()));
 
-    let metrics_config = args.service_config(args.metrics_port, "metrics");
+    let mut metrics_config: charla_metrics::Config = args.service_config(
+        args.metrics_port,
+        "metrics",
+        &[("conversation-url", conversation_url)],
+    )?;
+    args.adapt(&mut metrics_config.runtime);
+    metrics_config.service.allow_rebuild |= args.allow_rebuild;
     let metrics = charla_metrics::build(
-        &metrics_config,
-        &charla_metrics::ServiceConfig {
-            allow_rebuild: args.allow_rebuild,
-            ..charla_metrics::ServiceConfig::new(conversation_url)
-        },
+        &metrics_config.runtime,
+        &metrics_config.service,
         clock.clone(),
         shutdown.clone(),
     )
     .await?;
     Ok(vec![
-        ("contact", contact_config, contact),
-        ("conversation", conversation_config, conversation),
-        ("metrics", metrics_config, metrics),
+        ("contact", contact_config.runtime, contact),
+        ("conversation", conversation_config.runtime, conversation),
+        ("metrics", metrics_config.runtime, metrics),
     ])
 }
 

@@ -24,12 +24,22 @@ fn free_port() -> u16 {
 /// Starts `charla up` on free ports and a fresh data folder: the process, the folder and the
 /// contact, conversation and metrics ports.
 fn charla_up() -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
+    charla_up_with(&[], Stdio::null())
+}
+
+/// Starts `charla up` as [`charla_up`] does, with `env` set as well and its standard error sent
+/// to `stderr`.
+fn charla_up_with(
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
     let data_dir =
         std::env::temp_dir().join(format!("charla-up-{}", uuid::Uuid::now_v7().simple()));
     let ports = [free_port(), free_port(), free_port()];
     let child = Command::new(env!("CARGO_BIN_EXE_charla"))
         .envs(test_auth_env())
         .env("CHARLA_ALLOW_REBUILD", "true")
+        .envs(env.iter().copied())
         .arg("up")
         .arg("--data-dir")
         .arg(&data_dir)
@@ -37,7 +47,7 @@ fn charla_up() -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
         .args(["--conversation-port", &ports[1].to_string()])
         .args(["--metrics-port", &ports[2].to_string()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start charla up");
     (child, data_dir, ports)
@@ -86,6 +96,50 @@ async fn preflight(port: u16, origin: &str) -> String {
     let mut answer = Vec::new();
     socket.read_to_end(&mut answer).await.unwrap();
     String::from_utf8_lossy(&answer).to_ascii_lowercase()
+}
+
+/// Every service setting reaches the services `charla up` runs, as it reaches `charla serve`.
+#[tokio::test]
+async fn charla_up_passes_the_service_settings_through() {
+    let (mut child, data_dir, [contact_port, conversation_port, _]) =
+        charla_up_with(&[("CHARLA_EVENT_PARTITIONS", "3")], Stdio::null());
+    let contact_info = ContactServiceClient::new(connect(contact_port).await)
+        .get_contact_event_stream_info(contact_pb::GetContactEventStreamInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let conversation_info = ConversationServiceClient::new(connect(conversation_port).await)
+        .get_conversation_event_stream_info(pb::GetConversationEventStreamInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            contact_info.partition_count,
+            conversation_info.partition_count
+        ),
+        (3, 3)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&data_dir).ok();
+
+    // The pool settings too: a minimum above the maximum stops it, naming both.
+    let (child, data_dir, _) = charla_up_with(
+        &[
+            ("CHARLA_DB_MIN_CONNECTIONS", "5"),
+            ("CHARLA_DB_MAX_CONNECTIONS", "2"),
+        ],
+        Stdio::piped(),
+    );
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("CHARLA_DB_MIN_CONNECTIONS (5) is above CHARLA_DB_MAX_CONNECTIONS (2)"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&data_dir).ok();
 }
 
 #[tokio::test]

@@ -33,7 +33,8 @@ pub async fn build(
     clock: ServiceClock,
     shutdown: CancellationToken,
 ) -> Result<Application, StartError> {
-    let db = Database::connect(&config.database_url, &store::MIGRATIONS).await?;
+    let db = Database::connect_with_pool(&config.database_url, &config.db_pool, &store::MIGRATIONS)
+        .await?;
     let events = EventLog::open(db.clone(), config.event_partitions).await?;
     events.spawn_commit_listener(shutdown.clone());
     let store = store::ContactStore::new(db, events, clock.shared());

@@ -99,9 +99,10 @@ pub async fn build(
         shutdown.clone(),
     )
     .map_err(BuildError::ContactUrl)?;
-    let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
-        .await
-        .map_err(StartError::from)?;
+    let db =
+        Database::connect_with_pool(&runtime.database_url, &runtime.db_pool, &store::MIGRATIONS)
+            .await
+            .map_err(StartError::from)?;
     let events = EventLog::open(db.clone(), runtime.event_partitions)
         .await
         .map_err(BuildError::Start)?;

@@ -95,9 +95,10 @@ pub async fn build(
         shutdown.clone(),
     )
     .map_err(BuildError::ConversationUrl)?;
-    let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
-        .await
-        .map_err(StartError::from)?;
+    let db =
+        Database::connect_with_pool(&runtime.database_url, &runtime.db_pool, &store::MIGRATIONS)
+            .await
+            .map_err(StartError::from)?;
     let db_for_leases = db.clone();
     let store = store::MetricsStore::new(db);
     let lag = consumer::LagReporter::new(app.server().health(), service.max_lag_events);

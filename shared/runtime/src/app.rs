@@ -36,6 +36,13 @@ pub enum StartError {
          the partition count can't go down"
     )]
     EventPartitionsLowered { configured: u32, used: u32 },
+    /// CHARLA_EVENT_PARTITIONS differs from the count recorded at the database's first start.
+    #[error(
+        "CHARLA_EVENT_PARTITIONS is {configured}, but this database's event log was created with \
+         {recorded} (the partition count is recorded at the first start and fixed for the \
+         database's life); set {recorded}, or leave it unset to use the recorded count"
+    )]
+    EventPartitionsDiffer { configured: u32, recorded: u32 },
     /// Callers' tokens can't be checked, or peers can't be called, with the configured keys.
     #[error(transparent)]
     Auth(#[from] AuthSetupError),

@@ -52,14 +52,19 @@ pub struct RuntimeConfig {
     pub max_streams_per_workspace: usize,
 
     /// Partitions of the service's event stream (a hash of the workspace id picks one). 1 suits
-    /// SQLite, a few dozen PostgreSQL. Fixed for the life of a database.
-    #[arg(long, env = "CHARLA_EVENT_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub event_partitions: u32,
+    /// SQLite, a few dozen PostgreSQL. Recorded in the database at its first start (1 if unset
+    /// then) and fixed for its life: unset, a replica uses the recorded count; set to another
+    /// count, it refuses to start.
+    #[arg(long, env = "CHARLA_EVENT_PARTITIONS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub event_partitions: Option<u32>,
 
     /// Run on a test clock that only `TestClockService` moves (for trying out time-based
     /// behaviour); never in production.
     #[arg(long, env = "CHARLA_TEST_CLOCK", default_value_t = false)]
     pub test_clock: bool,
+
+    #[command(flatten)]
+    pub db_pool: crate::db::PoolConfig,
 
     #[command(flatten)]
     pub auth: AuthConfig,
@@ -83,8 +88,9 @@ impl RuntimeConfig {
             max_concurrent_requests: 512,
             max_concurrent_requests_per_workspace: 64,
             max_streams_per_workspace: 16,
-            event_partitions: 1,
+            event_partitions: None,
             test_clock: false,
+            db_pool: Default::default(),
             auth,
             tls: Default::default(),
             cors: Default::default(),

@@ -58,6 +58,70 @@ pub enum DbError {
     /// The folder of an SQLite file could not be created.
     #[error("can't create the folder of the SQLite file: {0}")]
     Folder(#[source] std::io::Error),
+    /// The pool's minimum is above its maximum.
+    #[error(
+        "CHARLA_DB_MIN_CONNECTIONS ({min}) is above CHARLA_DB_MAX_CONNECTIONS ({max}); \
+         the minimum must not exceed the maximum"
+    )]
+    PoolSize { min: u32, max: u32 },
+}
+
+/// Connections each process opens besides its pool, at most: the commit listener (a service
+/// with an event log, on PostgreSQL) and the partition leases (a service consuming another's
+/// stream).
+pub const CONNECTIONS_OUTSIDE_THE_POOL: u32 = 2;
+
+/// The connection pool's size and how long idle connections stay open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct PoolConfig {
+    /// Most connections this process's pool opens to PostgreSQL (an SQLite file always takes
+    /// one). Each process also holds up to 2 connections outside the pool (the commit listener,
+    /// the consumer's partition leases), so size it for the fleet: the sum, over every service on
+    /// one PostgreSQL server, of replicas × (this + 2) must stay below that server's
+    /// `max_connections` less its `superuser_reserved_connections` (100 and 3 by default).
+    #[arg(long, env = "CHARLA_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_max_connections: u32,
+
+    /// Connections the pool keeps open even when idle (opened in the background at start-up,
+    /// so the first calls after a quiet spell don't wait for a connection). At most the maximum.
+    #[arg(long, env = "CHARLA_DB_MIN_CONNECTIONS", default_value_t = 0)]
+    pub db_min_connections: u32,
+
+    /// Seconds a connection above the minimum may stay idle before the pool closes it; 0 keeps
+    /// idle connections open.
+    #[arg(long, env = "CHARLA_DB_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub db_idle_timeout_secs: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            db_max_connections: 16,
+            db_min_connections: 0,
+            db_idle_timeout_secs: 600,
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The pool's options for `backend`: SQLite takes one writer at a time, so a single connection
+    /// queues writers in the pool instead of failing them with SQLITE_BUSY.
+    fn options(&self, backend: Backend) -> Result<AnyPoolOptions, DbError> {
+        let (min, max) = (self.db_min_connections, self.db_max_connections);
+        if min > max {
+            return Err(DbError::PoolSize { min, max });
+        }
+        let (min, max) = match backend {
+            Backend::Sqlite => (min.min(1), 1),
+            Backend::Postgres => (min, max),
+        };
+        let idle =
+            (self.db_idle_timeout_secs > 0).then(|| Duration::from_secs(self.db_idle_timeout_secs));
+        Ok(AnyPoolOptions::new()
+            .max_connections(max)
+            .min_connections(min)
+            .idle_timeout(idle))
+    }
 }
 
 /// A migrated connection pool.
@@ -69,24 +133,32 @@ pub struct Database {
 }
 
 impl Database {
-    /// Opens the database at `url` (creating an SQLite file if missing) and runs `migrations`.
-    /// Replicas that start together on one PostgreSQL migrate it once: the migrator holds an
-    /// advisory lock while it runs.
+    /// Opens the database at `url` (creating an SQLite file if missing) with the default pool and
+    /// runs `migrations`.
     pub async fn connect(url: &str, migrations: &Migrations) -> Result<Self, DbError> {
+        Self::connect_with_pool(url, &PoolConfig::default(), migrations).await
+    }
+
+    /// Opens the database at `url` (creating an SQLite file if missing) with a pool sized by
+    /// `pool` and runs `migrations`. Replicas that start together on one PostgreSQL migrate it
+    /// once: the migrator holds an advisory lock while it runs.
+    pub async fn connect_with_pool(
+        url: &str,
+        pool: &PoolConfig,
+        migrations: &Migrations,
+    ) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let backend = backend_of(url)?;
-        let (url, max_connections) = match backend {
+        let pool_options = pool.options(backend)?;
+        let url = match backend {
             Backend::Sqlite => {
                 create_sqlite_folder(url)?;
-                (sqlite_url(url), 1)
+                sqlite_url(url)
             }
-            Backend::Postgres => (url.to_owned(), 16),
+            Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?;
-        let pool = AnyPoolOptions::new()
-            // SQLite takes one writer at a time; a single connection queues writers in the pool
-            // instead of failing them with SQLITE_BUSY.
-            .max_connections(max_connections)
+        let pool = pool_options
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |connection, _| {
                 Box::pin(async move {

@@ -68,6 +68,20 @@ pub const POSTGRES_WORKSPACE_SEQUENCE_MIGRATION: MigrationFile = MigrationFile {
     sql: include_str!("../migrations/postgres/event_log_workspace_seq.sql"),
 };
 
+/// The partition count recorded at the first start, on SQLite.
+pub const SQLITE_PARTITION_COUNT_MIGRATION: MigrationFile = MigrationFile {
+    version: 1002,
+    description: "event log partition count",
+    sql: include_str!("../migrations/sqlite/event_log_partition_count.sql"),
+};
+
+/// The partition count recorded at the first start, on PostgreSQL.
+pub const POSTGRES_PARTITION_COUNT_MIGRATION: MigrationFile = MigrationFile {
+    version: 1002,
+    description: "event log partition count",
+    sql: include_str!("../migrations/postgres/event_log_partition_count.sql"),
+};
+
 /// The PostgreSQL notification channel that announces commits to the log.
 const NOTIFY_CHANNEL: &str = "charla_event_log";
 /// Events read from the database in one query.
@@ -191,23 +205,44 @@ impl EventLog {
         }
     }
 
-    /// The log in `db` with `partitions` partitions, refusing a count below one the log already
-    /// uses: events of a dropped partition would never be read again.
-    pub async fn open(db: Database, partitions: u32) -> Result<Self, StartError> {
-        let used: Option<i64> = sqlx::query("SELECT max(partition_no) FROM event_log_heads")
-            .fetch_one(db.pool())
-            .await
-            .and_then(|row| row.try_get(0))
-            .map_err(|e| StartError::Database(crate::db::DbError::Connect(e)))?;
-        if let Some(used) = used
-            && used >= i64::from(partitions)
+    /// The log in `db` with the partition count recorded in it. The first start records
+    /// `configured` (1 when unset); every later one uses the recorded count and refuses a
+    /// `configured` count that differs, since replicas that disagree would send a workspace's
+    /// events to different partitions. A database from before counts were recorded gets the
+    /// configured count recorded, unless it is below a partition the log already uses (whose
+    /// events would never be read again).
+    pub async fn open(db: Database, configured: Option<u32>) -> Result<Self, StartError> {
+        let database_error = |e| StartError::Database(crate::db::DbError::Connect(e));
+        let recorded = match recorded_partitions(&db).await.map_err(database_error)? {
+            Some(recorded) => recorded,
+            None => {
+                let proposed = configured.unwrap_or(1);
+                refuse_dropping_used_partitions(&db, proposed).await?;
+                // Replicas starting together race here; the first insert wins and the others
+                // read its count below.
+                sqlx::query(
+                    "INSERT INTO event_log_partition_count (only_row, partitions) VALUES (1, $1)
+                     ON CONFLICT (only_row) DO NOTHING",
+                )
+                .bind(i64::from(proposed))
+                .execute(db.pool())
+                .await
+                .map_err(database_error)?;
+                recorded_partitions(&db)
+                    .await
+                    .map_err(database_error)?
+                    .unwrap_or(proposed)
+            }
+        };
+        if let Some(configured) = configured
+            && configured != recorded
         {
-            return Err(StartError::EventPartitionsLowered {
-                configured: partitions,
-                used: used as u32,
+            return Err(StartError::EventPartitionsDiffer {
+                configured,
+                recorded,
             });
         }
-        Ok(Self::new(db, partitions))
+        Ok(Self::new(db, recorded))
     }
 
     /// The database the log lives in.
@@ -499,6 +534,31 @@ impl EventLog {
                 }
             }
         }
+    }
+}
+
+/// The partition count recorded in `db`, if one is.
+async fn recorded_partitions(db: &Database) -> Result<Option<u32>, sqlx::Error> {
+    let row = sqlx::query("SELECT partitions FROM event_log_partition_count WHERE only_row = 1")
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|row| row.try_get::<i64, _>(0).map(|count| count as u32))
+        .transpose()
+}
+
+/// Refuses a partition count that would leave a partition the log already uses unread.
+async fn refuse_dropping_used_partitions(db: &Database, partitions: u32) -> Result<(), StartError> {
+    let used: Option<i64> = sqlx::query("SELECT max(partition_no) FROM event_log_heads")
+        .fetch_one(db.pool())
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(|e| StartError::Database(crate::db::DbError::Connect(e)))?;
+    match used {
+        Some(used) if used >= i64::from(partitions) => Err(StartError::EventPartitionsLowered {
+            configured: partitions,
+            used: used as u32,
+        }),
+        _ => Ok(()),
     }
 }
 

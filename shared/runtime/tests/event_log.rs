@@ -16,10 +16,12 @@ const LOG_ONLY: Migrations = Migrations {
     sqlite: &[
         event_log::SQLITE_MIGRATION,
         event_log::SQLITE_WORKSPACE_SEQUENCE_MIGRATION,
+        event_log::SQLITE_PARTITION_COUNT_MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
         event_log::POSTGRES_WORKSPACE_SEQUENCE_MIGRATION,
+        event_log::POSTGRES_PARTITION_COUNT_MIGRATION,
     ],
 };
 
@@ -64,29 +66,53 @@ async fn next(
 backend_tests!(
     events_stream_in_sequence_order_and_new_ones_are_pushed,
     the_partition_count_never_goes_down,
+    the_partition_count_is_recorded_at_the_first_start,
     a_scoped_stream_numbers_its_workspace_events_alone,
     a_commit_wakes_only_the_streams_it_concerns,
     events_written_before_the_upgrade_get_workspace_sequences,
 );
 
+/// A log written before partition counts were recorded: the count recorded on upgrade may not
+/// drop a partition in use.
 async fn the_partition_count_never_goes_down(backend: Backend) {
     let Some(url) = fresh_database_url(backend).await else {
         return;
     };
     let db = Database::connect(&url, &LOG_ONLY).await.unwrap();
-    let log = EventLog::open(db.clone(), 8).await.unwrap();
+    let unrecorded = EventLog::new(db.clone(), 8);
     let busy = std::iter::repeat_with(|| WorkspaceId::new(Uuid::now_v7()))
-        .find(|w| log.partition_of(*w) == 7)
+        .find(|w| unrecorded.partition_of(*w) == 7)
         .unwrap();
-    let mut tx = db.pool().begin().await.unwrap();
-    append(&log, &mut tx, busy, "in partition 7").await;
-    tx.commit().await.unwrap();
-    assert!(
-        EventLog::open(db.clone(), 16).await.is_ok(),
-        "more partitions are fine"
-    );
-    let error = EventLog::open(db, 4).await.unwrap_err();
+    commit_one(&unrecorded, busy, "in partition 7").await;
+    let error = EventLog::open(db.clone(), Some(4)).await.unwrap_err();
     assert!(error.to_string().contains("can't go down"), "{error}");
+    let error = EventLog::open(db.clone(), None).await.unwrap_err();
+    assert!(error.to_string().contains("can't go down"), "{error}");
+    let log = EventLog::open(db.clone(), Some(8)).await.unwrap();
+    assert_eq!(log.partitions(), 8, "the refused counts were not recorded");
+}
+
+async fn the_partition_count_is_recorded_at_the_first_start(backend: Backend) {
+    let Some(url) = fresh_database_url(backend).await else {
+        return;
+    };
+    let db = Database::connect(&url, &LOG_ONLY).await.unwrap();
+    assert_eq!(
+        EventLog::open(db.clone(), None).await.unwrap().partitions(),
+        1
+    );
+    let error = EventLog::open(db.clone(), Some(4)).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "CHARLA_EVENT_PARTITIONS is 4, but this database's event log was created with 1 (the \
+         partition count is recorded at the first start and fixed for the database's life); set \
+         1, or leave it unset to use the recorded count"
+    );
+    assert_eq!(
+        EventLog::open(db, Some(1)).await.unwrap().partitions(),
+        1,
+        "the recorded count itself is fine"
+    );
 }
 
 async fn events_stream_in_sequence_order_and_new_ones_are_pushed(backend: Backend) {
@@ -249,7 +275,7 @@ async fn events_written_before_the_upgrade_get_workspace_sequences(backend: Back
     old.close().await;
 
     let db = Database::connect(&url, &LOG_ONLY).await.unwrap();
-    let log = EventLog::open(db, 1).await.unwrap();
+    let log = EventLog::open(db, Some(1)).await.unwrap();
     commit_one(&log, first, "after").await;
     let numbered = |events: Vec<StoredEvent>| -> Vec<(u64, String)> {
         events

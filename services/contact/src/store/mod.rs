@@ -25,6 +25,7 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         event_log::SQLITE_MIGRATION,
         event_log::SQLITE_WORKSPACE_SEQUENCE_MIGRATION,
+        event_log::SQLITE_PARTITION_COUNT_MIGRATION,
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,
@@ -32,6 +33,7 @@ pub const MIGRATIONS: Migrations = Migrations {
     postgres: &[
         event_log::POSTGRES_MIGRATION,
         event_log::POSTGRES_WORKSPACE_SEQUENCE_MIGRATION,
+        event_log::POSTGRES_PARTITION_COUNT_MIGRATION,
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,

@@ -9,6 +9,7 @@ mod hostile_input;
 mod identities;
 mod import;
 mod merge;
+mod partitions;
 mod platform;
 mod resolve;
 mod stream;

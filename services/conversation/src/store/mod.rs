@@ -31,12 +31,14 @@ pub const MIGRATIONS: Migrations = Migrations {
     sqlite: &[
         event_log::SQLITE_MIGRATION,
         event_log::SQLITE_WORKSPACE_SEQUENCE_MIGRATION,
+        event_log::SQLITE_PARTITION_COUNT_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
         event_log::POSTGRES_WORKSPACE_SEQUENCE_MIGRATION,
+        event_log::POSTGRES_PARTITION_COUNT_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
     ],

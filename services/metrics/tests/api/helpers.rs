@@ -88,7 +88,7 @@ pub async fn spawn_env_partitioned(
     let service = charla_conversation::ServiceConfig::new(format!("http://{contact_addr}"));
     let shared = ServiceClock::Test(clock.clone());
     let mut conversation_config = config(&conversation_db);
-    conversation_config.event_partitions = partitions;
+    conversation_config.event_partitions = Some(partitions);
     let conversation =
         charla_conversation::build(&conversation_config, &service, shared, shutdown.clone())
             .await

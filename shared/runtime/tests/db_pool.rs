@@ -1,0 +1,117 @@
+//! The connection pool is sized as configured (CHARLA_DB_MAX_CONNECTIONS, _MIN_, _IDLE_TIMEOUT_SECS):
+//! PostgreSQL never sees more connections from it than the maximum, the minimum is kept open, and
+//! settings that contradict each other are refused, naming both.
+
+use std::time::Duration;
+
+use charla_runtime::db::{Database, DbError, Migrations, PoolConfig};
+use charla_testing::{Backend, fresh_database_url};
+
+const NOTHING: Migrations = Migrations {
+    sqlite: &[],
+    postgres: &[],
+};
+
+/// Connections to `database` that PostgreSQL counts, other than the one asking.
+async fn connections_to(observer: &Database, database: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(database)
+    .fetch_one(observer.pool())
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sees_no_more_connections_than_the_maximum_and_keeps_the_minimum() {
+    let Some(url) = fresh_database_url(Backend::Postgres).await else {
+        return;
+    };
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = charla_testing::postgres_admin_url();
+    let observer = Database::connect(&admin_url, &NOTHING).await.unwrap();
+    let pool = PoolConfig {
+        db_max_connections: 3,
+        db_min_connections: 2,
+        db_idle_timeout_secs: 0,
+    };
+    let db = Database::connect_with_pool(&url, &pool, &NOTHING)
+        .await
+        .unwrap();
+
+    // The minimum is opened in the background: wait for it (bounded), without any query.
+    let mut open = 0;
+    for _ in 0..100 {
+        open = connections_to(&observer, &database).await;
+        if open >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(open, 2, "the minimum is kept open while idle");
+
+    // Twelve queries at once, each holding its connection a while: three at a time.
+    let queries: Vec<_> = (0..12)
+        .map(|_| {
+            let pool = db.pool().clone();
+            tokio::spawn(async move {
+                sqlx::query("SELECT pg_sleep(0.2)")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    let mut most = 0;
+    while queries.iter().any(|query| !query.is_finished()) {
+        most = most.max(connections_to(&observer, &database).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for query in queries {
+        query.await.unwrap();
+    }
+    assert_eq!(
+        most, 3,
+        "busy, the pool opens up to its maximum and no more"
+    );
+}
+
+#[tokio::test]
+async fn a_minimum_above_the_maximum_is_refused_naming_both() {
+    let Some(url) = fresh_database_url(Backend::Sqlite).await else {
+        return;
+    };
+    let pool = PoolConfig {
+        db_max_connections: 2,
+        db_min_connections: 5,
+        ..PoolConfig::default()
+    };
+    let error = Database::connect_with_pool(&url, &pool, &NOTHING)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, DbError::PoolSize { min: 5, max: 2 }));
+    assert!(
+        error
+            .to_string()
+            .starts_with("CHARLA_DB_MIN_CONNECTIONS (5) is above CHARLA_DB_MAX_CONNECTIONS (2)"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_sqlite_file_takes_one_connection_whatever_the_maximum() {
+    let Some(url) = fresh_database_url(Backend::Sqlite).await else {
+        return;
+    };
+    let pool = PoolConfig {
+        db_max_connections: 8,
+        ..PoolConfig::default()
+    };
+    let db = Database::connect_with_pool(&url, &pool, &NOTHING)
+        .await
+        .unwrap();
+    assert_eq!(db.pool().options().get_max_connections(), 1);
+}
