@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the Kubernetes manifests without a cluster: `kubectl kustomize` renders each overlay,
 # every object validates against the Kubernetes schemas (the oldest release the manifests need,
-# 1.30 for the preStop sleep, and the newest), and k8s_check.py checks what schemas can't (probes,
+# 1.27 for gRPC probes, and the newest), and k8s_check.py checks what schemas can't (probes,
 # resources, security contexts, scaling, disruption budgets, network policies, grace periods).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,10 +20,10 @@ trap 'rm -rf "$rendered"' EXIT
 declare -A external=([dev]="" [prod]="charla-database charla-auth")
 for overlay in dev prod; do
   "$venv/bin/kubectl" kustomize "$repo/k8s/overlays/$overlay" >"$rendered/$overlay.yaml"
-  for version in 1.30.0 1.37.0; do
+  for version in 1.27.0 1.37.0; do
     "$venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$rendered/$overlay.yaml"
   done
-  echo "  $overlay: renders, and every object validates against Kubernetes 1.30 and 1.37"
+  echo "  $overlay: renders, and every object validates against Kubernetes 1.27 and 1.37"
   # shellcheck disable=SC2086 # a list of names
   "$venv/bin/python" "$here/k8s_check.py" "$overlay" "$rendered/$overlay.yaml" ${external[$overlay]}
 done

@@ -15,6 +15,7 @@ import sys
 
 import yaml
 
+# What the services assume when a setting is unset (`charla serve SERVICE --help`).
 DEFAULT_REQUEST_TIMEOUT_SECS = 30
 
 
@@ -133,26 +134,28 @@ class Checker:
             for p in self.of_kind("NetworkPolicy")
         ):
             self.problem(deployment, "no NetworkPolicy of its own selects its pods")
-        drain = self.request_timeout(pod) + max(
-            ((c.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
-            for c in pod["containers"]
+        drain = self.setting(pod, "CHARLA_DRAIN_DELAY_SECS", 0) + self.setting(
+            pod, "CHARLA_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS
         )
         grace = pod.get("terminationGracePeriodSeconds", 30)
         if grace <= drain:
             self.problem(deployment, f"terminationGracePeriodSeconds {grace} is not longer than the drain ({drain} s)")
 
-    def request_timeout(self, pod):
-        """CHARLA_REQUEST_TIMEOUT_SECS as the pod's containers get it (the longest)."""
+    def setting(self, pod, variable, default):
+        """A numeric setting as the pod's containers get it (the largest), or `default`."""
         config_maps = {c["metadata"]["name"]: c.get("data") or {} for c in self.of_kind("ConfigMap")}
-        timeout = DEFAULT_REQUEST_TIMEOUT_SECS
+        values = []
         for container in pod["containers"]:
+            value = None
+            # Later sources win, as in Kubernetes: envFrom in order, then env.
             for source in container.get("envFrom") or []:
                 data = config_maps.get((source.get("configMapRef") or {}).get("name"), {})
-                timeout = max(timeout, int(data.get("CHARLA_REQUEST_TIMEOUT_SECS", timeout)))
-            for variable in container.get("env") or []:
-                if variable["name"] == "CHARLA_REQUEST_TIMEOUT_SECS" and "value" in variable:
-                    timeout = max(timeout, int(variable["value"]))
-        return timeout
+                value = data.get(variable, value)
+            for entry in container.get("env") or []:
+                if entry["name"] == variable and "value" in entry:
+                    value = entry["value"]
+            values.append(default if value is None else int(value))
+        return max(values, default=default)
 
     def run(self):
         deployments = self.of_kind("Deployment")

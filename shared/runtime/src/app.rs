@@ -125,6 +125,11 @@ impl Application {
         }
     }
 
+    /// What turns this service's health answers NOT_SERVING, for when it starts to leave.
+    pub fn health_switch(&self) -> crate::drain::HealthSwitch {
+        self.server.health_switch()
+    }
+
     /// The address the service listens on (the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -139,9 +144,9 @@ impl Application {
     }
 }
 
-/// What a service's `main` does: logging as configured, a shutdown token fired by SIGTERM or
-/// Ctrl-C, the clock the configuration asks for, then build and serve until drained. Exits 0
-/// after a clean drain.
+/// What a service's `main` does: logging as configured, the clock the configuration asks for,
+/// then build and serve until drained. SIGTERM or Ctrl-C turns health NOT_SERVING, and after
+/// CHARLA_DRAIN_DELAY_SECS fires the shutdown token. Exits 0 after a clean drain.
 pub async fn serve_main<F, Fut, E>(name: &str, config: &RuntimeConfig, build: F) -> ExitCode
 where
     F: FnOnce(ServiceClock, CancellationToken) -> Fut,
@@ -149,17 +154,30 @@ where
     E: std::fmt::Display,
 {
     crate::telemetry::init(config.log_format);
-    let shutdown = crate::server::shutdown_on_signals();
-    match build(config.clock(), shutdown).await {
-        Ok(app) => match app.run().await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!(%error, service = name, "service failed");
-                ExitCode::FAILURE
-            }
-        },
+    let signalled = crate::server::shutdown_on_signals();
+    let shutdown = CancellationToken::new();
+    match build(config.clock(), shutdown.clone()).await {
+        Ok(app) => {
+            crate::drain::announce_then_shut_down(
+                signalled,
+                app.health_switch(),
+                std::time::Duration::from_secs(config.drain_delay_secs),
+                shutdown,
+            );
+            serve_until_drained(name, app).await
+        }
         Err(error) => {
             tracing::error!(%error, service = name, "service could not start");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_until_drained(name: &str, app: Application) -> ExitCode {
+    match app.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, service = name, "service failed");
             ExitCode::FAILURE
         }
     }

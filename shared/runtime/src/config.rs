@@ -38,6 +38,12 @@ pub struct RuntimeConfig {
     #[arg(long, env = "CHARLA_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
 
+    /// Seconds a service keeps serving after SIGTERM, its health checks answering NOT_SERVING,
+    /// before it stops accepting calls and drains: load balancers and peers that check health
+    /// move their calls elsewhere first. 0 drains at once.
+    #[arg(long, env = "CHARLA_DRAIN_DELAY_SECS", default_value_t = 0)]
+    pub drain_delay_secs: u64,
+
     /// Calls served at once by this process; more are shed with RESOURCE_EXHAUSTED.
     #[arg(long, env = "CHARLA_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
@@ -85,6 +91,7 @@ impl RuntimeConfig {
             database_url: database_url.into(),
             log_format: LogFormat::Text,
             request_timeout_secs: 30,
+            drain_delay_secs: 0,
             max_concurrent_requests: 512,
             max_concurrent_requests_per_workspace: 64,
             max_streams_per_workspace: 16,

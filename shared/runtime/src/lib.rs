@@ -9,6 +9,7 @@ pub mod config;
 pub mod consumer;
 pub mod cors;
 pub mod db;
+pub mod drain;
 pub mod error;
 pub mod event_log;
 pub mod fair_share;

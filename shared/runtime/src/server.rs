@@ -101,6 +101,11 @@ impl GrpcServer {
         self.health.clone()
     }
 
+    /// What turns every service added so far, and the server, NOT_SERVING.
+    pub fn health_switch(&self) -> crate::drain::HealthSwitch {
+        crate::drain::HealthSwitch::new(self.health.clone(), self.services.clone())
+    }
+
     /// Adds a service and reports it SERVING.
     pub async fn add_service<S>(&mut self, service: S)
     where
