@@ -212,7 +212,8 @@ fn print_token_help(keys: &KeySource) {
 /// Starts every service and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> ExitCode {
     charla_runtime::telemetry::init(args.log_format);
-    let shutdown = charla_runtime::server::shutdown_on_signals();
+    let signalled = charla_runtime::server::shutdown_on_signals();
+    let shutdown = CancellationToken::new();
     // One clock for all, so a test clock moved through any service moves them all.
     let clock = if args.test_clock {
         ServiceClock::test_from_now()
@@ -245,6 +246,15 @@ pub async fn run(args: UpArgs) -> ExitCode {
     print_token_help(&args.keys);
 
     let mut running = JoinSet::new();
+    for (_, config, app) in &services {
+        // As `charla serve` does: NOT_SERVING first, the drain after CHARLA_DRAIN_DELAY_SECS.
+        charla_runtime::drain::announce_then_shut_down(
+            signalled.clone(),
+            app.health_switch(),
+            Duration::from_secs(config.drain_delay_secs),
+            shutdown.clone(),
+        );
+    }
     for (name, _, app) in services {
         running.spawn(async move { (name, app.run().await) });
     }
