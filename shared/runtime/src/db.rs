@@ -66,11 +66,6 @@ pub enum DbError {
     PoolSize { min: u32, max: u32 },
 }
 
-/// Connections each process opens besides its pool, at most: the commit listener (a service
-/// with an event log, on PostgreSQL) and the partition leases (a service consuming another's
-/// stream).
-pub const CONNECTIONS_OUTSIDE_THE_POOL: u32 = 2;
-
 /// The connection pool's size and how long idle connections stay open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
 pub struct PoolConfig {
