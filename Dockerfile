@@ -7,14 +7,10 @@
 #   docker run --rm -e CHARLA_DATABASE_URL=postgres://... charla serve contact
 #
 # CI builds this same file with buildah from the binary it has already compiled, instead of
-# compiling again: `--build-arg CHARLA_BINARY_FROM=prebuilt`, with a context holding just `charla`
-# (tests/deploy/image.sh).
+# compiling again: `--target prebuilt`, with a context holding just `charla` (tests/deploy/image.sh).
 
 ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
-# Where the binary comes from: `builder` compiles it from this repository; `prebuilt` takes the
-# build context's `charla` (a glibc binary for Debian bookworm or older). Unused stages are skipped.
-ARG CHARLA_BINARY_FROM=builder
 
 # cargo-chef turns the workspace's manifests into a recipe, so the dependencies compile in a layer
 # of their own that a change to charla's code leaves cached.
@@ -33,17 +29,11 @@ COPY . .
 RUN cargo build --release --locked -p charla --bin charla \
     && install -D target/release/charla /out/charla
 
-FROM scratch AS prebuilt
-COPY charla /out/charla
-
-FROM ${CHARLA_BINARY_FROM} AS binary
-
 # The runtime: Debian's minimal base (glibc, which the binary links) and the binary, nothing else.
 # It runs as an unprivileged user that owns only the data folder (`charla up`'s SQLite files and
 # development key set); `charla serve` writes nothing, so a read-only root filesystem suits it.
-FROM ${RUNTIME_IMAGE}
+FROM ${RUNTIME_IMAGE} AS runtime
 RUN install -d -o 65532 -g 65532 -m 0750 /var/lib/charla
-COPY --from=binary /out/charla /usr/local/bin/charla
 USER 65532:65532
 WORKDIR /var/lib/charla
 # `charla up` listens beyond the container; `charla serve` listens on 0.0.0.0 anyway.
@@ -52,3 +42,12 @@ ENV CHARLA_HOST=0.0.0.0
 EXPOSE 50051 50052 50053
 ENTRYPOINT ["charla"]
 CMD ["up"]
+
+# The image with a binary compiled elsewhere: the build context's `charla` (a glibc binary for
+# Debian bookworm or older). Built only when asked for, with `--target prebuilt`.
+FROM runtime AS prebuilt
+COPY charla /usr/local/bin/charla
+
+# The image, compiled from this repository: the default target.
+FROM runtime
+COPY --from=builder /out/charla /usr/local/bin/charla

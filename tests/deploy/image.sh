@@ -6,9 +6,9 @@
 # No registry image can be pulled here, so this uses buildah (chroot isolation, no daemon) with:
 # - the runtime base, docker.io/library/debian:bookworm-slim, made locally by debootstrap (Debian
 #   bookworm, minbase) and stored under that name, once per machine;
-# - the `prebuilt` stage fed the `charla` binary that CI already compiled (CHARLA_IMAGE_BINARY, or
-#   the debug build in CARGO_TARGET_DIR), so nothing compiles twice; the compiling stages are
-#   skipped. `docker build .` compiles in the image instead (README "Deploy").
+# - the Dockerfile's `prebuilt` target, fed the `charla` binary that CI already compiled
+#   (CHARLA_IMAGE_BINARY, or the debug build in CARGO_TARGET_DIR), so nothing compiles twice: the
+#   compiling stages are not built. `docker build .` compiles in the image instead (README "Deploy").
 # Safe to run again; leaves the base image for the next run and removes everything else.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -71,7 +71,7 @@ echo "building the image from the Dockerfile with the prebuilt $binary"
 mkdir "$work/context"
 cp "$binary" "$work/context/charla"
 started=$(date +%s)
-bah build --quiet --isolation chroot --pull=never --build-arg CHARLA_BINARY_FROM=prebuilt \
+bah build --quiet --isolation chroot --pull=never --target prebuilt \
   -f "$repo/Dockerfile" -t "$image" "$work/context" >/dev/null
 echo "built in $(($(date +%s) - started)) s: $(bah images --format '{{.Size}}' "$image")"
 
