@@ -108,7 +108,7 @@ pub async fn build(
     events.spawn_commit_listener(shutdown.clone());
     let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
     let db_for_leases = db.clone();
-    let store = store::ConversationStore::new(db, events, clock.clone());
+    let store = store::ConversationStore::new(db.clone(), events, clock.clone());
     auto_close::spawn(
         store.clone(),
         clock,
@@ -132,7 +132,9 @@ pub async fn build(
             Ok(())
         })
     });
-    app.serve_test_clock(&service_clock, Some(after_move)).await;
+    app.serve_test_clock(&service_clock, &db, Some(after_move))
+        .await
+        .map_err(BuildError::Start)?;
     let api = grpc::ConversationApi::new(store, contacts, shutdown, runtime.request_timeout());
     app.server()
         .add_service(ConversationServiceServer::new(api))

@@ -99,7 +99,7 @@ pub async fn build(
         .await
         .map_err(StartError::from)?;
     let db_for_leases = db.clone();
-    let store = store::MetricsStore::new(db);
+    let store = store::MetricsStore::new(db.clone());
     let lag = consumer::LagReporter::new(app.server().health(), service.max_lag_events);
     let consumer = consumer::spawn(
         store.clone(),
@@ -108,7 +108,9 @@ pub async fn build(
         PartitionLeases::new(db_for_leases, store::CONSUMER, 1),
         shutdown.clone(),
     );
-    app.serve_test_clock(&clock, None).await;
+    app.serve_test_clock(&clock, &db, None)
+        .await
+        .map_err(BuildError::Start)?;
     let api = grpc::MetricsApi::new(
         store,
         consumer,

@@ -13,8 +13,9 @@ use crate::auth::config::{AuthConfig, AuthSetupError};
 use crate::auth::credential::ServiceCredential;
 use crate::auth::verify::Verifier;
 use crate::config::RuntimeConfig;
-use crate::db::DbError;
+use crate::db::{Database, DbError};
 use crate::server::{GrpcServer, Limits};
+use crate::test_clock::fleet::FleetClock;
 use crate::test_clock::{AfterMove, ServiceClock, TestClockApi};
 
 /// Why a service could not start or stopped with an error.
@@ -45,6 +46,9 @@ pub enum StartError {
     /// The server failed while serving.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] crate::server::ServeError),
+    /// The test clock's time could not be read from or stored in the database.
+    #[error("test clock: {0}")]
+    TestClock(#[source] sqlx::Error),
 }
 
 /// A service bound to its address, ready to serve.
@@ -106,16 +110,28 @@ impl Application {
         &mut self.server
     }
 
-    /// Serves `TestClockService` when `clock` is a test clock, running `after_move` after each
-    /// move; on the system clock there is nothing to control, so the service isn't served (nor
-    /// listed by reflection).
-    pub async fn serve_test_clock(&mut self, clock: &ServiceClock, after_move: Option<AfterMove>) {
-        if let ServiceClock::Test(clock) = clock {
-            let api = TestClockApi::new(clock.clone(), after_move);
-            self.server
-                .add_service(TestClockServiceServer::new(api))
-                .await;
-        }
+    /// Serves `TestClockService` when `clock` is a test clock, its time kept in `db` for every
+    /// replica, running `after_move` after each move; on the system clock there is nothing to
+    /// control, so the service isn't served (nor listed by reflection).
+    pub async fn serve_test_clock(
+        &mut self,
+        clock: &ServiceClock,
+        db: &Database,
+        after_move: Option<AfterMove>,
+    ) -> Result<(), StartError> {
+        let ServiceClock::Test(clock) = clock else {
+            return Ok(());
+        };
+        let fleet = FleetClock::attach(clock.clone(), db.clone())
+            .await
+            .map_err(StartError::TestClock)?;
+        fleet.spawn_refresher(self.shutdown.clone());
+        self.server.refresh_clock_before_calls(fleet.clone());
+        let api = TestClockApi::new(fleet, after_move);
+        self.server
+            .add_service(TestClockServiceServer::new(api))
+            .await;
+        Ok(())
     }
 
     /// The address the service listens on (the real port when port 0 was asked for).

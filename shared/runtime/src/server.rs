@@ -20,6 +20,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use crate::auth::layer::AuthLayer;
 use crate::auth::verify::Verifier;
 use crate::fair_share::{FairShare, FairShareLayer, WorkspaceQuota};
+use crate::test_clock::fleet::{FleetClock, RefreshClockLayer};
 
 /// HTTP/2 flow-control windows for what clients send. h2 closes a connection (GOAWAY
 /// ENHANCE_YOUR_CALM, "too_many_data_frames") when the small DATA frames it holds unread cost more
@@ -65,6 +66,8 @@ pub struct GrpcServer {
     services: Vec<&'static str>,
     verifier: Arc<Verifier>,
     tls: Option<crate::tls::ServerTls>,
+    /// The test clock, refreshed before each call when there is one.
+    fleet_clock: Option<FleetClock>,
 }
 
 impl GrpcServer {
@@ -83,6 +86,7 @@ impl GrpcServer {
             services: Vec::new(),
             verifier,
             tls: None,
+            fleet_clock: None,
         })
     }
 
@@ -94,6 +98,12 @@ impl GrpcServer {
     /// Serves TLS only, with `tls`.
     pub fn use_tls(&mut self, tls: crate::tls::ServerTls) {
         self.tls = Some(tls);
+    }
+
+    /// Refreshes `clock` from the database before each call, so every call sees the moves made
+    /// through any replica.
+    pub fn refresh_clock_before_calls(&mut self, clock: FleetClock) {
+        self.fleet_clock = Some(clock);
     }
 
     /// The health reporter, to mark services serving or not.
@@ -170,6 +180,7 @@ impl GrpcServer {
             .layer(crate::malformed::MalformedRequestLayer)
             .layer(AuthLayer::new(self.verifier))
             .layer(FairShareLayer::new(FairShare::new(limits.per_workspace)))
+            .layer(RefreshClockLayer::new(self.fleet_clock))
             .into_inner();
         let router = tonic::transport::Server::builder()
             .accept_http1(true)

@@ -15,6 +15,7 @@ use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
 use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
 use charla_runtime::event_log::{self, EventLog};
+use charla_runtime::test_clock;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -33,12 +34,14 @@ pub const MIGRATIONS: Migrations = Migrations {
         event_log::SQLITE_WORKSPACE_SEQUENCE_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
         event_log::POSTGRES_WORKSPACE_SEQUENCE_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
 };
 
