@@ -16,6 +16,7 @@ pub mod import;
 pub mod lease;
 pub mod malformed;
 pub mod peers;
+pub mod rpc_log;
 pub mod server;
 pub mod stream;
 pub mod telemetry;

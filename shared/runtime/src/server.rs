@@ -20,6 +20,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use crate::auth::layer::AuthLayer;
 use crate::auth::verify::Verifier;
 use crate::fair_share::{FairShare, FairShareLayer, WorkspaceQuota};
+use crate::rpc_log::RpcLogLayer;
 
 /// HTTP/2 flow-control windows for what clients send. h2 closes a connection (GOAWAY
 /// ENHANCE_YOUR_CALM, "too_many_data_frames") when the small DATA frames it holds unread cost more
@@ -163,6 +164,7 @@ impl GrpcServer {
     ) -> Result<(), ServeError> {
         self.add_reflection()?;
         let layers = ServiceBuilder::new()
+            .layer(RpcLogLayer::new(None))
             .load_shed()
             .layer(GlobalConcurrencyLimitLayer::new(
                 limits.max_concurrent_requests,

@@ -11,6 +11,7 @@ mod import;
 mod merge;
 mod platform;
 mod resolve;
+mod rpc_log;
 mod stream;
 mod tls;
 mod validation;
