@@ -12,6 +12,7 @@ use charla_runtime::ApiError;
 use charla_runtime::auth::credential::AuthenticatedChannel;
 use charla_runtime::consumer::{Assignment, Backoff, assignment};
 use charla_runtime::lease::PartitionLeases;
+use charla_runtime::service_metrics::{GaugeFamily, ServiceMetrics, clamp};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -54,20 +55,35 @@ impl ConsumerHandle {
     }
 }
 
-/// Reports the consumer's lag: SERVING while it keeps up, NOT_SERVING when it falls behind.
+/// Reports the consumer's lag: SERVING while it keeps up, NOT_SERVING when it falls behind; and
+/// each partition's lag as the `charla_consumer_lag_events` gauge.
 #[derive(Clone)]
 pub struct LagReporter {
     health: HealthReporter,
     max_lag: u64,
+    gauge: GaugeFamily,
 }
 
 impl LagReporter {
     /// Marks the metrics service NOT_SERVING whenever it is more than `max_lag` events behind.
-    pub fn new(health: HealthReporter, max_lag: u64) -> Self {
-        Self { health, max_lag }
+    pub fn new(health: HealthReporter, max_lag: u64, metrics: &ServiceMetrics) -> Self {
+        let gauge = metrics.gauges(
+            "charla_consumer_lag_events",
+            "Events of each conversation stream partition not yet applied by this replica",
+        );
+        Self {
+            health,
+            max_lag,
+            gauge,
+        }
     }
 
-    async fn observe(&self, lag: u64, behind_before: &mut bool) {
+    async fn observe(&self, partition: u32, lag: u64, behind_before: &mut bool) {
+        let labels = vec![
+            ("stream".to_owned(), "conversation".to_owned()),
+            ("partition".to_owned(), partition.to_string()),
+        ];
+        self.gauge.get_or_create(&labels).set(clamp(lag));
         let behind = falls_behind(lag, self.max_lag);
         if behind == *behind_before {
             return;
@@ -213,7 +229,7 @@ impl Consumer {
                         let change = translate(event);
                         self.store.apply(&workspace, partition, sequence, &change).await?;
                         self.applied.send_modify(|count| *count += 1);
-                        self.lag.observe(head.saturating_sub(sequence), &mut self.behind).await;
+                        self.lag.observe(partition, head.saturating_sub(sequence), &mut self.behind).await;
                         self.finish_rebuild_if_done().await?;
                     }
                 }

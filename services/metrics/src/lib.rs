@@ -98,9 +98,11 @@ pub async fn build(
     let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
         .await
         .map_err(StartError::from)?;
+    app.metrics().watch_database(&db);
     let db_for_leases = db.clone();
     let store = store::MetricsStore::new(db);
-    let lag = consumer::LagReporter::new(app.server().health(), service.max_lag_events);
+    let lag =
+        consumer::LagReporter::new(app.server().health(), service.max_lag_events, app.metrics());
     let consumer = consumer::spawn(
         store.clone(),
         ConversationServiceClient::with_interceptor(channel, credential),

@@ -28,6 +28,11 @@ pub struct RuntimeConfig {
     #[arg(long, env = "CHARLA_DATABASE_URL")]
     pub database_url: String,
 
+    /// Address of the admin HTTP listener serving `GET /metrics` for Prometheus (port 0 picks a
+    /// free port). Unset: no admin listener.
+    #[arg(long, env = "CHARLA_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
     /// Log format.
     #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -78,6 +83,7 @@ impl RuntimeConfig {
         Self {
             listen_addr: Some(listen_addr),
             database_url: database_url.into(),
+            admin_addr: None,
             log_format: LogFormat::Text,
             request_timeout_secs: 30,
             max_concurrent_requests: 512,

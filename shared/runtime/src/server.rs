@@ -20,7 +20,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use crate::auth::layer::AuthLayer;
 use crate::auth::verify::Verifier;
 use crate::fair_share::{FairShare, FairShareLayer, WorkspaceQuota};
-use crate::rpc_log::RpcLogLayer;
+use crate::rpc_log::{CallObserver, RpcLogLayer};
 
 /// HTTP/2 flow-control windows for what clients send. h2 closes a connection (GOAWAY
 /// ENHANCE_YOUR_CALM, "too_many_data_frames") when the small DATA frames it holds unread cost more
@@ -66,6 +66,8 @@ pub struct GrpcServer {
     services: Vec<&'static str>,
     verifier: Arc<Verifier>,
     tls: Option<crate::tls::ServerTls>,
+    /// Told about every finished call (the Prometheus metrics), when set.
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl GrpcServer {
@@ -84,6 +86,7 @@ impl GrpcServer {
             services: Vec::new(),
             verifier,
             tls: None,
+            observer: None,
         })
     }
 
@@ -95,6 +98,11 @@ impl GrpcServer {
     /// Serves TLS only, with `tls`.
     pub fn use_tls(&mut self, tls: crate::tls::ServerTls) {
         self.tls = Some(tls);
+    }
+
+    /// Tells `observer` about every finished call, as the log line does.
+    pub fn observe_calls(&mut self, observer: Arc<dyn CallObserver>) {
+        self.observer = Some(observer);
     }
 
     /// The health reporter, to mark services serving or not.
@@ -164,7 +172,7 @@ impl GrpcServer {
     ) -> Result<(), ServeError> {
         self.add_reflection()?;
         let layers = ServiceBuilder::new()
-            .layer(RpcLogLayer::new(None))
+            .layer(RpcLogLayer::new(self.observer))
             .load_shed()
             .layer(GlobalConcurrencyLimitLayer::new(
                 limits.max_concurrent_requests,

@@ -10,6 +10,7 @@ mod identities;
 mod import;
 mod merge;
 mod platform;
+mod prometheus;
 mod resolve;
 mod rpc_log;
 mod stream;
