@@ -103,6 +103,7 @@ impl Application {
                     streams: config.max_streams_per_workspace,
                 },
                 cors: config.cors.clone(),
+                drain_delay: config.drain_delay(),
             },
             local_addr,
             shutdown,

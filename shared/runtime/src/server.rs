@@ -44,6 +44,9 @@ pub struct Limits {
     pub per_workspace: WorkspaceQuota,
     /// The web origins that may call (outermost, so preflights never reach authentication).
     pub cors: crate::cors::CorsConfig,
+    /// How long, after the shutdown token fires, the server keeps accepting calls while health
+    /// answers NOT_SERVING on every name, so load balancers stop routing to it first.
+    pub drain_delay: Duration,
 }
 
 /// Why a server stopped with an error.
@@ -64,6 +67,9 @@ pub struct GrpcServer {
     health: HealthReporter,
     /// The services added, for reflection to list.
     services: Vec<&'static str>,
+    /// Health names besides the services' (a service's own status facets), all reported
+    /// NOT_SERVING when the server drains.
+    health_names: Vec<&'static str>,
     verifier: Arc<Verifier>,
     tls: Option<crate::tls::ServerTls>,
     /// Told about every finished call (the Prometheus metrics), when set.
@@ -84,6 +90,7 @@ impl GrpcServer {
             routes,
             health,
             services: Vec::new(),
+            health_names: Vec::new(),
             verifier,
             tls: None,
             observer: None,
@@ -129,6 +136,15 @@ impl GrpcServer {
         self.routes.add_service(service);
     }
 
+    /// Reports a health name of its own (`name` SERVING until the service says otherwise), which
+    /// draining reports NOT_SERVING like the services' names.
+    pub async fn add_health_name(&mut self, name: &'static str) {
+        self.health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+        self.health_names.push(name);
+    }
+
     /// Reflection (both versions: older grpcurl and other tools still ask for v1alpha) listing
     /// only what this server serves: its services, health and reflection. Every type of the
     /// descriptors resolves by name, among them the google.rpc error details, so clients decode
@@ -163,14 +179,36 @@ impl GrpcServer {
         Ok(())
     }
 
-    /// Serves until `shutdown` fires, then stops accepting, lets in-flight calls finish and
-    /// returns. Streams end on their own when they see the same token.
+    /// Serves until `shutdown` fires, then answers NOT_SERVING on every health name, keeps
+    /// accepting for the drain delay, stops accepting, lets in-flight calls finish and returns. Streams end on their own when they see the same token.
     pub async fn serve(
         mut self,
         limits: Limits,
         shutdown: CancellationToken,
     ) -> Result<(), ServeError> {
         self.add_reflection()?;
+        // Fires when the server stops accepting: after the drain delay.
+        let accepting_ends = CancellationToken::new();
+        let draining = {
+            let (health, ends) = (self.health.clone(), accepting_ends.clone());
+            let names: Vec<&'static str> = [""]
+                .into_iter()
+                .chain(self.services.iter().copied())
+                .chain(self.health_names.iter().copied())
+                .collect();
+            let delay = limits.drain_delay;
+            async move {
+                shutdown.cancelled().await;
+                for name in names {
+                    health
+                        .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                        .await;
+                }
+                tracing::info!(?delay, "draining: health answers NOT_SERVING");
+                tokio::time::sleep(delay).await;
+                ends.cancel();
+            }
+        };
         let layers = ServiceBuilder::new()
             .layer(RpcLogLayer::new(self.observer))
             .load_shed()
@@ -194,13 +232,13 @@ impl GrpcServer {
             None => {
                 let incoming = TcpListenerStream::new(self.listener).map(no_delay);
                 router
-                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .serve_with_incoming_shutdown(incoming, draining)
                     .await
             }
             Some(tls) => {
-                let incoming = tls.incoming(self.listener, shutdown.clone());
+                let incoming = tls.incoming(self.listener, accepting_ends);
                 router
-                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .serve_with_incoming_shutdown(incoming, draining)
                     .await
             }
         };
