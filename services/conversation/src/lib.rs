@@ -106,9 +106,12 @@ pub async fn build(
         .await
         .map_err(BuildError::Start)?;
     events.spawn_commit_listener(shutdown.clone());
+    app.metrics().watch_database(&db);
+    app.metrics().watch_event_heads(&events, "conversation");
     let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
     let db_for_leases = db.clone();
     let store = store::ConversationStore::new(db.clone(), events, clock.clone());
+    auto_close::watch_backlog(app.metrics(), store.clone(), clock.clone());
     auto_close::spawn(
         store.clone(),
         clock,
