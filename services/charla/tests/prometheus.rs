@@ -79,7 +79,8 @@ fn charla_up(data_dir: &std::path::Path) -> (Running, Vec<(u16, SocketAddr)>) {
     let stdout = child.stdout.take().unwrap();
     let running = Running(child);
     let mut admins = Vec::new();
-    for line in std::io::BufReader::new(stdout).lines() {
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.expect("charla up prints its addresses");
         if let Some(url) = line.trim().strip_prefix("metrics: http://") {
             let addr = url
@@ -97,6 +98,8 @@ fn charla_up(data_dir: &std::path::Path) -> (Running, Vec<(u16, SocketAddr)>) {
         3,
         "charla up prints one admin address per service"
     );
+    // Read the rest too: a closed pipe would fail charla up's next line of output.
+    std::thread::spawn(move || lines.for_each(drop));
     (running, ports.into_iter().zip(admins).collect())
 }
 
