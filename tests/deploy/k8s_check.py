@@ -134,12 +134,12 @@ class Checker:
             for p in self.of_kind("NetworkPolicy")
         ):
             self.problem(deployment, "no NetworkPolicy of its own selects its pods")
-        drain = self.setting(pod, "CHARLA_DRAIN_DELAY_SECS", 0) + self.setting(
+        drain = self.setting(pod, "CHARLA_DRAIN_DELAY_MS", 0) / 1000 + self.setting(
             pod, "CHARLA_REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS
         )
         grace = pod.get("terminationGracePeriodSeconds", 30)
         if grace <= drain:
-            self.problem(deployment, f"terminationGracePeriodSeconds {grace} is not longer than the drain ({drain} s)")
+            self.problem(deployment, f"terminationGracePeriodSeconds {grace} is not longer than the drain ({drain:g} s)")
 
     def setting(self, pod, variable, default):
         """A numeric setting as the pod's containers get it (the largest), or `default`."""

@@ -42,6 +42,11 @@ pub struct UpArgs {
     #[arg(long, env = "CHARLA_METRICS_PORT", default_value_t = 50053)]
     metrics_port: u16,
 
+    /// Each service's admin listener (`GET /metrics` for Prometheus) is on its gRPC port plus this
+    /// (51051, 51052, 51053 by default); 0 picks free ports. The addresses are printed.
+    #[arg(long, env = "CHARLA_ADMIN_PORT_OFFSET", default_value_t = 1000)]
+    admin_port_offset: u16,
+
     /// Run every service on one test clock that `TestClockService` sets or advances (to watch
     /// auto-close and "today" without waiting).
     #[arg(long, env = "CHARLA_TEST_CLOCK")]
@@ -59,7 +64,7 @@ pub struct UpArgs {
 impl UpArgs {
     /// A service's settings as its own binary reads them (every `CHARLA_*` variable it knows
     /// passes through: pool sizes, partitions, timeouts, limits...), except what `charla up`
-    /// decides itself: the address, the SQLite file in the data folder, the key set, the log
+    /// decides itself: the addresses, the SQLite file in the data folder, the key set, the log
     /// format and the peers (`peer` flags).
     fn service_config<C: clap::Parser>(
         &self,
@@ -68,8 +73,10 @@ impl UpArgs {
         peer: &[(&str, String)],
     ) -> Result<C, Box<dyn std::error::Error>> {
         let file = self.keys.data_dir.join(format!("{name}.db"));
+        let admin = SocketAddr::new(self.host, admin_port(port, self.admin_port_offset));
         let mut flags = vec![
             ("listen-addr", SocketAddr::new(self.host, port).to_string()),
+            ("admin-addr", admin.to_string()),
             ("database-url", format!("sqlite:{}", file.display())),
             ("auth-jwks", self.keys.jwks_path().display().to_string()),
             ("log-format", log_format_name(self.log_format)),
@@ -107,6 +114,15 @@ fn log_format_name(format: LogFormat) -> String {
         .to_possible_value()
         .map(|value| value.get_name().to_owned())
         .unwrap_or_default()
+}
+
+/// The admin port of the service on `grpc_port`: `offset` above it, or any free port when either
+/// is 0 (or the sum is past the last port).
+fn admin_port(grpc_port: u16, offset: u16) -> u16 {
+    match (grpc_port, offset) {
+        (0, _) | (_, 0) => 0,
+        (port, offset) => port.checked_add(offset).unwrap_or(0),
+    }
 }
 
 /// A started service: its name, its settings and the application.
@@ -212,8 +228,7 @@ fn print_token_help(keys: &KeySource) {
 /// Starts every service and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> ExitCode {
     charla_runtime::telemetry::init(args.log_format);
-    let signalled = charla_runtime::server::shutdown_on_signals();
-    let shutdown = CancellationToken::new();
+    let shutdown = charla_runtime::server::shutdown_on_signals();
     // One clock for all, so a test clock moved through any service moves them all.
     let clock = if args.test_clock {
         ServiceClock::test_from_now()
@@ -242,19 +257,13 @@ pub async fn run(args: UpArgs) -> ExitCode {
             app.local_addr(),
             config.database_url
         );
+        if let Some(admin) = app.admin_addr() {
+            println!("  {:<13} metrics: http://{}/metrics", "", reachable(admin));
+        }
     }
     print_token_help(&args.keys);
 
     let mut running = JoinSet::new();
-    for (_, config, app) in &services {
-        // As `charla serve` does: NOT_SERVING first, the drain after CHARLA_DRAIN_DELAY_SECS.
-        charla_runtime::drain::announce_then_shut_down(
-            signalled.clone(),
-            app.health_switch(),
-            Duration::from_secs(config.drain_delay_secs),
-            shutdown.clone(),
-        );
-    }
     for (name, _, app) in services {
         running.spawn(async move { (name, app.run().await) });
     }

@@ -344,8 +344,8 @@ async fn two_replicas_of_everything_survive_a_sigkill_and_count_every_event_once
     ready(&conversation[0]).await;
     ready(&metrics[0]).await;
 
-    // Past every auto-close deadline on both replicas at once: both scan the same deadlines,
-    // and each must fire once.
+    // Past every auto-close deadline, moving the fleet's one test clock through both replicas at
+    // once: both scan the same deadlines, and each must fire once.
     let advance = |replica: &Replica| {
         let url = replica.url();
         async move {

@@ -46,6 +46,7 @@ fn charla_up_with(
         .args(["--contact-port", &ports[0].to_string()])
         .args(["--conversation-port", &ports[1].to_string()])
         .args(["--metrics-port", &ports[2].to_string()])
+        .args(["--admin-port-offset", "0"])
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
@@ -471,6 +472,7 @@ async fn charla_up_in_development_mode_makes_a_key_set_and_charla_token_mints_fo
         .args(["--contact-port", &port.to_string()])
         .args(["--conversation-port", &free_port().to_string()])
         .args(["--metrics-port", &free_port().to_string()])
+        .args(["--admin-port-offset", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -614,115 +616,4 @@ fn text_logs_to_a_pipe_carry_no_colour_codes() {
         "the refusal is logged: {log}"
     );
     assert!(!log.contains('\u{1b}'), "colour codes in {log:?}");
-}
-
-/// The health of the server and of `service` on `port`, as Kubernetes' gRPC probes ask for it.
-async fn health(port: u16, service: &str) -> Result<i32, tonic::Status> {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-    let mut client = HealthClient::new(connect(port).await);
-    client
-        .check(HealthCheckRequest {
-            service: service.to_owned(),
-        })
-        .await
-        .map(|response| response.into_inner().status)
-}
-
-/// On SIGTERM a service first answers NOT_SERVING, for the server and its service, while it still
-/// serves calls (CHARLA_DRAIN_DELAY_SECS), so that balancers move away; then it drains and exits 0.
-#[tokio::test]
-async fn a_terminated_service_answers_not_serving_before_it_drains() {
-    use tonic_health::ServingStatus;
-    const CONTACTS: &str = "charla.contact.v1.ContactService";
-    let data_dir =
-        std::env::temp_dir().join(format!("charla-drain-{}", uuid::Uuid::now_v7().simple()));
-    let database = format!("sqlite:{}", data_dir.join("contact.db").display());
-    let mut contact = serve(
-        "contact",
-        &[
-            ("CHARLA_DATABASE_URL", database),
-            // Far longer than the checks below need: the test never waits for it to pass.
-            ("CHARLA_DRAIN_DELAY_SECS", "30".to_owned()),
-        ],
-    );
-    let port = contact.port;
-    assert_eq!(
-        health(port, CONTACTS).await.unwrap(),
-        ServingStatus::Serving as i32
-    );
-
-    let killed = Command::new("kill")
-        .args(["-TERM", &contact.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut answers = Vec::new();
-    for _ in 0..200 {
-        answers = vec![
-            health(port, "").await.unwrap(),
-            health(port, CONTACTS).await.unwrap(),
-        ];
-        if answers
-            .iter()
-            .all(|s| *s == ServingStatus::NotServing as i32)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(
-        answers,
-        [ServingStatus::NotServing as i32; 2],
-        "the server and its service answer NOT_SERVING once terminated"
-    );
-
-    // Still serving calls meanwhile.
-    let workspace = uuid::Uuid::now_v7();
-    ContactServiceClient::new(connect(port).await)
-        .create_contact(in_workspace(
-            workspace,
-            contact_pb::CreateContactRequest {
-                contact: Some(contact_pb::Contact {
-                    first_name: "Ada".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .expect("calls are still served while NOT_SERVING");
-    assert!(
-        contact.child.try_wait().unwrap().is_none(),
-        "it is still running"
-    );
-
-    // The test doesn't wait out this delay; a short one shows what follows it.
-    let _ = contact.child.kill();
-    let _ = contact.child.wait();
-    let mut contact = serve(
-        "contact",
-        &[
-            (
-                "CHARLA_DATABASE_URL",
-                format!("sqlite:{}", data_dir.join("contact.db").display()),
-            ),
-            ("CHARLA_DRAIN_DELAY_SECS", "1".to_owned()),
-        ],
-    );
-    health(contact.port, CONTACTS).await.unwrap();
-    let killed = Command::new("kill")
-        .args(["-TERM", &contact.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || contact.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        status.success(),
-        "after the delay it drains and exits 0, got {status}"
-    );
-    let _ = std::fs::remove_dir_all(&data_dir);
 }

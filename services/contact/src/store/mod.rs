@@ -11,6 +11,7 @@ use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
 use charla_runtime::db::{Database, MigrationFile, Migrations};
 use charla_runtime::event_log::{self, EventLog};
+use charla_runtime::test_clock;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, Row};
 
@@ -29,6 +30,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
@@ -37,6 +39,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
 };
 

@@ -15,6 +15,7 @@ use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
 use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
 use charla_runtime::event_log::{self, EventLog};
+use charla_runtime::test_clock;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -34,6 +35,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         event_log::SQLITE_PARTITION_COUNT_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
@@ -41,6 +43,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         event_log::POSTGRES_PARTITION_COUNT_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
 };
 

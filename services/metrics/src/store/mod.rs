@@ -7,21 +7,28 @@ mod queries;
 
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::{Database, MigrationFile, Migrations};
+use charla_runtime::test_clock;
 
 pub use queries::{ClosedFact, LiveCounts};
 
 /// The migrations of the metrics database.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationFile {
-        version: 2,
-        description: "metrics",
-        sql: include_str!("../../migrations/0002_metrics.sqlite.sql"),
-    }],
-    postgres: &[MigrationFile {
-        version: 2,
-        description: "metrics",
-        sql: include_str!("../../migrations/0002_metrics.postgres.sql"),
-    }],
+    sqlite: &[
+        MigrationFile {
+            version: 2,
+            description: "metrics",
+            sql: include_str!("../../migrations/0002_metrics.sqlite.sql"),
+        },
+        test_clock::fleet::MIGRATION,
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 2,
+            description: "metrics",
+            sql: include_str!("../../migrations/0002_metrics.postgres.sql"),
+        },
+        test_clock::fleet::MIGRATION,
+    ],
 };
 
 /// The consumer name of the conversation event stream.
