@@ -3,6 +3,7 @@
 
 mod helpers;
 mod hostile_input;
+mod http_json;
 mod scenario;
 mod store;
 mod tls;
