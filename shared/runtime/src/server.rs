@@ -165,7 +165,7 @@ impl GrpcServer {
         shutdown: CancellationToken,
     ) -> Result<(), ServeError> {
         self.add_reflection()?;
-        let http_json = crate::http_json::HttpJson::new(&self.services)?;
+        let http_json = crate::http_json::HttpJson::new(&self.services, limits.request_timeout)?;
         let layers = ServiceBuilder::new()
             .load_shed()
             .layer(GlobalConcurrencyLimitLayer::new(

@@ -8,6 +8,7 @@ pub use http::Method;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// Which HTTP the client speaks.
@@ -17,12 +18,12 @@ pub enum HttpVersion {
     Http2,
 }
 
-/// A client of one server.
+/// A client of one server, keeping its connection between calls (HTTP/2: one connection).
 #[derive(Debug, Clone)]
 pub struct JsonClient {
     addr: SocketAddr,
-    version: HttpVersion,
     token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 /// An answer: the HTTP status, its content type and the body read as JSON.
@@ -90,10 +91,13 @@ impl JsonAnswer {
 impl JsonClient {
     /// A client of the server at `addr` presenting `token` (none when `None`).
     pub fn new(addr: SocketAddr, version: HttpVersion, token: Option<String>) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(version == HttpVersion::Http2)
+            .build_http();
         Self {
             addr,
-            version,
             token,
+            client,
         }
     }
 
@@ -133,10 +137,11 @@ impl JsonClient {
         let request = request
             .body(Full::new(Bytes::copy_from_slice(body)))
             .expect("a valid request");
-        let client = Client::builder(TokioExecutor::new())
-            .http2_only(self.version == HttpVersion::Http2)
-            .build_http::<Full<Bytes>>();
-        let response = client.request(request).await.expect("the server answers");
+        let response = self
+            .client
+            .request(request)
+            .await
+            .expect("the server answers");
         let status = response.status().as_u16();
         let content_type = response
             .headers()

@@ -6,6 +6,7 @@ use charla_runtime::auth::Role;
 use charla_testing::Backend;
 use charla_testing::http::{HttpVersion, JsonClient, Method};
 use serde_json::json;
+use tonic::Code;
 
 use crate::helpers::{TestApp, spawn_app};
 
@@ -168,6 +169,21 @@ async fn http_json_errors_are_google_rpc_status_with_the_http_status_of_their_co
         assert_eq!(form.status, 400);
         assert_eq!(form.bad_request_fields(), ["content-type"]);
 
+        // JSON the mapping refuses: the error names the field, however deep.
+        let number = http.post("/v1/contacts", json!({"firstName": 5})).await;
+        number.assert_error(Code::InvalidArgument);
+        assert_eq!(number.bad_request_fields(), ["contact.first_name"]);
+        let stranger = http.post("/v1/contacts", json!({"nickname": "x"})).await;
+        assert_eq!(stranger.bad_request_fields(), ["contact.nickname"]);
+        let deep = http
+            .post(
+                "/v1/contacts:resolve",
+                json!({"identity": {"channelId": "wa", "channelType": "CHANNEL_TYPE_CARRIER_PIGEON"}}),
+            )
+            .await;
+        deep.assert_error(Code::InvalidArgument);
+        assert_eq!(deep.bad_request_fields(), ["identity.channel_type"]);
+
         // An unknown contact: NOT_FOUND with its ResourceInfo.
         let missing = http
             .get("/v1/contacts/0190f5a2-5a6e-7000-8000-0000000000ff")
@@ -204,6 +220,32 @@ async fn http_json_errors_are_google_rpc_status_with_the_http_status_of_their_co
         }
     }
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_json_call_past_the_request_timeout_answers_deadline_exceeded_as_json() {
+    use sqlx::Connection;
+    let url = charla_testing::fresh_database_url(Backend::Sqlite)
+        .await
+        .unwrap();
+    let mut config = charla_runtime::config::RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        &url,
+        charla_testing::auth_config(),
+    );
+    config.request_timeout_secs = 1;
+    let app = crate::helpers::spawn_configured(config, uuid::Uuid::now_v7()).await;
+    // A writer holding the database: the create waits past the timeout.
+    let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let stuck = client(&app, HttpVersion::Http1, Some(Role::Agent))
+        .post("/v1/contacts", json!({"firstName": "Stuck"}))
+        .await;
+    stuck.assert_error(Code::DeadlineExceeded);
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
 }
 
 /// Every `google.api.http` route of contact.proto.

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
@@ -39,6 +40,12 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 
 /// The largest JSON body read: tonic's own default limit on a decoded gRPC message.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// How much sooner than the server's request timeout a JSON call gives up. tonic's own timer,
+/// outside this layer, would otherwise cut the call first and answer in gRPC's form (CANCELLED
+/// in headers, HTTP 200), which an HTTP client doesn't read; this one answers DEADLINE_EXCEEDED
+/// as JSON.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(20);
 
 type Body = tonic::body::Body;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -63,11 +70,14 @@ pub struct HttpJson {
     pool: DescriptorPool,
     routes: Vec<Route>,
     openapi: Bytes,
+    /// How long a call may take (see [`DEADLINE_MARGIN`]).
+    deadline: Duration,
 }
 
 impl HttpJson {
-    /// The routes of `services` (full names, as gRPC knows them).
-    pub fn new(services: &[&str]) -> Result<Self, HttpJsonError> {
+    /// The routes of `services` (full names, as gRPC knows them), on a server that cancels calls
+    /// after `request_timeout`.
+    pub fn new(services: &[&str], request_timeout: Duration) -> Result<Self, HttpJsonError> {
         let pool = descriptor_pool()?;
         let routes = routes::routes_of(&pool, services)?;
         let document = openapi::document(&pool, services, &routes);
@@ -76,6 +86,7 @@ impl HttpJson {
             pool,
             routes,
             openapi,
+            deadline: request_timeout.saturating_sub(DEADLINE_MARGIN),
         })
     }
 
@@ -123,9 +134,22 @@ impl HttpJson {
             Ok(message) => message,
             Err(invalid) => return self.error(invalid),
         };
-        match grpc.call(grpc_request(route, parts, &message)).await {
-            Ok(answer) => response::from_grpc(&self.pool, route, answer).await,
-            Err(failure) => response::error(&self.pool, &tonic::Status::from_error(failure.into())),
+        let call = async {
+            match grpc.call(grpc_request(route, parts, &message)).await {
+                Ok(answer) => response::from_grpc(&self.pool, route, answer).await,
+                Err(failure) => {
+                    response::error(&self.pool, &tonic::Status::from_error(failure.into()))
+                }
+            }
+        };
+        match tokio::time::timeout(self.deadline, call).await {
+            Ok(answer) => answer,
+            Err(_) => response::error(
+                &self.pool,
+                &tonic::Status::deadline_exceeded(
+                    "the call took longer than the server's request timeout",
+                ),
+            ),
         }
     }
 

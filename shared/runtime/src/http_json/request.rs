@@ -2,7 +2,7 @@
 //! the body (the whole request for `body: "*"`, one field for `body: "field"`, none without),
 //! then the path variables, then, for fields neither of those set, the query parameters.
 
-use prost_reflect::{DynamicMessage, FieldDescriptor};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor};
 
 use super::fields::{proto_path, resolve, set_from_text};
 use super::routes::Route;
@@ -72,10 +72,10 @@ pub fn request_message(
     Ok(message)
 }
 
-/// The body as the request (or as the field `name` of it, through `wrap`). An empty body is an
-/// empty message, so `POST .../{id}:block` needs no `{}`.
+/// The body as the request (`name` "body") or as its field `name`, through `wrap`. An empty body
+/// is an empty message, so `POST .../{id}:block` needs no `{}`.
 fn parse_body(
-    input: &prost_reflect::MessageDescriptor,
+    input: &MessageDescriptor,
     body: &[u8],
     name: &str,
     wrap: impl FnOnce(serde_json::Value) -> serde_json::Value,
@@ -85,8 +85,43 @@ fn parse_body(
     }
     let json: serde_json::Value = serde_json::from_slice(body)
         .map_err(|error| ApiError::invalid(name, format!("not JSON: {error}")))?;
-    DynamicMessage::deserialize(input.clone(), wrap(json))
-        .map_err(|error| ApiError::invalid(name, error.to_string()))
+    let whole = wrap(json);
+    match DynamicMessage::deserialize(input.clone(), whole.clone()) {
+        Ok(message) => Ok(message),
+        Err(error) => Err(ApiError::invalid(
+            culprit(input, &whole, "").unwrap_or_else(|| name.to_owned()),
+            error.to_string(),
+        )),
+    }
+}
+
+/// The path of the first field of `json` (an object for `message`) whose value the JSON mapping
+/// refuses, found by reading the fields one at a time, down into nested objects: what an error
+/// should name, as the mapping's own error names no field. `None` when each field reads alone.
+fn culprit(message: &MessageDescriptor, json: &serde_json::Value, prefix: &str) -> Option<String> {
+    let object = json.as_object()?;
+    for (key, value) in object {
+        let Some(field) = message
+            .get_field_by_json_name(key)
+            .or_else(|| message.get_field_by_name(key))
+        else {
+            return Some(format!("{prefix}{key}"));
+        };
+        let alone = serde_json::json!({ key: value });
+        if DynamicMessage::deserialize(message.clone(), alone).is_ok() {
+            continue;
+        }
+        let path = format!("{prefix}{}", field.name());
+        if let Kind::Message(inner) = field.kind()
+            && !field.is_list()
+            && !field.is_map()
+            && let Some(nested) = culprit(&inner, value, &format!("{path}."))
+        {
+            return Some(nested);
+        }
+        return Some(path);
+    }
+    None
 }
 
 /// The query's parameters, decoded, each name once with its values in order.
