@@ -169,6 +169,20 @@ async fn http_json_errors_are_google_rpc_status_with_the_http_status_of_their_co
         assert_eq!(form.status, 400);
         assert_eq!(form.bad_request_fields(), ["content-type"]);
 
+        // A body over the 4 MiB a gRPC message may have.
+        let mut huge = b"{\"firstName\": \"".to_vec();
+        huge.resize(4 * 1024 * 1024 + 16, b'a');
+        huge.extend_from_slice(b"\"}");
+        let too_big = http
+            .send_raw(
+                Method::POST,
+                "/v1/contacts",
+                Some("application/json"),
+                &huge,
+            )
+            .await;
+        too_big.assert_error(Code::ResourceExhausted);
+
         // JSON the mapping refuses: the error names the field, however deep.
         let number = http.post("/v1/contacts", json!({"firstName": 5})).await;
         number.assert_error(Code::InvalidArgument);
