@@ -120,6 +120,11 @@ async fn conversation_errors_are_google_rpc_status_json() {
     twice.assert_error(Code::InvalidArgument);
     assert_eq!(twice.bad_request_fields(), ["conversation_id"]);
 
+    // One field by both its names.
+    let both_names = http.get("/v1/conversations?pageSize=1&page_size=2").await;
+    both_names.assert_error(Code::InvalidArgument);
+    assert_eq!(both_names.bad_request_fields(), ["page_size"]);
+
     let missing = http
         .get("/v1/conversations/0190f5a2-5a6e-7000-8000-0000000000ff")
         .await;

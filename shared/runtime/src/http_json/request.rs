@@ -49,6 +49,7 @@ pub fn request_message(
         bound.push(fields);
     }
 
+    let from_path = bound.len();
     for (name, values) in query_parameters(query) {
         if route.body == "*" {
             return Err(ApiError::invalid(
@@ -62,8 +63,13 @@ pub fn request_message(
         if fields[0].name() == route.body {
             return Err(ApiError::invalid(field, "this field is read from the body"));
         }
-        if bound.iter().any(|path| overlaps(path, &fields)) {
-            return Err(ApiError::invalid(field, "this field is set by the path"));
+        if let Some(at) = bound.iter().position(|path| overlaps(path, &fields)) {
+            let why = if at < from_path {
+                "this field is set by the path"
+            } else {
+                "this field is given twice (by its proto and its JSON name?)"
+            };
+            return Err(ApiError::invalid(field, why));
         }
         set_from_text(&mut message, &fields, &values)
             .map_err(|description| ApiError::invalid(field.clone(), description))?;
