@@ -4,6 +4,7 @@
 mod health;
 mod helpers;
 mod hostile_input;
+mod http_json;
 mod scenario;
 mod store;
 mod tls;
