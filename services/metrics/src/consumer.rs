@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tracing::Instrument;
 
 use crate::domain::{Change, Closure, Dimensions};
 use crate::store::MetricsStore;
@@ -237,8 +238,20 @@ impl Consumer {
                         };
                         let (workspace, partition, sequence) =
                             (event.workspace_id.clone(), event.partition, event.sequence);
+                        // A span of its own, linked to the call that made the change.
+                        let span = tracing::info_span!(
+                            target: "charla::consumer",
+                            "apply conversation event",
+                            otel.kind = "consumer",
+                            partition,
+                            sequence,
+                        );
+                        charla_runtime::telemetry::link_to_trace_parent(&span, &event.trace_parent);
                         let change = translate(event);
-                        self.store.apply(&workspace, partition, sequence, &change).await?;
+                        self.store
+                            .apply(&workspace, partition, sequence, &change)
+                            .instrument(span)
+                            .await?;
                         self.applied.send_modify(|count| *count += 1);
                         self.lag.observe(partition, head.saturating_sub(sequence), &mut self.behind).await;
                         self.finish_rebuild_if_done().await?;
