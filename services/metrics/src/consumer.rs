@@ -86,13 +86,31 @@ impl LagReporter {
         }
     }
 
+    /// Forgets the partitions this replica no longer consumes (another replica took them): their
+    /// lag is that replica's to report.
+    async fn keep_only(&mut self, partitions: &[u32], behind_before: &mut bool) {
+        let dropped: Vec<u32> = self
+            .lags
+            .keys()
+            .copied()
+            .filter(|partition| !partitions.contains(partition))
+            .collect();
+        for partition in dropped {
+            self.lags.remove(&partition);
+            self.gauge.remove(&lag_labels(partition));
+        }
+        self.report(behind_before).await;
+    }
+
     async fn observe(&mut self, partition: u32, lag: u64, behind_before: &mut bool) {
-        let labels = vec![
-            ("stream".to_owned(), "conversation".to_owned()),
-            ("partition".to_owned(), partition.to_string()),
-        ];
-        self.gauge.get_or_create(&labels).set(clamp(lag));
+        self.gauge
+            .get_or_create(&lag_labels(partition))
+            .set(clamp(lag));
         self.lags.insert(partition, lag);
+        self.report(behind_before).await;
+    }
+
+    async fn report(&self, behind_before: &mut bool) {
         let worst = self.lags.values().copied().max().unwrap_or(0);
         let behind = falls_behind(worst, self.max_lag);
         if behind == *behind_before {
@@ -114,6 +132,13 @@ impl LagReporter {
                 .await;
         }
     }
+}
+
+fn lag_labels(partition: u32) -> Vec<(String, String)> {
+    vec![
+        ("stream".to_owned(), "conversation".to_owned()),
+        ("partition".to_owned(), partition.to_string()),
+    ]
 }
 
 /// Whether a consumer `lag` events behind is too far behind to serve fresh numbers.
@@ -197,6 +222,8 @@ impl Consumer {
                 .into_inner();
             let leased =
                 assignment(&mut self.leases, self.store.cursor(), info.partition_count).await?;
+            let held = leased.as_ref().map_or(&[][..], |a| a.partitions.as_slice());
+            self.lag.keep_only(held, &mut self.behind).await;
             let Some(Assignment { partitions, cursor }) = leased else {
                 // Other replicas consume every partition: stand by, ready to take over.
                 tokio::select! {
@@ -443,6 +470,14 @@ mod tests {
         lag.observe(0, 10, &mut behind).await;
         assert_eq!(status(&health, FRESHNESS).await, ServingStatus::Serving);
         assert_eq!(status(&health, service).await, ServingStatus::Serving);
+
+        // A partition handed to another replica is that replica's to report.
+        lag.observe(1, 500, &mut behind).await;
+        assert_eq!(status(&health, FRESHNESS).await, ServingStatus::NotServing);
+        lag.keep_only(&[0], &mut behind).await;
+        assert_eq!(status(&health, FRESHNESS).await, ServingStatus::Serving);
+        let text = metrics.render().await;
+        assert!(!text.contains("partition=\"1\""), "{text}");
     }
 
     #[test]
