@@ -90,6 +90,25 @@ pub struct AssignmentChange {
     pub previous_team: Option<ActorId>,
 }
 
+/// What an assignment change does to one of the two slots (the assignee user, the team).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignmentUpdate {
+    /// Leave it as it is.
+    Keep,
+    /// Set it to this one.
+    Set(ActorId),
+    /// Empty it.
+    Clear,
+}
+
+/// Which event an assignment change records: `Assigned` when it sets a user or a team (whatever
+/// it also clears), `Unassigned` when it only clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentKind {
+    Assigned,
+    Unassigned,
+}
+
 fn since(later: SystemTime, earlier: SystemTime) -> Duration {
     later.duration_since(earlier).unwrap_or_default()
 }
@@ -249,6 +268,35 @@ impl Conversation {
             self.assignment.team = Some(team);
         }
         Ok(Some(change))
+    }
+
+    /// Sets, clears or keeps the assignee user and the team in one change at `at`. Returns what
+    /// was replaced and which event records it, or `None` when nothing changed. Setting a user
+    /// counts as an assignment exactly as [`Conversation::assign`] does.
+    pub fn reassign(
+        &mut self,
+        assignee: AssignmentUpdate,
+        team: AssignmentUpdate,
+        at: SystemTime,
+    ) -> Result<Option<(AssignmentChange, AssignmentKind)>, ConversationError> {
+        self.ensure_open()?;
+        let clear_assignee = assignee == AssignmentUpdate::Clear;
+        let clear_team = team == AssignmentUpdate::Clear;
+        let set = |update: AssignmentUpdate| match update {
+            AssignmentUpdate::Set(id) => Some(id),
+            AssignmentUpdate::Keep | AssignmentUpdate::Clear => None,
+        };
+        let previous = AssignmentChange {
+            previous_assignee: self.assignment.assignee.clone(),
+            previous_team: self.assignment.team.clone(),
+        };
+        let cleared = self.unassign(clear_assignee, clear_team)?.is_some();
+        let assigned = self.assign(set(assignee), set(team), at)?.is_some();
+        Ok(match (assigned, cleared) {
+            (true, _) => Some((previous, AssignmentKind::Assigned)),
+            (false, true) => Some((previous, AssignmentKind::Unassigned)),
+            (false, false) => None,
+        })
     }
 
     /// Clears the assignee and/or the team. Returns what was cleared, or `None` when nothing was

@@ -22,9 +22,9 @@ use crate::contacts::ContactDirectory;
 use crate::domain::{ContactId, ConversationError, ConversationId, Message, OpenSource};
 use crate::store::{ConversationFilter, ConversationStore, OpenRequest};
 use convert::{
-    apply_settings_update, conversation_to_proto, parse_actor, parse_author_kind, parse_channel,
-    parse_close_source, parse_closing_note, parse_direction, parse_message_id, parse_open_source,
-    parse_time, settings_to_proto,
+    apply_settings_update, conversation_to_proto, parse_actor, parse_assignment, parse_author_kind,
+    parse_channel, parse_close_source, parse_closing_note, parse_direction, parse_message_id,
+    parse_open_source, parse_time, settings_to_proto,
 };
 
 /// The gRPC face of the conversation service.
@@ -195,15 +195,7 @@ impl ConversationService for ConversationApi {
         let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let id = conversation_id("conversation_id", &request.conversation_id)?;
-        let assignee = parse_actor("assignee_user_id", &request.assignee_user_id)?;
-        let team = parse_actor("team_id", &request.team_id)?;
-        if assignee.is_none() && team.is_none() {
-            return Err(ApiError::invalid(
-                "assignee_user_id",
-                "an assignee user or a team is required",
-            )
-            .into());
-        }
+        let (assignee, team) = parse_assignment(&request)?;
         let actor = parse_actor("actor_id", &request.actor_id)?;
         // Assigning is idempotent by value (a retry assigns what is already assigned and changes
         // nothing), so the key only needs to be well-formed.

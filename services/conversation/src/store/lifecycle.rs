@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{ConversationStore, is_unique_violation};
 use crate::contacts::ContactDirectory;
 use crate::domain::{
-    ActorId, Channel, CloseSource, ClosingNote, ContactId, Conversation, ConversationError,
-    ConversationId, Message, OpenSource,
+    ActorId, AssignmentKind, AssignmentUpdate, Channel, CloseSource, ClosingNote, ContactId,
+    Conversation, ConversationError, ConversationId, Message, OpenSource,
 };
 use crate::events::ConversationChange;
 
@@ -337,28 +337,27 @@ impl ConversationStore {
         Ok(conversation)
     }
 
-    /// Assigns a user and/or a team. Assigning what is already assigned changes nothing.
+    /// Sets, clears or keeps the assignee user and the team in one change, written as one event
+    /// (see [`Conversation::reassign`]). Assigning what is already assigned changes nothing.
     pub async fn assign(
         &self,
         workspace: WorkspaceId,
         id: ConversationId,
-        assignee: Option<ActorId>,
-        team: Option<ActorId>,
+        assignee: AssignmentUpdate,
+        team: AssignmentUpdate,
         actor: Option<ActorId>,
     ) -> Result<Conversation, ApiError> {
         let mut tx = self.db.pool().begin().await?;
         let mut conversation = self.load(&mut tx, workspace, id, true).await?;
         let now = self.now();
-        if let Some(change) = conversation.assign(assignee, team, now)? {
+        if let Some((change, kind)) = conversation.reassign(assignee, team, now)? {
             self.save(&mut tx, &conversation).await?;
             let actor = actor.map(|a| a.to_string());
-            self.record(
-                &mut tx,
-                &conversation,
-                now,
-                ConversationChange::Assigned { change, actor },
-            )
-            .await?;
+            let change = match kind {
+                AssignmentKind::Assigned => ConversationChange::Assigned { change, actor },
+                AssignmentKind::Unassigned => ConversationChange::Unassigned { change, actor },
+            };
+            self.record(&mut tx, &conversation, now, change).await?;
             tx.commit().await?;
             self.events.notify_committed(workspace);
         }
