@@ -77,6 +77,8 @@ pub enum BuildError {
     Start(#[from] StartError),
     #[error("CHARLA_CONTACT_URL: {0}")]
     ContactUrl(#[source] charla_runtime::peers::PeerUrlError),
+    #[error("indexing each conversation's earlier events: {0}")]
+    EventIndex(#[source] charla_runtime::ApiError),
 }
 
 /// Opens the database (migrating it), starts the background tasks, binds the address and
@@ -109,6 +111,10 @@ pub async fn build(
     let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
     let db_for_leases = db.clone();
     let store = store::ConversationStore::new(db, events, clock.clone());
+    store
+        .backfill_event_index()
+        .await
+        .map_err(BuildError::EventIndex)?;
     auto_close::spawn(
         store.clone(),
         clock,

@@ -13,8 +13,9 @@ use charla_runtime::ApiError;
 use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::channel::ChannelType;
 use charla_runtime::fair_share::stream_slot;
-use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
+use charla_runtime::stream::{LoggedEvent, ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
+use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -60,6 +61,23 @@ fn contact_id(field: &str, value: &str) -> Result<ContactId, ApiError> {
 
 fn conversation_id(field: &str, value: &str) -> Result<ConversationId, ApiError> {
     required_id(field, value).map(ConversationId::from_uuid)
+}
+
+/// The workspace sequence a ListConversationEvents page token continues after (0 for none).
+fn event_page_token(token: &str) -> Result<u64, ApiError> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token
+        .strip_prefix('e')
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .filter(|after| *after <= i64::MAX as u64)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "page_token",
+                "is not a token this call gave; pass next_page_token as it came",
+            )
+        })
 }
 
 fn reply(conversation: &crate::domain::Conversation) -> Option<pb::Conversation> {
@@ -317,6 +335,38 @@ impl ConversationService for ConversationApi {
                 .map(conversation_to_proto)
                 .collect(),
             next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn list_conversation_events(
+        &self,
+        request: Request<pb::ListConversationEventsRequest>,
+    ) -> Result<Response<pb::ListConversationEventsResponse>, Status> {
+        let workspace = authorize(&request, Role::Agent)?;
+        let request = request.into_inner();
+        let id = conversation_id("conversation_id", &request.conversation_id)?;
+        let size = page_size(request.page_size)?;
+        let after = event_page_token(&request.page_token)?;
+        let page = self
+            .store
+            .conversation_events(workspace, id, after, size as usize)
+            .await?;
+        let events = page
+            .events
+            .iter()
+            .map(|stored| {
+                let mut event = pb::ConversationEvent::decode(stored.payload.as_slice())
+                    .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
+                event.set_position(stored.partition, stored.sequence);
+                Ok(event)
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(Response::new(pb::ListConversationEventsResponse {
+            events,
+            next_page_token: page
+                .next_after
+                .map(|after| format!("e{after}"))
+                .unwrap_or_default(),
         }))
     }
 
