@@ -241,6 +241,7 @@ async fn operate(
                             workspace,
                             pb::GetOpenConversationRequest {
                                 contact_id: contact,
+                                ..Default::default()
                             },
                         ))
                         .await

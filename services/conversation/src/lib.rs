@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationServiceServer;
 use charla_runtime::app::{Application, StartError};
+use charla_runtime::applied::AppliedPositions;
 use charla_runtime::config::RuntimeConfig;
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::Database;
@@ -109,6 +110,10 @@ pub async fn build(
         .map_err(BuildError::Start)?;
     events.spawn_commit_listener(shutdown.clone());
     let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
+    let contact_events = grpc::ContactEvents {
+        cursor: cursor.clone(),
+        applied: AppliedPositions::default(),
+    };
     let db_for_leases = db.clone();
     let store = store::ConversationStore::new(db, events, clock.clone());
     store
@@ -126,6 +131,7 @@ pub async fn build(
         cursor,
         leases: PartitionLeases::new(db_for_leases, events::contact_consumer::CONSUMER, 1),
         contacts: contacts.clone(),
+        applied: contact_events.applied.clone(),
     };
     events::contact_consumer::spawn(consumer, shutdown.clone());
     // Moving the test clock past auto-close deadlines closes those conversations before the
@@ -139,7 +145,13 @@ pub async fn build(
         })
     });
     app.serve_test_clock(&service_clock, Some(after_move)).await;
-    let api = grpc::ConversationApi::new(store, contacts, shutdown, runtime.request_timeout());
+    let api = grpc::ConversationApi::new(
+        store,
+        contacts,
+        contact_events,
+        shutdown,
+        runtime.request_timeout(),
+    );
     app.server()
         .add_service(ConversationServiceServer::new(api))
         .await;

@@ -2,6 +2,7 @@
 //! telemetry, the gRPC server, the database, errors and the event log work the same in all of them.
 
 pub mod app;
+pub mod applied;
 pub mod auth;
 pub mod channel;
 pub mod clock;

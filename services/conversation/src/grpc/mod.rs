@@ -10,8 +10,10 @@ use std::time::Duration;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationService;
 use charla_runtime::ApiError;
+use charla_runtime::applied::{self, AppliedPositions};
 use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::channel::ChannelType;
+use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::fair_share::stream_slot;
 use charla_runtime::stream::{LoggedEvent, ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
@@ -33,25 +35,63 @@ use convert::{
 pub struct ConversationApi {
     store: ConversationStore,
     contacts: ContactDirectory,
+    contact_events: ContactEvents,
     shutdown: CancellationToken,
     request_timeout: Duration,
 }
 
+/// How far this service has applied the contact event stream: what reads with
+/// `min_contact_positions` wait on.
+#[derive(Debug, Clone)]
+pub struct ContactEvents {
+    /// The contact consumer's stored cursor (every replica's progress).
+    pub cursor: ConsumerCursor,
+    /// This process's consumer, publishing each position it applies.
+    pub applied: AppliedPositions,
+}
+
 impl ConversationApi {
-    /// Handlers over `store`, checking contacts with `contacts`; streams and imports end at
-    /// `shutdown`, and imports answer before `request_timeout` (the server's) cancels them.
+    /// Handlers over `store`, checking contacts with `contacts`; reads wait on `contact_events`;
+    /// streams and imports end at `shutdown`, and imports and waits answer before
+    /// `request_timeout` (the server's) cancels them.
     pub fn new(
         store: ConversationStore,
         contacts: ContactDirectory,
+        contact_events: ContactEvents,
         shutdown: CancellationToken,
         request_timeout: Duration,
     ) -> Self {
         Self {
             store,
             contacts,
+            contact_events,
             shutdown,
             request_timeout,
         }
+    }
+
+    /// Waits until the contact consumer has applied `wanted` (a read's `min_contact_positions`),
+    /// within the call's deadline; see `charla_runtime::applied`.
+    async fn wait_for_contact_events(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        wanted: &[charla_proto::charla::contact::v1::PartitionCursor],
+    ) -> Result<(), ApiError> {
+        const FIELD: &str = "min_contact_positions";
+        let wanted = applied::parse_min_positions(FIELD, wanted)?;
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        applied::wait_until_applied(
+            FIELD,
+            &self.contact_events.cursor,
+            self.contact_events.applied.subscribe(),
+            &wanted,
+            applied::wait_budget(metadata, self.request_timeout),
+            self.contacts.stream_heads(),
+        )
+        .await?;
+        Ok(())
     }
 }
 
@@ -275,6 +315,8 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<pb::GetOpenConversationResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?;
         let contact = contact_id("contact_id", &request.get_ref().contact_id)?;
+        self.wait_for_contact_events(request.metadata(), &request.get_ref().min_contact_positions)
+            .await?;
         let conversation = match self.store.get_open(workspace, contact).await? {
             Some(open) => reply(&open),
             // Nothing open: unset for a contact the contact service knows (whatever its status),
@@ -294,6 +336,7 @@ impl ConversationService for ConversationApi {
         request: Request<pb::ListConversationsRequest>,
     ) -> Result<Response<pb::ListConversationsResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?;
+        let metadata = request.metadata().clone();
         let request = request.into_inner();
         let size = page_size(request.page_size)?;
         let after = page_token(&request.page_token)?.map(ConversationId::from_uuid);
@@ -327,6 +370,8 @@ impl ConversationService for ConversationApi {
                 ApiError::invalid("opened_before", "must not be before opened_after").into(),
             );
         }
+        self.wait_for_contact_events(&metadata, &request.min_contact_positions)
+            .await?;
         let page = self.store.list(workspace, &filter, size, after).await?;
         Ok(Response::new(pb::ListConversationsResponse {
             conversations: page

@@ -119,6 +119,7 @@ async fn an_outbound_message_without_an_open_conversation_opens_none(backend: Ba
         .await
         .get_open_conversation(env.req(pb::GetOpenConversationRequest {
             contact_id: contact,
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -47,6 +47,7 @@ async fn the_open_conversation_of_a_contact_can_be_read(backend: Backend) {
     let get_open = |contact: &str| {
         env.req(pb::GetOpenConversationRequest {
             contact_id: contact.to_owned(),
+            ..Default::default()
         })
     };
     let none = client
