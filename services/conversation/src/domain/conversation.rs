@@ -30,6 +30,8 @@ pub struct Assignment {
     /// The first user it was assigned to, and when.
     pub first_assignee: Option<ActorId>,
     pub first_assigned_at: Option<SystemTime>,
+    /// The last user it was assigned to, kept when it is unassigned.
+    pub last_assignee: Option<ActorId>,
     pub last_assigned_at: Option<SystemTime>,
     /// How many times a user was assigned (a change of user counts, a change of team alone not).
     pub count: u32,
@@ -262,6 +264,7 @@ impl Conversation {
                 .get_or_insert_with(|| user.clone());
             assignment.first_assigned_at.get_or_insert(at);
             assignment.last_assigned_at = Some(at);
+            assignment.last_assignee = Some(user.clone());
             assignment.assignee = Some(user);
         }
         if let Some(team) = new_team {

@@ -36,6 +36,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
         CONVERSATION_EVENTS_MIGRATION,
+        LAST_ASSIGNEE_MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
@@ -43,7 +44,14 @@ pub const MIGRATIONS: Migrations = Migrations {
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
         CONVERSATION_EVENTS_MIGRATION,
+        LAST_ASSIGNEE_MIGRATION,
     ],
+};
+
+const LAST_ASSIGNEE_MIGRATION: MigrationFile = MigrationFile {
+    version: 5,
+    description: "last assignee",
+    sql: include_str!("../../migrations/0005_last_assignee.sql"),
 };
 
 const CONVERSATION_EVENTS_MIGRATION: MigrationFile = MigrationFile {

@@ -119,7 +119,13 @@ fn export_row(fact: &ClosedFact) -> Result<pb::ConversationExportRow, ApiError> 
         closed_by: closed.closed_by,
         closed_by_id: closed.closed_by_id,
         first_assignee_user_id: closed.first_assignee_user_id,
-        last_assignee_user_id: closed.assignee_user_id,
+        // Events written before the last assignee was kept know only the assignee at close.
+        last_assignee_user_id: if closed.last_assignee_user_id.is_empty() {
+            closed.assignee_user_id.clone()
+        } else {
+            closed.last_assignee_user_id
+        },
+        assignee_user_id: closed.assignee_user_id,
         team_id: closed.team_id,
         first_assigned_at: closed.first_assigned_at,
         last_assigned_at: closed.last_assigned_at,
