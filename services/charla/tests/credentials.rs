@@ -1571,6 +1571,7 @@ impl WorkspaceB {
                 start_time,
                 end_time,
                 filter: None,
+                ..Default::default()
             };
             let rows = read_stream(
                 &format!("ExportConversations as {role}"),

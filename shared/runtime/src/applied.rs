@@ -110,7 +110,7 @@ pub fn wait_budget(metadata: &MetadataMap, request_timeout: Duration) -> Duratio
 /// Returns the stored positions as soon as they cover `wanted`. Otherwise asks `heads` how far
 /// the producer's stream is: a partition it doesn't have, or a sequence past its head, can never
 /// be applied (FAILED_PRECONDITION, reason POSITION_NOT_WRITTEN, naming `field`); when the
-/// producer can't be asked (`None`), the wait goes on. Then waits for the consumer, up to `budget`:
+/// producer can't be asked (`None`, or no answer before the deadline), the wait goes on. Then waits for the consumer, up to `budget`:
 /// DEADLINE_EXCEEDED (reason POSITIONS_NOT_APPLIED, metadata `applied`) if it doesn't get there.
 pub async fn wait_until_applied<H>(
     field: &str,
@@ -129,7 +129,12 @@ where
     if covers(&now, wanted) {
         return Ok(now);
     }
-    if let Some((partition_count, heads)) = heads.await {
+    // Asking the producer must not eat the caller's deadline: no answer in time counts as none.
+    let heads = tokio::time::timeout_at(deadline, heads)
+        .await
+        .ok()
+        .flatten();
+    if let Some((partition_count, heads)) = heads {
         for (partition, sequence) in wanted {
             let head = heads.get(partition).copied().unwrap_or(0);
             if *partition >= partition_count || *sequence > head {

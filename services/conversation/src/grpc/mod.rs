@@ -7,6 +7,7 @@ mod import;
 
 use std::time::Duration;
 
+use charla_proto::charla::contact::v1::PartitionCursor;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationService;
 use charla_runtime::ApiError;
@@ -14,6 +15,7 @@ use charla_runtime::applied::{self, AppliedPositions};
 use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::channel::ChannelType;
 use charla_runtime::consumer::ConsumerCursor;
+use charla_runtime::event_log::EventPosition;
 use charla_runtime::fair_share::stream_slot;
 use charla_runtime::stream::{LoggedEvent, ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
@@ -70,12 +72,34 @@ impl ConversationApi {
         }
     }
 
+    /// The event position a write answers: the event it wrote, or, when it wrote none (a retry,
+    /// or nothing to change), the conversation's latest event, which every earlier effect
+    /// precedes.
+    async fn position(
+        &self,
+        conversation: &crate::domain::Conversation,
+        written: Option<EventPosition>,
+    ) -> Result<Option<PartitionCursor>, ApiError> {
+        let position = match written {
+            Some(written) => Some((written.partition, written.sequence)),
+            None => {
+                self.store
+                    .latest_position(conversation.workspace, conversation.id)
+                    .await?
+            }
+        };
+        Ok(position.map(|(partition, sequence)| PartitionCursor {
+            partition,
+            sequence,
+        }))
+    }
+
     /// Waits until the contact consumer has applied `wanted` (a read's `min_contact_positions`),
     /// within the call's deadline; see `charla_runtime::applied`.
     async fn wait_for_contact_events(
         &self,
         metadata: &tonic::metadata::MetadataMap,
-        wanted: &[charla_proto::charla::contact::v1::PartitionCursor],
+        wanted: &[PartitionCursor],
     ) -> Result<(), ApiError> {
         const FIELD: &str = "min_contact_positions";
         let wanted = applied::parse_min_positions(FIELD, wanted)?;
@@ -150,8 +174,10 @@ impl ConversationService for ConversationApi {
             actor: parse_actor("actor_id", &request.actor_id)?,
             request_id: optional_id("request_id", &request.request_id)?,
         };
-        let (conversation, opened) = self.store.open(workspace, open, &self.contacts).await?;
+        let (conversation, opened, written) =
+            self.store.open(workspace, open, &self.contacts).await?;
         Ok(Response::new(pb::OpenConversationResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
             opened,
         }))
@@ -175,11 +201,12 @@ impl ConversationService for ConversationApi {
         let actor = parse_actor("actor_id", &request.actor_id)?;
         let note = parse_closing_note(&request.category, &request.summary)?;
         let request_id = optional_id("request_id", &request.request_id)?;
-        let conversation = self
+        let (conversation, written) = self
             .store
             .close(workspace, id, source, actor, note, request_id)
             .await?;
         Ok(Response::new(pb::CloseConversationResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
         }))
     }
@@ -212,10 +239,15 @@ impl ConversationService for ConversationApi {
             .store
             .record_message(workspace, contact, channel, message, &self.contacts)
             .await?;
+        let event_position = match &recorded.conversation {
+            Some(conversation) => self.position(conversation, recorded.position).await?,
+            None => None,
+        };
         Ok(Response::new(pb::RecordMessageResponse {
             conversation: recorded.conversation.as_ref().map(conversation_to_proto),
             recorded: recorded.recorded,
             opened_conversation: recorded.opened,
+            event_position,
         }))
     }
 
@@ -239,8 +271,10 @@ impl ConversationService for ConversationApi {
             actor: None,
             request_id: None,
         };
-        let (conversation, opened) = self.store.open(workspace, open, &self.contacts).await?;
+        let (conversation, opened, written) =
+            self.store.open(workspace, open, &self.contacts).await?;
         Ok(Response::new(pb::HandleWelcomeEventResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
             opened,
         }))
@@ -258,11 +292,12 @@ impl ConversationService for ConversationApi {
         // Assigning is idempotent by value (a retry assigns what is already assigned and changes
         // nothing), so the key only needs to be well-formed.
         optional_id("request_id", &request.request_id)?;
-        let conversation = self
+        let (conversation, written) = self
             .store
             .assign(workspace, id, assignee, team, actor)
             .await?;
         Ok(Response::new(pb::AssignConversationResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
         }))
     }
@@ -282,7 +317,7 @@ impl ConversationService for ConversationApi {
             .into());
         }
         let actor = parse_actor("actor_id", &request.actor_id)?;
-        let conversation = self
+        let (conversation, written) = self
             .store
             .unassign(
                 workspace,
@@ -293,6 +328,7 @@ impl ConversationService for ConversationApi {
             )
             .await?;
         Ok(Response::new(pb::UnassignConversationResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
         }))
     }

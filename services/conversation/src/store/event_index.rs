@@ -83,6 +83,34 @@ impl ConversationStore {
         Ok(EventPage { events, next_after })
     }
 
+    /// Where conversation `id`'s latest event is in the stream (partition, partition sequence):
+    /// what a call that changed nothing answers, as its effects are all at or before it. `None`
+    /// when it has no indexed event.
+    pub async fn latest_position(
+        &self,
+        workspace: WorkspaceId,
+        id: ConversationId,
+    ) -> Result<Option<(u32, u64)>, ApiError> {
+        let row = sqlx::query(
+            "SELECT e.partition_no, e.seq
+             FROM conversation_events c
+             JOIN event_log e ON e.workspace_id = c.workspace_id AND e.workspace_seq = c.workspace_seq
+             WHERE c.workspace_id = $1 AND c.conversation_id = $2
+             ORDER BY c.workspace_seq DESC LIMIT 1",
+        )
+        .bind(workspace.to_string())
+        .bind(id.to_string())
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|row| {
+            Ok((
+                row.try_get::<i64, _>(0)? as u32,
+                row.try_get::<i64, _>(1)? as u64,
+            ))
+        })
+        .transpose()
+    }
+
     /// Indexes the events written before the index existed, once per database: a replica that
     /// starts finds the marker and does nothing. Concurrent or interrupted runs are harmless
     /// (an event indexed twice is the same row).

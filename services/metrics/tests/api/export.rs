@@ -78,6 +78,7 @@ async fn the_export_tells_the_assignee_at_close_from_the_last_assignee(backend: 
             start_time: Some(start().into()),
             end_time: Some((start() + Duration::from_secs(3600)).into()),
             filter: None,
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -4,6 +4,7 @@
 mod export;
 mod helpers;
 mod hostile_input;
+mod read_your_writes;
 mod scenario;
 mod store;
 mod tls;

@@ -39,6 +39,13 @@ fn secs(d: &Option<prost_types::Duration>) -> f64 {
         .unwrap_or(-1.0)
 }
 
+/// A report without the stream positions it reflects (which move with every event, markers
+/// included): its numbers alone.
+fn numbers(mut report: pb::GetConversationMetricsResponse) -> pb::GetConversationMetricsResponse {
+    report.positions.clear();
+    report
+}
+
 /// One scripted conversation.
 #[derive(Debug, Clone)]
 struct Scripted {
@@ -213,6 +220,7 @@ fn request(
         granularity: granularity as i32,
         filter: None,
         group_by: 0,
+        ..Default::default()
     }
 }
 
@@ -678,6 +686,7 @@ async fn check_reports(
     let dashboard = metrics
         .get_dashboard(env.req(pb::GetDashboardRequest {
             time_zone: "UTC".into(),
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -716,6 +725,7 @@ async fn check_reports(
             end_time: whole.end_time,
             filter: None,
             limit: 0,
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -750,6 +760,7 @@ async fn check_reports(
             start_time: whole.start_time,
             end_time: whole.end_time,
             filter: None,
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -781,7 +792,7 @@ async fn check_reports(
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(after_restart, report);
+    assert_eq!(numbers(after_restart), numbers(report.clone()));
     // A rebuild is of every workspace: a call naming one is refused, naming the metadata.
     let mut scoped = tonic::Request::new(pb::RebuildAggregatesRequest {});
     scoped
@@ -807,7 +818,8 @@ async fn check_reports(
         .unwrap()
         .into_inner();
     assert_eq!(
-        after_rebuild, report,
+        numbers(after_rebuild),
+        numbers(report),
         "rebuilt numbers equal the live ones exactly"
     );
 }
