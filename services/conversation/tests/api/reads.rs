@@ -14,6 +14,7 @@ backend_tests!(
     settings_default_to_optional_notes_and_no_auto_close,
     the_stream_says_how_far_behind_a_reader_is,
     a_conversations_own_events_page_in_order_within_its_workspace,
+    events_written_before_the_event_index_are_listed_after_a_restart,
 );
 
 async fn the_stream_says_how_far_behind_a_reader_is(backend: Backend) {
@@ -261,4 +262,51 @@ async fn a_conversations_own_events_page_in_order_within_its_workspace(backend: 
             .await,
         "page_size",
     );
+}
+
+async fn events_written_before_the_event_index_are_listed_after_a_restart(backend: Backend) {
+    let Some(mut env) = spawn_env(backend).await else {
+        return;
+    };
+    let contact = env.new_contact().await;
+    let id = env.inbound(&contact).await.conversation_id;
+    env.reply(&contact).await;
+    let list = |env: &crate::helpers::TestEnv| {
+        let request = env.req(pb::ListConversationEventsRequest {
+            conversation_id: id.clone(),
+            ..Default::default()
+        });
+        let address = env.conversation_addr;
+        async move {
+            pb::conversation_service_client::ConversationServiceClient::new(
+                charla_testing::connect(format!("http://{address}")).await,
+            )
+            .list_conversation_events(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+        }
+    };
+    let before = list(&env).await;
+    assert_eq!(
+        crate::helpers::kinds(&before),
+        ["opened", "message", "message"]
+    );
+    // As a database upgraded from a release without the index: events, but none indexed.
+    let db = charla_runtime::db::Database::connect(
+        &env.conversation_db,
+        &charla_conversation::store::MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "DELETE FROM conversation_events",
+        "DELETE FROM conversation_events_backfilled",
+    ] {
+        sqlx::query(sql).execute(db.pool()).await.unwrap();
+    }
+    assert!(list(&env).await.is_empty());
+    env.restart_conversation().await;
+    assert_eq!(list(&env).await, before, "indexed once at start-up");
 }
