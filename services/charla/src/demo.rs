@@ -63,8 +63,8 @@ pub struct DemoArgs {
     )]
     conversation_url: String,
 
-    /// Before saying the workspace is ready, wait until the metrics service's reports reflect the
-    /// imported history.
+    // Before saying the workspace is ready, wait until the metrics service's reports reflect the
+    // imported history.
     #[command(flatten)]
     metrics: MetricsWait,
 

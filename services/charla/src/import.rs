@@ -22,7 +22,9 @@ use crate::metrics_wait::{MetricsWait, Written};
 pub enum ImportCommand {
     /// Past conversations, one JSON object per line (a HistoricalConversation in the proto JSON
     /// mapping: externalId, contactId, channel, openedAt, openedBy, messages, assignments,
-    /// closedAt, closedBy, closingCategory...).
+    /// closedAt, closedBy, closingCategory...). Ends once the metrics service reflects the
+    /// import. Exit status: 0 when every line was imported (or was already), 2 when some were
+    /// refused, 3 when the metrics service did not confirm it reflects the import, 1 on failure.
     Conversations(ImportConversations),
 }
 
@@ -53,8 +55,7 @@ pub struct ImportConversations {
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=50_000))]
     batch: u32,
 
-    /// After importing, wait until the metrics service's reports reflect the import. Exit code 3
-    /// when it can't confirm that (the import itself is complete).
+    // After importing, wait until the metrics service's reports reflect the import.
     #[command(flatten)]
     metrics: MetricsWait,
 }

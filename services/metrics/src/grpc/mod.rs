@@ -101,17 +101,18 @@ impl MetricsApi {
         }
     }
 
-    /// What a read reflects: waits until the consumer has applied the request's
-    /// `min_positions` (within the call's deadline), and returns the stored positions the read
-    /// then reflects at least. See `charla_runtime::applied`.
+    /// What a read of `workspace` reflects: waits until the consumer has applied the request's
+    /// `min_positions` (within the call's deadline; see `charla_runtime::applied`), then returns
+    /// the positions of the workspace's latest applied events, read before the numbers are.
     async fn reflect(
         &self,
+        workspace: &str,
         metadata: &tonic::metadata::MetadataMap,
         wanted: &[PartitionCursor],
     ) -> Result<Vec<PartitionCursor>, ApiError> {
         const FIELD: &str = "min_positions";
         let wanted = applied::parse_min_positions(FIELD, wanted)?;
-        let positions = applied::wait_until_applied(
+        applied::wait_until_applied(
             FIELD,
             self.store.cursor(),
             self.consumer.positions(),
@@ -120,6 +121,7 @@ impl MetricsApi {
             self.producer.stream_heads(),
         )
         .await?;
+        let positions = self.store.workspace_positions(workspace).await?;
         Ok(applied::to_cursor(&positions))
     }
 }
@@ -224,7 +226,9 @@ impl MetricsService for MetricsApi {
             filter: parse_filter(request.filter.as_ref())?,
             group_by: parse_group_by(request.group_by)?,
         };
-        let positions = self.reflect(&metadata, &request.min_positions).await?;
+        let positions = self
+            .reflect(&workspace, &metadata, &request.min_positions)
+            .await?;
         let report = reports::metrics(&self.store, &workspace, &query).await?;
         Ok(Response::new(pb::GetConversationMetricsResponse {
             positions,
@@ -259,7 +263,11 @@ impl MetricsService for MetricsApi {
         let workspace = authorize(&request, Role::Agent)?.to_string();
         let zone = time_zone(&request.get_ref().time_zone)?;
         let positions = self
-            .reflect(request.metadata(), &request.get_ref().min_positions)
+            .reflect(
+                &workspace,
+                request.metadata(),
+                &request.get_ref().min_positions,
+            )
             .await?;
         let now = to_micros(self.clock.now());
         let numbers = reports::dashboard(&self.store, &workspace, now, &zone).await?;
@@ -356,7 +364,9 @@ impl MetricsService for MetricsApi {
             required_micros("end_time", request.end_time.as_ref())?,
         );
         let filter = parse_filter(request.filter.as_ref())?;
-        let positions = self.reflect(&metadata, &request.min_positions).await?;
+        let positions = self
+            .reflect(&workspace, &metadata, &request.min_positions)
+            .await?;
         let ranked =
             reports::leaderboard(&self.store, &workspace, range, by, &filter, ranking, limit)
                 .await?;
@@ -405,7 +415,8 @@ impl MetricsService for MetricsApi {
             return Err(ApiError::invalid("end_time", "must be after start_time").into());
         }
         let filter = parse_filter(request.filter.as_ref())?;
-        self.reflect(&metadata, &request.min_positions).await?;
+        self.reflect(&workspace, &metadata, &request.min_positions)
+            .await?;
         let (sender, receiver) = mpsc::channel(64);
         let (store, shutdown) = (self.store.clone(), self.shutdown.clone());
         tokio::spawn(async move {

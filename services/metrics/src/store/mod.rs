@@ -3,6 +3,7 @@
 
 mod apply;
 mod encoding;
+mod positions;
 mod queries;
 
 use charla_runtime::consumer::ConsumerCursor;
@@ -12,16 +13,28 @@ pub use queries::{ClosedFact, LiveCounts};
 
 /// The migrations of the metrics database.
 pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &[MigrationFile {
-        version: 2,
-        description: "metrics",
-        sql: include_str!("../../migrations/0002_metrics.sqlite.sql"),
-    }],
-    postgres: &[MigrationFile {
-        version: 2,
-        description: "metrics",
-        sql: include_str!("../../migrations/0002_metrics.postgres.sql"),
-    }],
+    sqlite: &[
+        MigrationFile {
+            version: 2,
+            description: "metrics",
+            sql: include_str!("../../migrations/0002_metrics.sqlite.sql"),
+        },
+        WORKSPACE_POSITIONS_MIGRATION,
+    ],
+    postgres: &[
+        MigrationFile {
+            version: 2,
+            description: "metrics",
+            sql: include_str!("../../migrations/0002_metrics.postgres.sql"),
+        },
+        WORKSPACE_POSITIONS_MIGRATION,
+    ],
+};
+
+const WORKSPACE_POSITIONS_MIGRATION: MigrationFile = MigrationFile {
+    version: 3,
+    description: "workspace positions",
+    sql: include_str!("../../migrations/0003_workspace_positions.sql"),
 };
 
 /// The consumer name of the conversation event stream.

@@ -85,12 +85,11 @@ async fn a_read_at_a_writes_position_reflects_the_write(backend: Backend) {
         .into_inner();
     let totals = report.totals.unwrap();
     assert_eq!((totals.opened_count, totals.closed_count), (1, 1));
-    let reflected = report
-        .positions
-        .iter()
-        .find(|p| p.partition == closed_at.partition)
-        .expect("the report says what it reflects");
-    assert!(reflected.sequence >= closed_at.sequence);
+    assert_eq!(
+        report.positions,
+        [closed_at],
+        "the report reflects the workspace's events up to its latest, the close"
+    );
 
     // A retried message changes nothing and answers where the conversation's effects end.
     let retried = conversations
@@ -120,7 +119,25 @@ async fn a_read_at_a_writes_position_reflects_the_write(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(dashboard.dashboard.unwrap().open_count, 0);
-    assert!(!dashboard.positions.is_empty());
+    assert_eq!(dashboard.positions, [closed_at]);
+    // Another workspace's writes move the stream, not what this workspace's reports say.
+    let elsewhere = uuid::Uuid::now_v7();
+    let other = env.new_contact(elsewhere).await;
+    env.message(
+        elsewhere,
+        &other,
+        ChannelType::Sms,
+        conversation_pb::AuthorKind::Contact,
+        "",
+    )
+    .await;
+    env.settle().await;
+    let again = metrics
+        .get_dashboard(env.req(pb::GetDashboardRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.positions, [closed_at]);
 
     // A position the stream never wrote would never be applied: refused at once.
     let unwritten = PartitionCursor {
