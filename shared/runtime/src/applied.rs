@@ -98,11 +98,12 @@ fn covers(applied: &Positions, wanted: &Positions) -> bool {
 }
 
 /// How long a read may wait: the server's `request_timeout`, or the client's `grpc-timeout` when
-/// sooner, less a margin to answer before the client gives up (a tenth, at most half a second).
+/// sooner, less a margin to answer before the client gives up: a fifth, at most a second (the
+/// time the call took to reach the handler counts against the client's deadline too).
 pub fn wait_budget(metadata: &MetadataMap, request_timeout: Duration) -> Duration {
     let budget = crate::import::client_timeout(metadata)
         .map_or(request_timeout, |timeout| timeout.min(request_timeout));
-    budget.saturating_sub((budget / 10).min(Duration::from_millis(500)))
+    budget.saturating_sub((budget / 5).min(Duration::from_secs(1)))
 }
 
 /// What a read reflects: at least the stored `cursor`'s positions once they cover `wanted`.
