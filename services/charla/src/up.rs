@@ -42,6 +42,11 @@ pub struct UpArgs {
     #[arg(long, env = "CHARLA_METRICS_PORT", default_value_t = 50053)]
     metrics_port: u16,
 
+    /// Each service's admin listener (`GET /metrics` for Prometheus) is on its gRPC port plus this
+    /// (51051, 51052, 51053 by default); 0 picks free ports. The addresses are printed.
+    #[arg(long, env = "CHARLA_ADMIN_PORT_OFFSET", default_value_t = 1000)]
+    admin_port_offset: u16,
+
     /// Run every service on one test clock that `TestClockService` sets or advances (to watch
     /// auto-close and "today" without waiting).
     #[arg(long, env = "CHARLA_TEST_CLOCK")]
@@ -71,9 +76,22 @@ impl UpArgs {
             auth,
         );
         config.log_format = self.log_format;
+        config.admin_addr = Some(SocketAddr::new(
+            self.host,
+            admin_port(port, self.admin_port_offset),
+        ));
         // A development mode: pages on any origin (a local dev server's port) may call.
         config.cors = charla_runtime::cors::CorsConfig::any_origin();
         config
+    }
+}
+
+/// The admin port of the service on `grpc_port`: `offset` above it, or any free port when either
+/// is 0 (or the sum is past the last port).
+fn admin_port(grpc_port: u16, offset: u16) -> u16 {
+    match (grpc_port, offset) {
+        (0, _) | (_, 0) => 0,
+        (port, offset) => port.checked_add(offset).unwrap_or(0),
     }
 }
 
@@ -198,6 +216,9 @@ pub async fn run(args: UpArgs) -> ExitCode {
             app.local_addr(),
             config.database_url
         );
+        if let Some(admin) = app.admin_addr() {
+            println!("  {:<13} metrics: http://{}/metrics", "", reachable(admin));
+        }
     }
     print_token_help(&args.keys);
 

@@ -4,8 +4,6 @@
 //! totals equal to what the conversations themselves say (so every event was applied once).
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -19,102 +17,16 @@ use charla_proto::charla::metrics::v1 as metrics_pb;
 use charla_proto::charla::metrics::v1::metrics_service_client::MetricsServiceClient;
 use charla_testing::auth::TestChannel;
 use charla_testing::{Backend, fresh_database_url, in_workspace};
+use support::{Replica, channel, ready};
 use tonic::Code;
-use tonic::transport::Endpoint;
+
+mod support;
 
 const OPERATIONS: usize = 2000;
 const WORKERS: usize = 4;
 const CONTACTS: usize = 60;
 const KILL_AT: usize = 700;
 const RESTART_AT: usize = 1200;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One replica: a `charla serve SERVICE` process on a fixed port.
-struct Replica {
-    service: &'static str,
-    port: u16,
-    env: Vec<(String, String)>,
-    child: Option<Child>,
-}
-
-impl Replica {
-    fn new(service: &'static str, env: Vec<(&str, String)>) -> Self {
-        Self {
-            service,
-            port: free_port(),
-            env: env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            child: None,
-        }
-    }
-
-    fn start(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_charla"))
-            .args(["serve", self.service])
-            .envs(self.env.iter().cloned())
-            .env("CHARLA_AUTH_JWKS", charla_testing::auth::test_jwks_path())
-            .env("CHARLA_AUTH_AUDIENCE", charla_testing::auth::TEST_AUDIENCE)
-            .env("CHARLA_LISTEN_ADDR", format!("127.0.0.1:{}", self.port))
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start a replica");
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: no draining, no goodbye.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("SIGKILL a replica");
-            child.wait().expect("reap the replica");
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn channel(url: String) -> TestChannel {
-    charla_testing::auth::with_service_token(Endpoint::from_shared(url).unwrap().connect_lazy())
-}
-
-/// Waits until a replica answers health checks.
-async fn ready(replica: &Replica) {
-    for _ in 0..600 {
-        let channel = Endpoint::from_shared(replica.url())
-            .unwrap()
-            .connect()
-            .await;
-        if let Ok(channel) = channel {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-            let check = tonic_health::pb::HealthCheckRequest {
-                service: String::new(),
-            };
-            if health.check(check).await.is_ok() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "{} on port {} never became ready",
-        replica.service, replica.port
-    );
-}
 
 /// Whether a failure is the replica going away (retry elsewhere) rather than an answer.
 fn transient(status: &tonic::Status) -> bool {
@@ -433,8 +345,8 @@ async fn two_replicas_of_everything_survive_a_sigkill_and_count_every_event_once
     ready(&conversation[0]).await;
     ready(&metrics[0]).await;
 
-    // Past every auto-close deadline on both replicas at once: both scan the same deadlines,
-    // and each must fire once.
+    // Past every auto-close deadline, moving the fleet's one test clock through both replicas at
+    // once: both scan the same deadlines, and each must fire once.
     let advance = |replica: &Replica| {
         let url = replica.url();
         async move {

@@ -36,8 +36,10 @@ pub async fn build(
     let db = Database::connect(&config.database_url, &store::MIGRATIONS).await?;
     let events = EventLog::open(db.clone(), config.event_partitions).await?;
     events.spawn_commit_listener(shutdown.clone());
-    let store = store::ContactStore::new(db, events, clock.shared());
     let mut app = Application::bind(config, DEFAULT_PORT, shutdown.clone()).await?;
+    app.metrics().watch_database(&db);
+    app.metrics().watch_event_heads(&events, "contact");
+    let store = store::ContactStore::new(db.clone(), events, clock.shared());
     app.server()
         .add_service(ContactServiceServer::new(grpc::ContactApi::new(
             store,
@@ -45,6 +47,6 @@ pub async fn build(
             config.request_timeout(),
         )))
         .await;
-    app.serve_test_clock(&clock, None).await;
+    app.serve_test_clock(&clock, &db, None).await?;
     Ok(app)
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use charla_runtime::clock::SharedClock;
+use charla_runtime::service_metrics::{ServiceMetrics, clamp};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::ConversationStore;
@@ -25,6 +26,26 @@ pub fn spawn(
                 Ok(0) => {}
                 Ok(closed) => tracing::info!(closed, "auto-closed conversations"),
                 Err(error) => tracing::warn!(%error, "auto-close scan failed; retrying"),
+            }
+        }
+    });
+}
+
+/// `charla_auto_close_backlog`: open conversations whose auto-close deadline has passed, counted
+/// when Prometheus scrapes. It stays near zero while the scheduler keeps up.
+pub fn watch_backlog(metrics: &ServiceMetrics, store: ConversationStore, clock: SharedClock) {
+    let backlog = metrics.gauges(
+        "charla_auto_close_backlog",
+        "Open conversations past their auto-close deadline, not yet closed",
+    );
+    metrics.refresh_on_scrape(move || {
+        let (store, clock, backlog) = (store.clone(), clock.clone(), backlog.clone());
+        async move {
+            match store.count_due(clock.now()).await {
+                Ok(due) => {
+                    backlog.get_or_create(&Vec::new()).set(clamp(due));
+                }
+                Err(error) => tracing::debug!(%error, "can't count the auto-close backlog"),
             }
         }
     });

@@ -1,7 +1,7 @@
 //! The contact service as this service sees it: can a conversation be opened for a contact? And
 //! the contact event stream, which the merge consumer reads.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use charla_proto::charla::contact::v1 as pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use crate::domain::{ContactId, ConversationError};
+
+/// How many times a contact check is tried when a replica fails it without answering.
+const MAX_ATTEMPTS: u32 = 3;
 
 /// A client of the contact service, with a deadline on every check.
 #[derive(Debug, Clone)]
@@ -102,24 +105,39 @@ impl ContactDirectory {
         workspace: WorkspaceId,
         contact: ContactId,
     ) -> Result<pb::Contact, ApiError> {
-        let mut request = tonic::Request::new(pb::GetContactRequest {
-            contact_id: contact.to_string(),
-        });
-        request.set_timeout(self.deadline);
-        let header = workspace
+        let header: tonic::metadata::MetadataValue<_> = workspace
             .to_string()
             .parse()
             .map_err(|_| ApiError::Internal("a UUID is valid metadata".into()))?;
-        request.metadata_mut().insert(WORKSPACE_HEADER, header);
-        match self.client.clone().get_contact(request).await {
-            Ok(response) => Ok(response.into_inner().contact.unwrap_or_default()),
-            Err(status) if status.code() == Code::NotFound => {
-                Err(ConversationError::ContactNotFound(contact).into())
+        let give_up_at = Instant::now() + self.deadline;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut request = tonic::Request::new(pb::GetContactRequest {
+                contact_id: contact.to_string(),
+            });
+            request.set_timeout(give_up_at.saturating_duration_since(Instant::now()));
+            request
+                .metadata_mut()
+                .insert(WORKSPACE_HEADER, header.clone());
+            let status = match self.client.clone().get_contact(request).await {
+                Ok(response) => return Ok(response.into_inner().contact.unwrap_or_default()),
+                Err(status) if status.code() == Code::NotFound => {
+                    return Err(ConversationError::ContactNotFound(contact).into());
+                }
+                Err(status) => status,
+            };
+            // A replica that died since the last health check fails the call without an
+            // answer: the read is safe to repeat, and the balancer likely picks another.
+            let retry = status.code() == Code::Unavailable
+                && attempts < MAX_ATTEMPTS
+                && Instant::now() < give_up_at;
+            if !retry {
+                return Err(ApiError::Unavailable(format!(
+                    "the contact service could not check contact {contact}: {}",
+                    status.message()
+                )));
             }
-            Err(status) => Err(ApiError::Unavailable(format!(
-                "the contact service could not check contact {contact}: {}",
-                status.message()
-            ))),
         }
     }
 }

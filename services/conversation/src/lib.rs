@@ -109,17 +109,20 @@ pub async fn build(
         .await
         .map_err(BuildError::Start)?;
     events.spawn_commit_listener(shutdown.clone());
+    app.metrics().watch_database(&db);
+    app.metrics().watch_event_heads(&events, "conversation");
     let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
     let contact_events = grpc::ContactEvents {
         cursor: cursor.clone(),
         applied: AppliedPositions::default(),
     };
     let db_for_leases = db.clone();
-    let store = store::ConversationStore::new(db, events, clock.clone());
+    let store = store::ConversationStore::new(db.clone(), events, clock.clone());
     store
         .backfill_event_index()
         .await
         .map_err(BuildError::EventIndex)?;
+    auto_close::watch_backlog(app.metrics(), store.clone(), clock.clone());
     auto_close::spawn(
         store.clone(),
         clock,
@@ -144,7 +147,9 @@ pub async fn build(
             Ok(())
         })
     });
-    app.serve_test_clock(&service_clock, Some(after_move)).await;
+    app.serve_test_clock(&service_clock, &db, Some(after_move))
+        .await
+        .map_err(BuildError::Start)?;
     let api = grpc::ConversationApi::new(
         store,
         contacts,

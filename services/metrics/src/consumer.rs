@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
-use charla_proto::charla::metrics::v1::metrics_service_server::MetricsServiceServer;
 use charla_runtime::ApiError;
 use charla_runtime::applied::AppliedPositions;
 use charla_runtime::auth::credential::AuthenticatedChannel;
 use charla_runtime::consumer::{Assignment, Backoff, assignment};
 use charla_runtime::lease::PartitionLeases;
+use charla_runtime::service_metrics::{GaugeFamily, ServiceMetrics, clamp};
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::domain::{Change, Closure, Dimensions};
@@ -62,39 +63,65 @@ impl ConsumerHandle {
     }
 }
 
-/// Reports the consumer's lag: SERVING while it keeps up, NOT_SERVING when it falls behind.
+/// The health name that says whether this replica's numbers are current: SERVING while its
+/// consumer is within the allowed lag, NOT_SERVING past it. The service's own names stay SERVING
+/// while it catches up, so an import doesn't take every replica out of a load balancer.
+pub const FRESHNESS: &str = "charla.metrics.v1.MetricsService.Freshness";
+
+/// Reports the consumer's lag: each partition's as the `charla_consumer_lag_events` gauge, and
+/// [`FRESHNESS`] NOT_SERVING while any partition is further behind than allowed.
 #[derive(Clone)]
 pub struct LagReporter {
     health: HealthReporter,
     max_lag: u64,
+    gauge: GaugeFamily,
+    lags: BTreeMap<u32, u64>,
 }
 
 impl LagReporter {
-    /// Marks the metrics service NOT_SERVING whenever it is more than `max_lag` events behind.
-    pub fn new(health: HealthReporter, max_lag: u64) -> Self {
-        Self { health, max_lag }
+    /// Reports [`FRESHNESS`] NOT_SERVING whenever a partition is more than `max_lag` events behind.
+    pub fn new(health: HealthReporter, max_lag: u64, metrics: &ServiceMetrics) -> Self {
+        let gauge = metrics.gauges(
+            "charla_consumer_lag_events",
+            "Events of each conversation stream partition not yet applied by this replica",
+        );
+        Self {
+            health,
+            max_lag,
+            gauge,
+            lags: BTreeMap::new(),
+        }
     }
 
-    async fn observe(&self, lag: u64, behind_before: &mut bool) {
-        let behind = falls_behind(lag, self.max_lag);
+    async fn observe(&mut self, partition: u32, lag: u64, behind_before: &mut bool) {
+        let labels = vec![
+            ("stream".to_owned(), "conversation".to_owned()),
+            ("partition".to_owned(), partition.to_string()),
+        ];
+        self.gauge.get_or_create(&labels).set(clamp(lag));
+        self.lags.insert(partition, lag);
+        let worst = self.lags.values().copied().max().unwrap_or(0);
+        let behind = falls_behind(worst, self.max_lag);
         if behind == *behind_before {
             return;
         }
         *behind_before = behind;
         if behind {
             tracing::warn!(
-                lag,
+                lag = worst,
                 "the metrics consumer fell behind the conversation stream"
             );
-            self.health.set_not_serving::<MetricsServer>().await;
+            self.health
+                .set_service_status(FRESHNESS, ServingStatus::NotServing)
+                .await;
         } else {
             tracing::info!("the metrics consumer caught up");
-            self.health.set_serving::<MetricsServer>().await;
+            self.health
+                .set_service_status(FRESHNESS, ServingStatus::Serving)
+                .await;
         }
     }
 }
-
-type MetricsServer = MetricsServiceServer<crate::grpc::MetricsApi>;
 
 /// Whether a consumer `lag` events behind is too far behind to serve fresh numbers.
 pub fn falls_behind(lag: u64, max_lag: u64) -> bool {
@@ -230,7 +257,7 @@ impl Consumer {
                         self.store.apply(&workspace, partition, sequence, &change).await?;
                         self.positions.committed(partition, sequence);
                         self.applied.send_modify(|count| *count += 1);
-                        self.lag.observe(head.saturating_sub(sequence), &mut self.behind).await;
+                        self.lag.observe(partition, head.saturating_sub(sequence), &mut self.behind).await;
                         self.finish_rebuild_if_done().await?;
                     }
                 }
@@ -369,7 +396,59 @@ pub fn translate(event: pb::ConversationEvent) -> Change {
 
 #[cfg(test)]
 mod tests {
-    use super::falls_behind;
+    use super::*;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::server::HealthService;
+
+    async fn status(health: &HealthReporter, name: &str) -> ServingStatus {
+        let answer = HealthService::from_health_reporter(health.clone())
+            .check(tonic::Request::new(HealthCheckRequest {
+                service: name.into(),
+            }))
+            .await
+            .expect("a known name")
+            .into_inner();
+        match answer.status {
+            1 => ServingStatus::Serving,
+            2 => ServingStatus::NotServing,
+            other => panic!("status {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn freshness_goes_not_serving_while_any_partition_lags_and_the_service_stays_serving() {
+        let health = HealthReporter::new();
+        let service = "charla.metrics.v1.MetricsService";
+        health
+            .set_service_status(service, ServingStatus::Serving)
+            .await;
+        health
+            .set_service_status(FRESHNESS, ServingStatus::Serving)
+            .await;
+        let metrics = ServiceMetrics::new();
+        let mut lag = LagReporter::new(health.clone(), 10, &metrics);
+        let mut behind = false;
+
+        lag.observe(0, 25, &mut behind).await;
+        assert_eq!(status(&health, FRESHNESS).await, ServingStatus::NotServing);
+        assert_eq!(status(&health, service).await, ServingStatus::Serving);
+        assert_eq!(status(&health, "").await, ServingStatus::Serving);
+        assert!(
+            metrics
+                .render()
+                .await
+                .contains("charla_consumer_lag_events{stream=\"conversation\",partition=\"0\"} 25")
+        );
+
+        // Another partition keeping up doesn't hide the one that lags.
+        lag.observe(1, 0, &mut behind).await;
+        assert_eq!(status(&health, FRESHNESS).await, ServingStatus::NotServing);
+
+        lag.observe(0, 10, &mut behind).await;
+        assert_eq!(status(&health, FRESHNESS).await, ServingStatus::Serving);
+        assert_eq!(status(&health, service).await, ServingStatus::Serving);
+    }
 
     #[test]
     fn a_consumer_falls_behind_past_the_allowed_lag() {

@@ -46,8 +46,9 @@ pub struct ServiceConfig {
     )]
     pub conversation_url: String,
 
-    /// Events the consumer may lag behind the conversation stream before the service reports
-    /// NOT_SERVING (so Kubernetes stops routing queries to stale numbers).
+    /// Events the consumer may lag behind a conversation stream partition before the health name
+    /// `charla.metrics.v1.MetricsService.Freshness` reports NOT_SERVING. The service's own
+    /// health names stay SERVING while it catches up; the lag is also a Prometheus gauge.
     #[arg(long, env = "CHARLA_MAX_LAG_EVENTS", default_value_t = 10_000)]
     pub max_lag_events: u64,
 
@@ -98,9 +99,12 @@ pub async fn build(
     let db = Database::connect(&runtime.database_url, &store::MIGRATIONS)
         .await
         .map_err(StartError::from)?;
+    app.metrics().watch_database(&db);
     let db_for_leases = db.clone();
-    let store = store::MetricsStore::new(db);
-    let lag = consumer::LagReporter::new(app.server().health(), service.max_lag_events);
+    let store = store::MetricsStore::new(db.clone());
+    app.server().add_health_name(consumer::FRESHNESS).await;
+    let lag =
+        consumer::LagReporter::new(app.server().health(), service.max_lag_events, app.metrics());
     let conversations = ConversationServiceClient::with_interceptor(channel, credential);
     let consumer = consumer::spawn(
         store.clone(),
@@ -109,7 +113,9 @@ pub async fn build(
         PartitionLeases::new(db_for_leases, store::CONSUMER, 1),
         shutdown.clone(),
     );
-    app.serve_test_clock(&clock, None).await;
+    app.serve_test_clock(&clock, &db, None)
+        .await
+        .map_err(BuildError::Start)?;
     let api = grpc::MetricsApi::new(
         store,
         consumer,

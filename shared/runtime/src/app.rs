@@ -9,12 +9,15 @@ use tokio_util::sync::CancellationToken;
 
 use charla_proto::charla::conversation::v1::test_clock_service_server::TestClockServiceServer;
 
+use crate::admin::AdminServer;
 use crate::auth::config::{AuthConfig, AuthSetupError};
 use crate::auth::credential::ServiceCredential;
 use crate::auth::verify::Verifier;
 use crate::config::RuntimeConfig;
-use crate::db::DbError;
+use crate::db::{Database, DbError};
 use crate::server::{GrpcServer, Limits};
+use crate::service_metrics::ServiceMetrics;
+use crate::test_clock::fleet::FleetClock;
 use crate::test_clock::{AfterMove, ServiceClock, TestClockApi};
 
 /// Why a service could not start or stopped with an error.
@@ -45,6 +48,9 @@ pub enum StartError {
     /// The server failed while serving.
     #[error("gRPC server failed: {0}")]
     Serve(#[from] crate::server::ServeError),
+    /// The test clock's time could not be read from or stored in the database.
+    #[error("test clock: {0}")]
+    TestClock(#[source] sqlx::Error),
 }
 
 /// A service bound to its address, ready to serve.
@@ -56,6 +62,9 @@ pub struct Application {
     auth: AuthConfig,
     verifier: Arc<Verifier>,
     tls: bool,
+    metrics: Arc<ServiceMetrics>,
+    admin: Option<AdminServer>,
+    admin_addr: Option<SocketAddr>,
 }
 
 impl Application {
@@ -77,6 +86,17 @@ impl Application {
         if let Some(tls) = tls {
             server.use_tls(tls);
         }
+        let metrics = ServiceMetrics::new();
+        let (admin, admin_addr) = match config.admin_addr {
+            Some(addr) => {
+                let bind_error = |source| StartError::Bind { addr, source };
+                let admin = AdminServer::bind(addr).await.map_err(bind_error)?;
+                let bound = admin.local_addr().map_err(bind_error)?;
+                server.observe_calls(metrics.clone());
+                (Some(admin), Some(bound))
+            }
+            None => (None, None),
+        };
         Ok(Self {
             server,
             limits: Limits {
@@ -87,12 +107,16 @@ impl Application {
                     streams: config.max_streams_per_workspace,
                 },
                 cors: config.cors.clone(),
+                drain_delay: config.drain_delay(),
             },
             local_addr,
             shutdown,
             auth: config.auth.clone(),
             verifier,
             tls: tls_on,
+            metrics,
+            admin,
+            admin_addr,
         })
     }
 
@@ -106,16 +130,39 @@ impl Application {
         &mut self.server
     }
 
-    /// Serves `TestClockService` when `clock` is a test clock, running `after_move` after each
-    /// move; on the system clock there is nothing to control, so the service isn't served (nor
-    /// listed by reflection).
-    pub async fn serve_test_clock(&mut self, clock: &ServiceClock, after_move: Option<AfterMove>) {
-        if let ServiceClock::Test(clock) = clock {
-            let api = TestClockApi::new(clock.clone(), after_move);
-            self.server
-                .add_service(TestClockServiceServer::new(api))
-                .await;
-        }
+    /// Serves `TestClockService` when `clock` is a test clock, its time kept in `db` for every
+    /// replica, running `after_move` after each move; on the system clock there is nothing to
+    /// control, so the service isn't served (nor listed by reflection).
+    pub async fn serve_test_clock(
+        &mut self,
+        clock: &ServiceClock,
+        db: &Database,
+        after_move: Option<AfterMove>,
+    ) -> Result<(), StartError> {
+        let ServiceClock::Test(clock) = clock else {
+            return Ok(());
+        };
+        let fleet = FleetClock::attach(clock.clone(), db.clone())
+            .await
+            .map_err(StartError::TestClock)?;
+        fleet.spawn_refresher(self.shutdown.clone());
+        self.server.refresh_clock_before_calls(fleet.clone());
+        let api = TestClockApi::new(fleet, after_move);
+        self.server
+            .add_service(TestClockServiceServer::new(api))
+            .await;
+        Ok(())
+    }
+
+    /// The service's Prometheus metrics, for it to add its own gauges to (served only when
+    /// `CHARLA_ADMIN_ADDR` is set).
+    pub fn metrics(&self) -> &Arc<ServiceMetrics> {
+        &self.metrics
+    }
+
+    /// The admin listener's address (`GET /metrics`), when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The address the service listens on (the real port when port 0 was asked for).
@@ -125,7 +172,15 @@ impl Application {
 
     /// Serves until the shutdown token fires, then drains and returns.
     pub async fn run(self) -> Result<(), StartError> {
-        tracing::info!(addr = %self.local_addr, tls = self.tls, "serving");
+        tracing::info!(addr = %self.local_addr, tls = self.tls, admin = ?self.admin_addr, "serving");
+        if let Some(admin) = self.admin {
+            let (metrics, shutdown) = (self.metrics.clone(), self.shutdown.clone());
+            tokio::spawn(async move {
+                if let Err(error) = admin.serve(metrics, shutdown).await {
+                    tracing::error!(%error, "the admin listener failed");
+                }
+            });
+        }
         self.server.serve(self.limits, self.shutdown).await?;
         tracing::info!(addr = %self.local_addr, "stopped");
         Ok(())

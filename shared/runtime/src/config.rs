@@ -28,6 +28,11 @@ pub struct RuntimeConfig {
     #[arg(long, env = "CHARLA_DATABASE_URL")]
     pub database_url: String,
 
+    /// Address of the admin HTTP listener serving `GET /metrics` for Prometheus (port 0 picks a
+    /// free port). Unset: no admin listener.
+    #[arg(long, env = "CHARLA_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
     /// Log format.
     #[arg(long, env = "CHARLA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -37,6 +42,12 @@ pub struct RuntimeConfig {
     /// import answers shortly before, with the rows it wrote.
     #[arg(long, env = "CHARLA_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+
+    /// On SIGTERM, how long to keep accepting calls while health answers NOT_SERVING on every
+    /// name, before draining: give it the readiness probe's period so load balancers stop routing
+    /// here first (Kubernetes: shorter than terminationGracePeriodSeconds, with the drain).
+    #[arg(long, env = "CHARLA_DRAIN_DELAY_MS", default_value_t = 0)]
+    pub drain_delay_ms: u64,
 
     /// Calls served at once by this process; more are shed with RESOURCE_EXHAUSTED.
     #[arg(long, env = "CHARLA_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
@@ -78,8 +89,10 @@ impl RuntimeConfig {
         Self {
             listen_addr: Some(listen_addr),
             database_url: database_url.into(),
+            admin_addr: None,
             log_format: LogFormat::Text,
             request_timeout_secs: 30,
+            drain_delay_ms: 0,
             max_concurrent_requests: 512,
             max_concurrent_requests_per_workspace: 64,
             max_streams_per_workspace: 16,
@@ -104,6 +117,11 @@ impl RuntimeConfig {
     pub fn listen_addr_or(&self, default_port: u16) -> SocketAddr {
         self.listen_addr
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], default_port)))
+    }
+
+    /// The drain delay as a duration.
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_millis(self.drain_delay_ms)
     }
 
     /// The request timeout as a duration.

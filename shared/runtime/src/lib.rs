@@ -1,6 +1,7 @@
 //! The shared service runtime: every charla service boots through this crate, so configuration,
 //! telemetry, the gRPC server, the database, errors and the event log work the same in all of them.
 
+pub mod admin;
 pub mod app;
 pub mod applied;
 pub mod auth;
@@ -17,7 +18,9 @@ pub mod import;
 pub mod lease;
 pub mod malformed;
 pub mod peers;
+pub mod rpc_log;
 pub mod server;
+pub mod service_metrics;
 pub mod stream;
 pub mod telemetry;
 pub mod test_clock;

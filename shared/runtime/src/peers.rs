@@ -2,20 +2,27 @@
 //! by one or more comma-separated URLs; each URL's host is resolved again every few seconds, so a
 //! Kubernetes headless Service (one DNS record per ready pod) gives a channel that follows the
 //! pods as they come and go, instead of pinning every call to the one pod a ClusterIP connection
-//! happened to reach. `https://` peers are called over TLS (see `crate::tls::PeerTls`).
+//! happened to reach. Every address is health-checked each second, and only the ready ones get
+//! calls. `https://` peers are called over TLS (see `crate::tls::PeerTls`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tonic::transport::channel::Change;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::tls::PeerTls;
 
 /// How often peer host names are resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
+/// How often each address is asked whether it is ready: how long a dead replica can keep
+/// receiving calls.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a peer list can't be used.
 #[derive(Debug, thiserror::Error)]
@@ -133,8 +140,8 @@ async fn resolve(peers: &[Peer]) -> (BTreeSet<(usize, SocketAddr)>, bool) {
     (found, complete)
 }
 
-/// A channel balancing over every address of `urls`, re-resolved until `shutdown`. Calls made
-/// while no address is known wait for one (and fail with their deadline).
+/// A channel balancing over every ready address of `urls`, re-resolved and health-checked until
+/// `shutdown`. Calls made while no address is known wait for one (and fail with their deadline).
 pub fn balanced_channel(
     urls: &str,
     connect_timeout: Duration,
@@ -144,52 +151,157 @@ pub fn balanced_channel(
     let mut peers = parse_peers(urls)?;
     with_tls(&mut peers, tls)?;
     let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
-    tokio::spawn(async move {
-        let mut known: BTreeSet<(usize, SocketAddr)> = BTreeSet::new();
+    let membership = Membership {
+        peers,
+        connect_timeout,
+        changes,
+        members: BTreeMap::new(),
+    };
+    tokio::spawn(membership.run(shutdown));
+    Ok(channel)
+}
+
+/// One address of a peer: how to reach it, and whether the balancer has it.
+struct Member {
+    endpoint: Endpoint,
+    /// A channel of its own, for health checks that must reach this address and no other.
+    health: HealthClient<Channel>,
+    balanced: bool,
+}
+
+/// Keeps a balancer's endpoints to the addresses that are there and ready: resolves the peers'
+/// host names every [`RESOLVE_EVERY`] and asks each address for its health every
+/// [`PROBE_EVERY`]. A replica that died, hangs or drains (NOT_SERVING) leaves the balancer at
+/// the next probe, instead of failing a share of the calls until DNS forgets it; it comes back
+/// once it answers SERVING again.
+struct Membership {
+    peers: Vec<Peer>,
+    connect_timeout: Duration,
+    changes: tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
+    members: BTreeMap<(usize, SocketAddr), Member>,
+}
+
+impl Membership {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut resolved_at: Option<Instant> = None;
         loop {
-            let (mut now, complete) = resolve(&peers).await;
-            // A failed lookup is no news: keep what was known rather than drop every replica.
-            if !complete {
-                now.extend(known.iter().cloned());
+            if resolved_at.is_none_or(|at| at.elapsed() >= RESOLVE_EVERY) {
+                self.resolve().await;
+                resolved_at = Some(Instant::now());
             }
-            for gone in known.difference(&now) {
-                if changes.send(Change::Remove(gone.1)).await.is_err() {
-                    return;
-                }
+            let ready = self.probe().await;
+            if self.balance(&ready).await.is_err() {
+                return; // the channel is gone
             }
-            for (index, address) in now.difference(&known) {
-                let peer = &peers[*index];
-                let Ok(endpoint) = Endpoint::from_shared(format!("{}://{address}", peer.scheme))
-                else {
-                    continue;
-                };
-                let mut endpoint = endpoint.connect_timeout(connect_timeout);
-                if let Some(tls) = &peer.tls {
-                    // Built once by `with_tls` already, so this can't fail in practice.
-                    match endpoint.tls_config(tls.clone()) {
-                        Ok(secured) => endpoint = secured,
-                        Err(error) => {
-                            tracing::warn!(error = %error_chain(&error), "can't secure a peer");
-                            continue;
-                        }
-                    }
-                }
-                if changes
-                    .send(Change::Insert(*address, endpoint))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            known = now;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(RESOLVE_EVERY) => {}
+                _ = tokio::time::sleep(PROBE_EVERY) => {}
             }
         }
-    });
-    Ok(channel)
+    }
+
+    /// Adds the addresses the peers resolve to now and drops the ones they no longer do.
+    async fn resolve(&mut self) {
+        let (now, complete) = resolve(&self.peers).await;
+        // A failed lookup is no news: keep what was known rather than drop every replica.
+        if complete {
+            let gone: Vec<_> = self
+                .members
+                .keys()
+                .filter(|key| !now.contains(key))
+                .copied()
+                .collect();
+            for key in gone {
+                if let Some(member) = self.members.remove(&key)
+                    && member.balanced
+                {
+                    let _closed = self.changes.send(Change::Remove(key.1)).await;
+                }
+            }
+        }
+        for key in now {
+            if self.members.contains_key(&key) {
+                continue;
+            }
+            if let Some(endpoint) = self.endpoint(&key) {
+                let health = HealthClient::new(endpoint.connect_lazy());
+                let member = Member {
+                    endpoint,
+                    health,
+                    balanced: false,
+                };
+                self.members.insert(key, member);
+            }
+        }
+    }
+
+    fn endpoint(&self, (index, address): &(usize, SocketAddr)) -> Option<Endpoint> {
+        let peer = &self.peers[*index];
+        let endpoint = Endpoint::from_shared(format!("{}://{address}", peer.scheme)).ok()?;
+        let endpoint = endpoint.connect_timeout(self.connect_timeout);
+        match &peer.tls {
+            None => Some(endpoint),
+            // Built once by `with_tls` already, so this can't fail in practice.
+            Some(tls) => match endpoint.tls_config(tls.clone()) {
+                Ok(secured) => Some(secured),
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "can't secure a peer");
+                    None
+                }
+            },
+        }
+    }
+
+    /// The addresses that answer SERVING now, all asked at once, each within the connect timeout.
+    async fn probe(&self) -> BTreeSet<(usize, SocketAddr)> {
+        let mut probes = tokio::task::JoinSet::new();
+        for (key, member) in &self.members {
+            let key = *key;
+            let mut health = member.health.clone();
+            let timeout = self.connect_timeout;
+            probes.spawn(async move {
+                let mut request = tonic::Request::new(HealthCheckRequest {
+                    service: String::new(),
+                });
+                request.set_timeout(timeout);
+                let answer = tokio::time::timeout(timeout, health.check(request)).await;
+                let serving = matches!(
+                    answer,
+                    Ok(Ok(response)) if response.get_ref().status() == ServingStatus::Serving
+                );
+                (key, serving)
+            });
+        }
+        let mut ready = BTreeSet::new();
+        while let Some(probed) = probes.join_next().await {
+            if let Ok((key, true)) = probed {
+                ready.insert(key);
+            }
+        }
+        ready
+    }
+
+    /// Gives the balancer the ready addresses; when none is ready, every known one, so calls
+    /// still try (and a peer whose health service misbehaves is no worse off than unchecked).
+    async fn balance(&mut self, ready: &BTreeSet<(usize, SocketAddr)>) -> Result<(), ()> {
+        let none_ready = ready.is_empty();
+        for (key, member) in &mut self.members {
+            let wanted = none_ready || ready.contains(key);
+            if wanted == member.balanced {
+                continue;
+            }
+            let change = if wanted {
+                tracing::info!(peer = %key.1, "peer replica ready: calls go to it");
+                Change::Insert(key.1, member.endpoint.clone())
+            } else {
+                tracing::warn!(peer = %key.1, "peer replica not ready: calls avoid it");
+                Change::Remove(key.1)
+            };
+            self.changes.send(change).await.map_err(drop)?;
+            member.balanced = wanted;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

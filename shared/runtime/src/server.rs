@@ -20,6 +20,8 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use crate::auth::layer::AuthLayer;
 use crate::auth::verify::Verifier;
 use crate::fair_share::{FairShare, FairShareLayer, WorkspaceQuota};
+use crate::rpc_log::{CallObserver, RpcLogLayer};
+use crate::test_clock::fleet::{FleetClock, RefreshClockLayer};
 
 /// HTTP/2 flow-control windows for what clients send. h2 closes a connection (GOAWAY
 /// ENHANCE_YOUR_CALM, "too_many_data_frames") when the small DATA frames it holds unread cost more
@@ -43,6 +45,9 @@ pub struct Limits {
     pub per_workspace: WorkspaceQuota,
     /// The web origins that may call (outermost, so preflights never reach authentication).
     pub cors: crate::cors::CorsConfig,
+    /// How long, after the shutdown token fires, the server keeps accepting calls while health
+    /// answers NOT_SERVING on every name, so load balancers stop routing to it first.
+    pub drain_delay: Duration,
 }
 
 /// Why a server stopped with an error.
@@ -63,8 +68,15 @@ pub struct GrpcServer {
     health: HealthReporter,
     /// The services added, for reflection to list.
     services: Vec<&'static str>,
+    /// Health names besides the services' (a service's own status facets), all reported
+    /// NOT_SERVING when the server drains.
+    health_names: Vec<&'static str>,
     verifier: Arc<Verifier>,
     tls: Option<crate::tls::ServerTls>,
+    /// The test clock, refreshed before each call when there is one.
+    fleet_clock: Option<FleetClock>,
+    /// Told about every finished call (the Prometheus metrics), when set.
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl GrpcServer {
@@ -81,8 +93,11 @@ impl GrpcServer {
             routes,
             health,
             services: Vec::new(),
+            health_names: Vec::new(),
             verifier,
             tls: None,
+            fleet_clock: None,
+            observer: None,
         })
     }
 
@@ -94,6 +109,17 @@ impl GrpcServer {
     /// Serves TLS only, with `tls`.
     pub fn use_tls(&mut self, tls: crate::tls::ServerTls) {
         self.tls = Some(tls);
+    }
+
+    /// Refreshes `clock` from the database before each call, so every call sees the moves made
+    /// through any replica.
+    pub fn refresh_clock_before_calls(&mut self, clock: FleetClock) {
+        self.fleet_clock = Some(clock);
+    }
+
+    /// Tells `observer` about every finished call, as the log line does.
+    pub fn observe_calls(&mut self, observer: Arc<dyn CallObserver>) {
+        self.observer = Some(observer);
     }
 
     /// The health reporter, to mark services serving or not.
@@ -118,6 +144,15 @@ impl GrpcServer {
         self.health.set_serving::<S>().await;
         self.services.push(S::NAME);
         self.routes.add_service(service);
+    }
+
+    /// Reports a health name of its own (`name` SERVING until the service says otherwise), which
+    /// draining reports NOT_SERVING like the services' names.
+    pub async fn add_health_name(&mut self, name: &'static str) {
+        self.health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
+        self.health_names.push(name);
     }
 
     /// Reflection (both versions: older grpcurl and other tools still ask for v1alpha) listing
@@ -154,15 +189,38 @@ impl GrpcServer {
         Ok(())
     }
 
-    /// Serves until `shutdown` fires, then stops accepting, lets in-flight calls finish and
-    /// returns. Streams end on their own when they see the same token.
+    /// Serves until `shutdown` fires, then answers NOT_SERVING on every health name, keeps
+    /// accepting for the drain delay, stops accepting, lets in-flight calls finish and returns. Streams end on their own when they see the same token.
     pub async fn serve(
         mut self,
         limits: Limits,
         shutdown: CancellationToken,
     ) -> Result<(), ServeError> {
         self.add_reflection()?;
+        // Fires when the server stops accepting: after the drain delay.
+        let accepting_ends = CancellationToken::new();
+        let draining = {
+            let (health, ends) = (self.health.clone(), accepting_ends.clone());
+            let names: Vec<&'static str> = [""]
+                .into_iter()
+                .chain(self.services.iter().copied())
+                .chain(self.health_names.iter().copied())
+                .collect();
+            let delay = limits.drain_delay;
+            async move {
+                shutdown.cancelled().await;
+                for name in names {
+                    health
+                        .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                        .await;
+                }
+                tracing::info!(?delay, "draining: health answers NOT_SERVING");
+                tokio::time::sleep(delay).await;
+                ends.cancel();
+            }
+        };
         let layers = ServiceBuilder::new()
+            .layer(RpcLogLayer::new(self.observer))
             .load_shed()
             .layer(GlobalConcurrencyLimitLayer::new(
                 limits.max_concurrent_requests,
@@ -170,6 +228,7 @@ impl GrpcServer {
             .layer(crate::malformed::MalformedRequestLayer)
             .layer(AuthLayer::new(self.verifier))
             .layer(FairShareLayer::new(FairShare::new(limits.per_workspace)))
+            .layer(RefreshClockLayer::new(self.fleet_clock))
             .into_inner();
         let router = tonic::transport::Server::builder()
             .accept_http1(true)
@@ -184,13 +243,13 @@ impl GrpcServer {
             None => {
                 let incoming = TcpListenerStream::new(self.listener).map(no_delay);
                 router
-                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .serve_with_incoming_shutdown(incoming, draining)
                     .await
             }
             Some(tls) => {
-                let incoming = tls.incoming(self.listener, shutdown.clone());
+                let incoming = tls.incoming(self.listener, accepting_ends);
                 router
-                    .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                    .serve_with_incoming_shutdown(incoming, draining)
                     .await
             }
         };

@@ -11,6 +11,7 @@ use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
 use charla_runtime::db::{Database, MigrationFile, Migrations};
 use charla_runtime::event_log::{self, EventLog, EventPosition};
+use charla_runtime::test_clock;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, Row};
 
@@ -30,6 +31,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,
         MERGES_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
@@ -38,6 +40,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,
         MERGES_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
 };
 

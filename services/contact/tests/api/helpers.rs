@@ -14,6 +14,8 @@ use uuid::Uuid;
 /// A running contact service with its own database and a workspace to call it in.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`), when the config asked for one.
+    pub admin_addr: Option<SocketAddr>,
     pub workspace: Uuid,
     pub database_url: String,
     shutdown: CancellationToken,
@@ -44,9 +46,11 @@ pub async fn spawn_configured(config: RuntimeConfig, workspace: Uuid) -> TestApp
         .await
         .expect("the contact service starts");
     let addr = app.local_addr();
+    let admin_addr = app.admin_addr();
     let task = tokio::spawn(async move { app.run().await.expect("the service serves") });
     TestApp {
         addr,
+        admin_addr,
         workspace,
         database_url,
         shutdown,

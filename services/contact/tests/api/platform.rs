@@ -260,3 +260,66 @@ async fn a_call_past_the_request_timeout_is_cancelled() {
     charla_testing::assert_code(result, tonic::Code::Cancelled);
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
 }
+
+async fn health_status(channel: tonic::transport::Channel, service: &str) -> i32 {
+    HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+/// SIGTERM: health answers NOT_SERVING on every name at once, while the server still accepts calls
+/// for the drain delay (so a load balancer stops routing first), then it stops.
+#[tokio::test]
+async fn a_draining_server_reports_not_serving_on_every_name_before_it_stops_accepting() {
+    let url = charla_testing::fresh_database_url(Backend::Sqlite)
+        .await
+        .unwrap();
+    let mut config = charla_runtime::config::RuntimeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        url,
+        charla_testing::auth_config(),
+    );
+    config.drain_delay_ms = 1_500;
+    let app = crate::helpers::spawn_configured(config, uuid::Uuid::now_v7()).await;
+    let names = ["", "charla.contact.v1.ContactService"];
+    let before = channel(&app).await;
+    for name in names {
+        assert_eq!(
+            health_status(before.clone(), name).await,
+            ServingStatus::Serving as i32
+        );
+    }
+
+    app.signal_shutdown();
+    let started = std::time::Instant::now();
+    let mut drained = false;
+    while !drained && started.elapsed() < std::time::Duration::from_secs(1) {
+        drained = health_status(before.clone(), "").await == ServingStatus::NotServing as i32;
+    }
+    assert!(drained, "health answers NOT_SERVING once the drain starts");
+    // Still accepting: a new connection is served, and every name says NOT_SERVING.
+    let during = channel(&app).await;
+    for name in names {
+        assert_eq!(
+            health_status(during.clone(), name).await,
+            ServingStatus::NotServing as i32,
+            "`{name}`"
+        );
+    }
+    let addr = app.addr;
+    app.stop().await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1_500),
+        "the server kept accepting for the drain delay"
+    );
+    let after = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await;
+    assert!(after.is_err(), "a stopped server accepts no connection");
+}

@@ -48,6 +48,18 @@ impl ConversationStore {
         Ok(closed)
     }
 
+    /// How many open conversations have a deadline at or before `now`: the scheduler's backlog.
+    pub async fn count_due(&self, now: SystemTime) -> Result<u64, ApiError> {
+        let row = sqlx::query(
+            "SELECT count(*) FROM conversations
+             WHERE auto_close_at IS NOT NULL AND auto_close_at <= $1 AND status = 'open'",
+        )
+        .bind(to_micros(now))
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
+    }
+
     async fn close_if_due(
         &self,
         workspace: WorkspaceId,

@@ -16,6 +16,7 @@ use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
 use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
 use charla_runtime::event_log::{self, EventLog, EventPosition};
+use charla_runtime::test_clock;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -37,6 +38,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         MERGED_CONTACTS_MIGRATION,
         CONVERSATION_EVENTS_MIGRATION,
         LAST_ASSIGNEE_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
@@ -45,6 +47,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         MERGED_CONTACTS_MIGRATION,
         CONVERSATION_EVENTS_MIGRATION,
         LAST_ASSIGNEE_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
 };
 

@@ -8,6 +8,7 @@ mod queries;
 
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::{Database, MigrationFile, Migrations};
+use charla_runtime::test_clock;
 
 pub use queries::{ClosedFact, LiveCounts};
 
@@ -20,6 +21,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/0002_metrics.sqlite.sql"),
         },
         WORKSPACE_POSITIONS_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
     postgres: &[
         MigrationFile {
@@ -28,6 +30,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/0002_metrics.postgres.sql"),
         },
         WORKSPACE_POSITIONS_MIGRATION,
+        test_clock::fleet::MIGRATION,
     ],
 };
 

@@ -2,6 +2,7 @@
 //! SQLite and on PostgreSQL.
 
 mod export;
+mod health;
 mod helpers;
 mod hostile_input;
 mod read_your_writes;

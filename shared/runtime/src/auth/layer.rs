@@ -67,6 +67,7 @@ where
         }
         match bearer_token(request.headers()).and_then(|token| self.verifier.verify(token)) {
             Ok(caller) => {
+                crate::rpc_log::note_caller(&request, &caller);
                 request.extensions_mut().insert(caller);
                 Box::pin(self.inner.call(request))
             }

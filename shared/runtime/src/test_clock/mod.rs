@@ -1,7 +1,10 @@
 //! The test clock: when a service is started with it, all its time comes from one manual clock
 //! that an admin RPC (`TestClockService`) sets or advances, so integrators can watch auto-close and
 //! "today" happen without waiting. Off by default; while off, the service is not served at all
-//! (UNIMPLEMENTED, and reflection doesn't list it).
+//! (UNIMPLEMENTED, and reflection doesn't list it). Its time lives in the service's database,
+//! shared by every replica (see [`fleet`]).
+
+pub mod fleet;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::ApiError;
 use crate::clock::{ManualClock, SharedClock, SystemClock, to_timestamp};
+use fleet::FleetClock;
 
 /// The clock a service runs on.
 #[derive(Debug, Clone)]
@@ -49,24 +53,23 @@ pub type AfterMove = Arc<
 /// serve them).
 #[derive(Clone)]
 pub struct TestClockApi {
-    clock: ManualClock,
+    clock: FleetClock,
     after_move: Option<AfterMove>,
 }
 
 impl TestClockApi {
     /// Handlers over `clock`, running `after_move` after each move.
-    pub fn new(clock: ManualClock, after_move: Option<AfterMove>) -> Self {
+    pub fn new(clock: FleetClock, after_move: Option<AfterMove>) -> Self {
         Self { clock, after_move }
     }
 
     /// The test clock, for a caller with a service token.
-    fn test_clock<T>(&self, request: &Request<T>) -> Result<&ManualClock, ApiError> {
+    fn test_clock<T>(&self, request: &Request<T>) -> Result<&FleetClock, ApiError> {
         crate::auth::authorize_service(request)?;
         Ok(&self.clock)
     }
 
-    async fn moved(&self, clock: &ManualClock) -> Result<SystemTime, ApiError> {
-        let now = crate::clock::Clock::now(clock);
+    async fn moved(&self, now: SystemTime) -> Result<SystemTime, ApiError> {
         if let Some(after_move) = &self.after_move {
             after_move(now).await?;
         }
@@ -81,7 +84,8 @@ impl TestClockService for TestClockApi {
         request: Request<pb::GetTestClockRequest>,
     ) -> Result<Response<pb::GetTestClockResponse>, Status> {
         let clock = self.test_clock(&request)?;
-        let now = crate::clock::Clock::now(clock);
+        clock.refresh().await.map_err(ApiError::from)?;
+        let now = crate::clock::Clock::now(clock.local());
         Ok(Response::new(pb::GetTestClockResponse {
             now: Some(to_timestamp(now)),
         }))
@@ -97,11 +101,7 @@ impl TestClockService for TestClockApi {
             .time
             .ok_or_else(|| ApiError::invalid("time", "is required"))?;
         let time = crate::clock::parse_timestamp("time", &time)?;
-        if time < crate::clock::Clock::now(clock) {
-            return Err(ApiError::invalid("time", "the test clock never moves backwards").into());
-        }
-        clock.set(time);
-        let now = self.moved(clock).await?;
+        let now = self.moved(clock.set(time).await?).await?;
         Ok(Response::new(pb::SetTestClockResponse {
             now: Some(to_timestamp(now)),
         }))
@@ -117,12 +117,7 @@ impl TestClockService for TestClockApi {
             .duration
             .ok_or_else(|| ApiError::invalid("duration", "is required"))?;
         let by = crate::clock::parse_duration("duration", &by)?;
-        if !clock.advance(by) {
-            return Err(
-                ApiError::invalid("duration", "would move the clock past the year 9999").into(),
-            );
-        }
-        let now = self.moved(clock).await?;
+        let now = self.moved(clock.advance(by).await?).await?;
         Ok(Response::new(pb::AdvanceTestClockResponse {
             now: Some(to_timestamp(now)),
         }))
