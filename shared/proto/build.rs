@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-
 /// The API packages compiled into this crate, each a folder under `proto/`.
 const PACKAGES: &[&str] = &[
     "charla/contact/v1",
@@ -26,12 +24,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         proto_root.join("google").display()
     );
 
-    let descriptors = protox::compile(&files, [&proto_root])?;
+    let mut compiler = protox::Compiler::new([&proto_root])?;
+    compiler
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(&files)?;
+    let descriptors = compiler.file_descriptor_set();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
-    // Server reflection serves this set, so clients need no .proto files of their own.
+    // Server reflection serves this set, so clients need no .proto files of their own; HTTP/JSON
+    // reads its routes from it. Encoded by protox rather than prost, which would drop the
+    // custom options (`google.api.http`) that prost_types has no field for.
     std::fs::write(
         out_dir.join("charla_descriptor.bin"),
-        descriptors.encode_to_vec(),
+        compiler.encode_file_descriptor_set(),
     )?;
 
     tonic_prost_build::configure()

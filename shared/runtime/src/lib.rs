@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod event_log;
 pub mod fair_share;
+pub mod http_json;
 pub mod import;
 pub mod lease;
 pub mod malformed;

@@ -1,5 +1,5 @@
 //! The gRPC server every service runs: its own API plus health checking and reflection, gRPC-Web
-//! accepted, a request timeout, a process-wide concurrency limit with load shedding, and a graceful
+//! and HTTP/JSON accepted, a request timeout, a process-wide concurrency limit with load shedding, and a graceful
 //! shutdown that drains in-flight calls when the shutdown token fires; over TLS when configured.
 
 use std::convert::Infallible;
@@ -56,6 +56,9 @@ pub enum ServeError {
     /// The compiled-in descriptors could not be loaded for reflection.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The services' `google.api.http` routes can't be served.
+    #[error(transparent)]
+    HttpJson(#[from] crate::http_json::HttpJsonError),
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
@@ -219,6 +222,7 @@ impl GrpcServer {
                 ends.cancel();
             }
         };
+        let http_json = crate::http_json::HttpJson::new(&self.services, limits.request_timeout)?;
         let layers = ServiceBuilder::new()
             .layer(RpcLogLayer::new(self.observer))
             .load_shed()
@@ -236,6 +240,8 @@ impl GrpcServer {
             .initial_connection_window_size(CONNECTION_WINDOW)
             .timeout(limits.request_timeout)
             .layer(limits.cors.layer())
+            // JSON in, then an in-process gRPC call through everything below.
+            .layer(crate::http_json::HttpJsonLayer::new(http_json))
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(layers)
             .add_routes(self.routes.routes());

@@ -7,6 +7,7 @@
 //! unreachable they print that they are skipped, unless `CI=true`, where they fail.
 
 pub mod auth;
+pub mod http;
 pub mod prometheus;
 pub mod raw;
 pub mod tls;

@@ -6,6 +6,7 @@ mod contacts;
 mod fair_share;
 mod helpers;
 mod hostile_input;
+mod http_json;
 mod identities;
 mod import;
 mod merge;

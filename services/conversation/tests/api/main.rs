@@ -6,6 +6,7 @@ mod closing;
 mod contacts;
 mod helpers;
 mod hostile_input;
+mod http_json;
 mod import;
 mod merge;
 mod messages;

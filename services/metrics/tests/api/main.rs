@@ -5,6 +5,7 @@ mod export;
 mod health;
 mod helpers;
 mod hostile_input;
+mod http_json;
 mod read_your_writes;
 mod scenario;
 mod store;
