@@ -17,6 +17,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use crate::credentials::ClientAuth;
 use crate::history_json::to_line;
 use crate::import::{ImportSummary, conversation_client, send_batch};
+use crate::metrics_wait::MetricsWait;
 
 /// What demo history to make, and where to put it.
 #[derive(Debug, clap::Args)]
@@ -61,6 +62,11 @@ pub struct DemoArgs {
         default_value = "http://127.0.0.1:50052"
     )]
     conversation_url: String,
+
+    // Before saying the workspace is ready, wait until the metrics service's reports reflect the
+    // imported history.
+    #[command(flatten)]
+    metrics: MetricsWait,
 
     #[command(flatten)]
     auth: ClientAuth,
@@ -279,12 +285,17 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     }
     progress.finish_and_clear();
     summary.print(started.elapsed().as_secs_f64());
+    if !args.metrics.no_metrics_wait {
+        println!("Waiting for the metrics service to reflect the history...");
+        args.metrics.wait(&bearer, &summary.written).await?;
+    }
     println!();
-    println!("Workspace {workspace} is ready. Its dashboard (at `charla up`'s metrics port):");
+    println!("Workspace {workspace} is ready. Its dashboard:");
     println!("  T=\"authorization: Bearer $(charla token --workspace {workspace})\"");
     println!(
-        "  grpcurl -plaintext -H \"$T\" -d '{{\"time_zone\": \"{}\"}}' \\\n    localhost:50053 charla.metrics.v1.MetricsService/GetDashboard",
-        args.time_zone
+        "  grpcurl -plaintext -H \"$T\" -d '{{\"time_zone\": \"{}\"}}' \\\n    {} charla.metrics.v1.MetricsService/GetDashboard",
+        args.time_zone,
+        args.metrics.address()
     );
     Ok(())
 }

@@ -15,13 +15,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tonic::transport::Channel;
 
 use crate::history_json::parse_line;
+use crate::metrics_wait::{MetricsWait, Written};
 
 /// What to import.
 #[derive(Debug, clap::Subcommand)]
 pub enum ImportCommand {
     /// Past conversations, one JSON object per line (a HistoricalConversation in the proto JSON
     /// mapping: externalId, contactId, channel, openedAt, openedBy, messages, assignments,
-    /// closedAt, closedBy, closingCategory...).
+    /// closedAt, closedBy, closingCategory...). Ends once the metrics service reflects the
+    /// import. Exit status: 0 when every line was imported (or was already), 2 when some were
+    /// refused, 3 when the metrics service did not confirm it reflects the import, 1 on failure.
     Conversations(ImportConversations),
 }
 
@@ -51,6 +54,10 @@ pub struct ImportConversations {
     /// the batch goes again in a new call).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=50_000))]
     batch: u32,
+
+    // After importing, wait until the metrics service's reports reflect the import.
+    #[command(flatten)]
+    metrics: MetricsWait,
 }
 
 /// What an import did.
@@ -60,6 +67,8 @@ pub struct ImportSummary {
     pub unchanged: u64,
     /// (item label, reason), in order.
     pub refused: Vec<(String, String)>,
+    /// Where the imported (and unchanged) conversations' events are: what the metrics must reflect.
+    pub written: Written,
 }
 
 impl ImportSummary {
@@ -165,6 +174,7 @@ fn tally(
     progress: &ProgressBar,
 ) {
     for result in results {
+        summary.written.note(result.event_position.as_ref());
         match pb::ImportOutcome::try_from(result.outcome) {
             Ok(pb::ImportOutcome::Imported) => summary.imported += 1,
             Ok(pb::ImportOutcome::Unchanged) => summary.unchanged += 1,
@@ -193,13 +203,28 @@ fn progress_bar(length: u64) -> ProgressBar {
 /// Runs `charla import`.
 pub async fn run(command: ImportCommand) -> ExitCode {
     let ImportCommand::Conversations(args) = command;
-    match import_file(&args).await {
-        Ok(summary) if summary.refused.is_empty() => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::from(2),
+    let summary = match import_file(&args).await {
+        Ok(summary) => summary,
         Err(error) => {
             eprintln!("charla import: {error}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let waited = match args.auth.bearer(args.workspace) {
+        Ok(bearer) => args.metrics.wait(&bearer, &summary.written).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = waited {
+        eprintln!("charla import: the import is complete, but {error}");
+        return ExitCode::from(3);
+    }
+    if !args.metrics.no_metrics_wait {
+        println!("The metrics reflect the import.");
+    }
+    if summary.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

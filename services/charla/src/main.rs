@@ -6,6 +6,7 @@ mod credentials;
 mod demo;
 mod history_json;
 mod import;
+mod metrics_wait;
 mod serve;
 mod up;
 

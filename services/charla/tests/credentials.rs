@@ -1571,6 +1571,7 @@ impl WorkspaceB {
                 start_time,
                 end_time,
                 filter: None,
+                ..Default::default()
             };
             let rows = read_stream(
                 &format!("ExportConversations as {role}"),
@@ -1715,6 +1716,7 @@ impl WorkspaceB {
                     let message = contact_pb::MergeContactsRequest {
                         primary_contact_id: pick(primary),
                         secondary_contact_id: pick(secondary),
+                        ..Default::default()
                     };
                     ask!(contacts, merge_contacts, token, message)
                 })
@@ -1837,6 +1839,7 @@ impl WorkspaceB {
                 async |t: &Target| {
                     let message = pb::GetOpenConversationRequest {
                         contact_id: t.other_contact.clone(),
+                        ..Default::default()
                     };
                     ask!(conversations, get_open_conversation, token, message)
                 },

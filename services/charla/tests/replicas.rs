@@ -153,6 +153,7 @@ async fn operate(
                             workspace,
                             pb::GetOpenConversationRequest {
                                 contact_id: contact,
+                                ..Default::default()
                             },
                         ))
                         .await

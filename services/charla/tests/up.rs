@@ -204,6 +204,7 @@ async fn charla_up_runs_every_service_and_stops_cleanly() {
                 workspace,
                 metrics_pb::GetDashboardRequest {
                     time_zone: "UTC".into(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -258,7 +259,7 @@ async fn charla_up_runs_every_service_and_stops_cleanly() {
 /// `charla import conversations FILE` streams NDJSON in and reports, line by line, what it refused.
 #[tokio::test]
 async fn charla_import_reads_ndjson_and_names_what_it_refuses() {
-    let (mut child, data_dir, [contact_port, conversation_port, _]) = charla_up();
+    let (mut child, data_dir, [contact_port, conversation_port, metrics_port]) = charla_up();
     let workspace = uuid::Uuid::now_v7();
     let mut contacts = ContactServiceClient::new(connect(contact_port).await);
     let contact = contacts
@@ -299,6 +300,7 @@ async fn charla_import_reads_ndjson_and_names_what_it_refuses() {
                 "--conversation-url",
                 &format!("http://127.0.0.1:{conversation_port}"),
             ])
+            .args(["--metrics-url", &format!("http://127.0.0.1:{metrics_port}")])
             .output()
             .expect("run charla import")
     };
@@ -312,6 +314,30 @@ async fn charla_import_reads_ndjson_and_names_what_it_refuses() {
     assert!(
         stdout.contains("1 imported, 0 unchanged, 2 refused"),
         "{stdout}"
+    );
+    // The import returns once the metrics reflect it: the very next report shows the close.
+    assert!(
+        stdout.contains("The metrics reflect the import."),
+        "{stdout}"
+    );
+    let day = |text: &str| Some(text.parse::<prost_types::Timestamp>().unwrap());
+    let report = MetricsServiceClient::new(connect(metrics_port).await)
+        .get_conversation_metrics(in_workspace(
+            workspace,
+            metrics_pb::GetConversationMetricsRequest {
+                start_time: day("2026-01-05T00:00:00Z"),
+                end_time: day("2026-01-06T00:00:00Z"),
+                granularity: metrics_pb::Granularity::Day as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.totals.unwrap().closed_count, 1);
+    assert!(
+        !report.positions.is_empty(),
+        "the report says what it reflects"
     );
     assert!(stdout.contains("refused line 2: not JSON"), "{stdout}");
     assert!(
@@ -432,6 +458,8 @@ async fn charla_import_sends_again_what_an_early_answer_left() {
             .arg(&file)
             .args(["--workspace", &workspace.to_string()])
             .args(["--batch", &LINES.to_string()])
+            // No metrics service in this test.
+            .arg("--no-metrics-wait")
             .args([
                 "--conversation-url",
                 &format!("http://127.0.0.1:{}", conversation.port),
@@ -616,4 +644,69 @@ fn text_logs_to_a_pipe_carry_no_colour_codes() {
         "the refusal is logged: {log}"
     );
     assert!(!log.contains('\u{1b}'), "colour codes in {log:?}");
+}
+
+/// `charla demo` says the workspace is ready only once the metrics reflect its history, and
+/// points at the metrics service it was given.
+#[tokio::test]
+async fn charla_demo_is_ready_when_the_metrics_reflect_its_history() {
+    let (mut child, data_dir, [contact_port, conversation_port, metrics_port]) = charla_up();
+    connect(contact_port).await;
+    connect(conversation_port).await;
+    connect(metrics_port).await;
+    let workspace = uuid::Uuid::now_v7();
+    let output = Command::new(env!("CARGO_BIN_EXE_charla"))
+        .envs(test_auth_env())
+        .args(["demo", "--days", "3", "--per-day", "6"])
+        .args(["--workspace", &workspace.to_string()])
+        .args(["--contact-url", &format!("http://127.0.0.1:{contact_port}")])
+        .args([
+            "--conversation-url",
+            &format!("http://127.0.0.1:{conversation_port}"),
+        ])
+        .args(["--metrics-url", &format!("http://127.0.0.1:{metrics_port}")])
+        .output()
+        .expect("run charla demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("is ready"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("127.0.0.1:{metrics_port} charla.metrics.v1")),
+        "the suggested call goes to the metrics service given: {stdout}"
+    );
+    // Read at once, without waiting: the history is in the reports already.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let end = (now / 900 + 1) * 900;
+    let report = MetricsServiceClient::new(connect(metrics_port).await)
+        .get_conversation_metrics(in_workspace(
+            workspace,
+            metrics_pb::GetConversationMetricsRequest {
+                start_time: Some(prost_types::Timestamp {
+                    seconds: end - 5 * 86_400,
+                    nanos: 0,
+                }),
+                end_time: Some(prost_types::Timestamp {
+                    seconds: end,
+                    nanos: 0,
+                }),
+                granularity: metrics_pb::Granularity::Day as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let totals = report.totals.unwrap();
+    assert!(
+        totals.opened_count > 0 && totals.closed_count > 0,
+        "{totals:?}"
+    );
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -43,6 +43,26 @@ impl ContactDirectory {
         })
     }
 
+    /// How far the contact event stream is (partition count, each partition's last sequence);
+    /// `None` when the contact service can't say now.
+    pub async fn stream_heads(&self) -> Option<charla_runtime::applied::StreamHeads> {
+        let mut request = tonic::Request::new(pb::GetContactEventStreamInfoRequest {});
+        request.set_timeout(self.deadline);
+        let info = self
+            .client
+            .clone()
+            .get_contact_event_stream_info(request)
+            .await
+            .ok()?
+            .into_inner();
+        let heads = info
+            .heads
+            .iter()
+            .map(|head| (head.partition, head.sequence))
+            .collect();
+        Some((info.partition_count, heads))
+    }
+
     /// The underlying client, for streams.
     pub fn client(&self) -> ContactServiceClient<AuthenticatedChannel> {
         self.client.clone()

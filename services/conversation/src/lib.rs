@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationServiceServer;
 use charla_runtime::app::{Application, StartError};
+use charla_runtime::applied::AppliedPositions;
 use charla_runtime::config::RuntimeConfig;
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::Database;
@@ -77,6 +78,8 @@ pub enum BuildError {
     Start(#[from] StartError),
     #[error("CHARLA_CONTACT_URL: {0}")]
     ContactUrl(#[source] charla_runtime::peers::PeerUrlError),
+    #[error("indexing each conversation's earlier events: {0}")]
+    EventIndex(#[source] charla_runtime::ApiError),
 }
 
 /// Opens the database (migrating it), starts the background tasks, binds the address and
@@ -110,8 +113,16 @@ pub async fn build(
     app.metrics().watch_database(&db);
     app.metrics().watch_event_heads(&events, "conversation");
     let cursor = ConsumerCursor::new(db.clone(), events::contact_consumer::CONSUMER);
+    let contact_events = grpc::ContactEvents {
+        cursor: cursor.clone(),
+        applied: AppliedPositions::default(),
+    };
     let db_for_leases = db.clone();
     let store = store::ConversationStore::new(db.clone(), events, clock.clone());
+    store
+        .backfill_event_index()
+        .await
+        .map_err(BuildError::EventIndex)?;
     auto_close::watch_backlog(app.metrics(), store.clone(), clock.clone());
     auto_close::spawn(
         store.clone(),
@@ -124,6 +135,7 @@ pub async fn build(
         cursor,
         leases: PartitionLeases::new(db_for_leases, events::contact_consumer::CONSUMER, 1),
         contacts: contacts.clone(),
+        applied: contact_events.applied.clone(),
     };
     events::contact_consumer::spawn(consumer, shutdown.clone());
     // Moving the test clock past auto-close deadlines closes those conversations before the
@@ -139,7 +151,13 @@ pub async fn build(
     app.serve_test_clock(&service_clock, &db, Some(after_move))
         .await
         .map_err(BuildError::Start)?;
-    let api = grpc::ConversationApi::new(store, contacts, shutdown, runtime.request_timeout());
+    let api = grpc::ConversationApi::new(
+        store,
+        contacts,
+        contact_events,
+        shutdown,
+        runtime.request_timeout(),
+    );
     app.server()
         .add_service(ConversationServiceServer::new(api))
         .await;

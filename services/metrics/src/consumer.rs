@@ -8,6 +8,7 @@ use std::time::Duration;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
 use charla_runtime::ApiError;
+use charla_runtime::applied::AppliedPositions;
 use charla_runtime::auth::credential::AuthenticatedChannel;
 use charla_runtime::consumer::{Assignment, Backoff, assignment};
 use charla_runtime::lease::PartitionLeases;
@@ -35,6 +36,7 @@ pub type RebuildRequest = oneshot::Sender<Result<u64, ApiError>>;
 pub struct ConsumerHandle {
     rebuilds: mpsc::Sender<RebuildRequest>,
     applied: watch::Receiver<u64>,
+    positions: AppliedPositions,
 }
 
 impl ConsumerHandle {
@@ -53,6 +55,12 @@ impl ConsumerHandle {
     /// Changes each time events are applied (for live dashboards).
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.clone()
+    }
+
+    /// The positions this process's consumer has committed, published after each commit (for
+    /// reads that wait on `min_positions`).
+    pub fn positions(&self) -> watch::Receiver<charla_runtime::applied::Positions> {
+        self.positions.subscribe()
     }
 }
 
@@ -156,11 +164,14 @@ pub fn spawn(
 ) -> ConsumerHandle {
     let (rebuilds, mut requests) = mpsc::channel(4);
     let (applied_sender, applied) = watch::channel(0);
+    let positions = AppliedPositions::default();
+    let published = positions.clone();
     tokio::spawn(async move {
         let mut consumer = Consumer {
             store,
             conversations,
             applied: applied_sender,
+            positions: published,
             pending: None,
             lag,
             behind: false,
@@ -180,7 +191,11 @@ pub fn spawn(
             }
         }
     });
-    ConsumerHandle { rebuilds, applied }
+    ConsumerHandle {
+        rebuilds,
+        applied,
+        positions,
+    }
 }
 
 /// A rebuild in progress: where the cursor stood when it was asked for.
@@ -193,6 +208,7 @@ struct Consumer {
     store: MetricsStore,
     conversations: ConversationServiceClient<AuthenticatedChannel>,
     applied: watch::Sender<u64>,
+    positions: AppliedPositions,
     pending: Option<PendingRebuild>,
     lag: LagReporter,
     behind: bool,
@@ -279,6 +295,7 @@ impl Consumer {
                             .apply(&workspace, partition, sequence, &change)
                             .instrument(span)
                             .await?;
+                        self.positions.committed(partition, sequence);
                         self.applied.send_modify(|count| *count += 1);
                         self.lag.observe(partition, head.saturating_sub(sequence), &mut self.behind).await;
                         self.finish_rebuild_if_done().await?;
@@ -298,6 +315,7 @@ impl Consumer {
         let target: BTreeMap<u32, u64> =
             self.store.cursor().positions().await?.into_iter().collect();
         self.store.reset_all().await?;
+        self.positions.reset();
         self.applied.send_modify(|count| *count += 1);
         self.pending = Some(PendingRebuild { target, reply });
         Ok(())

@@ -106,9 +106,10 @@ pub async fn build(
     app.server().add_health_name(consumer::FRESHNESS).await;
     let lag =
         consumer::LagReporter::new(app.server().health(), service.max_lag_events, app.metrics());
+    let conversations = ConversationServiceClient::with_interceptor(channel, credential);
     let consumer = consumer::spawn(
         store.clone(),
-        ConversationServiceClient::with_interceptor(channel, credential),
+        conversations.clone(),
         lag,
         PartitionLeases::new(db_for_leases, store::CONSUMER, 1),
         shutdown.clone(),
@@ -119,6 +120,10 @@ pub async fn build(
     let api = grpc::MetricsApi::new(
         store,
         consumer,
+        grpc::Producer {
+            conversations,
+            request_timeout: runtime.request_timeout(),
+        },
         clock.shared(),
         service.allow_rebuild,
         shutdown,

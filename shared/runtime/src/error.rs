@@ -60,6 +60,15 @@ pub enum ApiError {
         metadata: Vec<(&'static str, String)>,
     },
 
+    /// The call's deadline came before what it waits for (another service's progress, say):
+    /// DEADLINE_EXCEEDED with ErrorInfo saying how far it got.
+    #[error("{message}")]
+    DeadlineExceeded {
+        reason: &'static str,
+        message: String,
+        metadata: Vec<(&'static str, String)>,
+    },
+
     /// A dependency (the database, a peer service) can't be reached now; retrying may succeed.
     #[error("{0}")]
     Unavailable(String),
@@ -108,6 +117,7 @@ impl ApiError {
     pub fn with_metadata(mut self, key: &'static str, value: impl Into<String>) -> Self {
         if let Self::AlreadyExists { metadata, .. }
         | Self::FailedPrecondition { metadata, .. }
+        | Self::DeadlineExceeded { metadata, .. }
         | Self::PermissionDenied { metadata, .. } = &mut self
         {
             metadata.push((key, value.into()));
@@ -125,6 +135,7 @@ impl ApiError {
             Self::NotFound { .. } => Code::NotFound,
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Self::Unavailable(_) => Code::Unavailable,
             Self::Internal(_) => Code::Internal,
         }
@@ -160,6 +171,9 @@ impl ApiError {
                 message, metadata, ..
             }
             | Self::FailedPrecondition {
+                message, metadata, ..
+            }
+            | Self::DeadlineExceeded {
                 message, metadata, ..
             }
             | Self::PermissionDenied {
@@ -207,6 +221,9 @@ impl From<ApiError> for tonic::Status {
                 reason, metadata, ..
             }
             | ApiError::FailedPrecondition {
+                reason, metadata, ..
+            }
+            | ApiError::DeadlineExceeded {
                 reason, metadata, ..
             }
             | ApiError::PermissionDenied {

@@ -155,7 +155,7 @@ fn margin(budget: Duration) -> Duration {
 
 /// The client's deadline from the `grpc-timeout` header: up to 8 digits and a unit (H, M, S, m,
 /// u, n). A malformed value is ignored, as if absent: the server's timeout still bounds the call.
-fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
+pub fn client_timeout(metadata: &MetadataMap) -> Option<Duration> {
     let value = metadata.get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod applied;
 pub mod auth;
 pub mod channel;
 pub mod clock;

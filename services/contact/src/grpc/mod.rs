@@ -217,10 +217,20 @@ impl ContactService for ContactApi {
         let request = request.into_inner();
         let primary = contact_id("primary_contact_id", &request.primary_contact_id)?;
         let secondary = contact_id("secondary_contact_id", &request.secondary_contact_id)?;
-        let (primary, secondary) = self.store.merge(workspace, primary, secondary).await?;
+        let request_id = optional_id("request_id", &request.request_id)?;
+        let merged = self
+            .store
+            .merge(workspace, primary, secondary, request_id)
+            .await?;
         Ok(Response::new(pb::MergeContactsResponse {
-            primary: Some(contact_to_proto(&primary)),
-            secondary: Some(contact_to_proto(&secondary)),
+            primary: Some(contact_to_proto(&merged.primary)),
+            secondary: Some(contact_to_proto(&merged.secondary)),
+            merge_position: merged
+                .position
+                .map(|(partition, sequence)| pb::PartitionCursor {
+                    partition,
+                    sequence,
+                }),
         }))
     }
 

@@ -114,7 +114,8 @@ impl ContactStore {
             contact.id,
             ContactChange::Updated(contact.clone()),
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     /// The contact that owns `identity`, created with `profile` when there is none. Concurrent

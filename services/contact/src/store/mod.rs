@@ -10,7 +10,7 @@ mod rows;
 use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
 use charla_runtime::db::{Database, MigrationFile, Migrations};
-use charla_runtime::event_log::{self, EventLog};
+use charla_runtime::event_log::{self, EventLog, EventPosition};
 use charla_runtime::test_clock;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, Row};
@@ -20,6 +20,7 @@ use crate::events::{self, ContactChange};
 
 pub use contacts::{ContactFilter, ContactPage};
 pub use import::ImportOutcome;
+pub use merge::Merged;
 
 /// The migrations of the contact database.
 pub const MIGRATIONS: Migrations = Migrations {
@@ -30,6 +31,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,
+        MERGES_MIGRATION,
         test_clock::fleet::MIGRATION,
     ],
     postgres: &[
@@ -39,8 +41,15 @@ pub const MIGRATIONS: Migrations = Migrations {
         CONTACTS_MIGRATION,
         SEARCH_NAME_MIGRATION,
         EXTERNAL_ID_MIGRATION,
+        MERGES_MIGRATION,
         test_clock::fleet::MIGRATION,
     ],
+};
+
+const MERGES_MIGRATION: MigrationFile = MigrationFile {
+    version: 5,
+    description: "contact merges",
+    sql: include_str!("../../migrations/0005_merges.sql"),
 };
 
 const EXTERNAL_ID_MIGRATION: MigrationFile = MigrationFile {
@@ -87,14 +96,13 @@ impl ContactStore {
         workspace: WorkspaceId,
         contact: ContactId,
         change: ContactChange,
-    ) -> Result<(), ApiError> {
+    ) -> Result<EventPosition, ApiError> {
         let now = self.clock.now_stored();
         self.events
             .append(conn, workspace, now, |position| {
                 events::encode(position, workspace, contact, now, change)
             })
-            .await?;
-        Ok(())
+            .await
     }
 
     /// Loads a contact with its identities, optionally locking its row.

@@ -11,6 +11,7 @@ backend_tests!(
     a_repeated_merge_returns_the_same_result,
     a_contact_cannot_be_merged_into_itself_or_a_merged_one,
     blocking_and_unblocking_change_the_status_once,
+    a_merge_retried_with_its_request_id_answers_the_first_result,
 );
 
 async fn a_merge_moves_identities_and_tags_and_fills_empty_fields(backend: Backend) {
@@ -39,6 +40,7 @@ async fn a_merge_moves_identities_and_tags_and_fills_empty_fields(backend: Backe
         .merge_contacts(app.req(pb::MergeContactsRequest {
             primary_contact_id: primary.contact_id.clone(),
             secondary_contact_id: secondary.contact_id.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -98,10 +100,15 @@ async fn a_repeated_merge_returns_the_same_result(backend: Backend) {
         app.req(pb::MergeContactsRequest {
             primary_contact_id: primary.contact_id.clone(),
             secondary_contact_id: secondary.contact_id.clone(),
+            ..Default::default()
         })
     };
     let first = client.merge_contacts(merge()).await.unwrap().into_inner();
     let second = client.merge_contacts(merge()).await.unwrap().into_inner();
+    assert!(
+        first.merge_position.is_some(),
+        "a merge says where its event is"
+    );
     assert_eq!(first, second);
 }
 
@@ -118,6 +125,7 @@ async fn a_contact_cannot_be_merged_into_itself_or_a_merged_one(backend: Backend
             .merge_contacts(app.req(pb::MergeContactsRequest {
                 primary_contact_id: a.contact_id.clone(),
                 secondary_contact_id: a.contact_id.clone(),
+                ..Default::default()
             }))
             .await,
         "secondary_contact_id",
@@ -126,6 +134,7 @@ async fn a_contact_cannot_be_merged_into_itself_or_a_merged_one(backend: Backend
         .merge_contacts(app.req(pb::MergeContactsRequest {
             primary_contact_id: a.contact_id.clone(),
             secondary_contact_id: b.contact_id.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -135,6 +144,7 @@ async fn a_contact_cannot_be_merged_into_itself_or_a_merged_one(backend: Backend
                 .merge_contacts(app.req(pb::MergeContactsRequest {
                     primary_contact_id: primary.contact_id.clone(),
                     secondary_contact_id: secondary.contact_id.clone(),
+                    ..Default::default()
                 }))
                 .await,
             Code::FailedPrecondition,
@@ -153,6 +163,7 @@ async fn a_contact_cannot_be_merged_into_itself_or_a_merged_one(backend: Backend
             .merge_contacts(app.req(pb::MergeContactsRequest {
                 primary_contact_id: a.contact_id.clone(),
                 secondary_contact_id: uuid::Uuid::now_v7().to_string(),
+                ..Default::default()
             }))
             .await,
         Code::NotFound,
@@ -196,4 +207,77 @@ async fn blocking_and_unblocking_change_the_status_once(backend: Backend) {
         .contact
         .unwrap();
     assert_eq!(unblocked.status, pb::ContactStatus::Active as i32);
+}
+
+async fn a_merge_retried_with_its_request_id_answers_the_first_result(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let mut client = app.client().await;
+    let a = app.create("A", None).await;
+    let b = app.create("B", None).await;
+    let c = app.create("C", None).await;
+    let key = uuid::Uuid::now_v7().to_string();
+    let merge = |primary: &pb::Contact, secondary: &pb::Contact, key: &str| {
+        app.req(pb::MergeContactsRequest {
+            primary_contact_id: primary.contact_id.clone(),
+            secondary_contact_id: secondary.contact_id.clone(),
+            request_id: key.into(),
+        })
+    };
+    let first = client
+        .merge_contacts(merge(&b, &c, &key))
+        .await
+        .unwrap()
+        .into_inner();
+    let position = first.merge_position.expect("the merge's event position");
+    // The ContactsMerged event is where the answer says.
+    let mut stream = client
+        // Without a token of its own, the call carries the test client's service token: the
+        // stream of every workspace, numbered by partition sequence like the position.
+        .stream_contact_events(pb::StreamContactEventsRequest {
+            cursor: vec![pb::PartitionCursor {
+                partition: position.partition,
+                sequence: position.sequence - 1,
+            }],
+            partitions: vec![position.partition],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let event = stream.message().await.unwrap().unwrap().event.unwrap();
+    assert_eq!(event.sequence, position.sequence);
+    assert!(matches!(
+        event.payload,
+        Some(pb::contact_event::Payload::Merged(_))
+    ));
+
+    // The primary is merged away afterwards; the retry of the first call, its answer lost, still
+    // gets that call's result.
+    client.merge_contacts(merge(&a, &b, "")).await.unwrap();
+    let retried = client
+        .merge_contacts(merge(&b, &c, &key))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retried.merge_position, Some(position));
+    assert_eq!(
+        retried.secondary.unwrap().merged_into_contact_id,
+        b.contact_id
+    );
+    assert_eq!(
+        retried.primary.unwrap().merged_into_contact_id,
+        a.contact_id,
+        "the contacts as they are now"
+    );
+    // The same key for another pair is refused, naming it.
+    let d = app.create("D", None).await;
+    assert_invalid_field(
+        client.merge_contacts(merge(&a, &d, &key)).await,
+        "request_id",
+    );
+    assert_invalid_field(
+        client.merge_contacts(merge(&a, &d, "not-a-uuid")).await,
+        "request_id",
+    );
 }

@@ -96,6 +96,7 @@ async fn the_stream_replays_history_then_pushes_new_events(backend: Backend) {
         .merge_contacts(app.req(pb::MergeContactsRequest {
             primary_contact_id: first.contact_id.clone(),
             secondary_contact_id: second.contact_id.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap();

@@ -64,6 +64,7 @@ async fn malformed_and_missing_ids_name_their_field(backend: Backend) {
             .merge_contacts(app.req(pb::MergeContactsRequest {
                 primary_contact_id: uuid::Uuid::now_v7().to_string(),
                 secondary_contact_id: "x".into(),
+                ..Default::default()
             }))
             .await,
         "secondary_contact_id",

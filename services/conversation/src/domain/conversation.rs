@@ -30,6 +30,8 @@ pub struct Assignment {
     /// The first user it was assigned to, and when.
     pub first_assignee: Option<ActorId>,
     pub first_assigned_at: Option<SystemTime>,
+    /// The last user it was assigned to, kept when it is unassigned.
+    pub last_assignee: Option<ActorId>,
     pub last_assigned_at: Option<SystemTime>,
     /// How many times a user was assigned (a change of user counts, a change of team alone not).
     pub count: u32,
@@ -88,6 +90,25 @@ pub struct MessageEffect {
 pub struct AssignmentChange {
     pub previous_assignee: Option<ActorId>,
     pub previous_team: Option<ActorId>,
+}
+
+/// What an assignment change does to one of the two slots (the assignee user, the team).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignmentUpdate {
+    /// Leave it as it is.
+    Keep,
+    /// Set it to this one.
+    Set(ActorId),
+    /// Empty it.
+    Clear,
+}
+
+/// Which event an assignment change records: `Assigned` when it sets a user or a team (whatever
+/// it also clears), `Unassigned` when it only clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentKind {
+    Assigned,
+    Unassigned,
 }
 
 fn since(later: SystemTime, earlier: SystemTime) -> Duration {
@@ -243,12 +264,42 @@ impl Conversation {
                 .get_or_insert_with(|| user.clone());
             assignment.first_assigned_at.get_or_insert(at);
             assignment.last_assigned_at = Some(at);
+            assignment.last_assignee = Some(user.clone());
             assignment.assignee = Some(user);
         }
         if let Some(team) = new_team {
             self.assignment.team = Some(team);
         }
         Ok(Some(change))
+    }
+
+    /// Sets, clears or keeps the assignee user and the team in one change at `at`. Returns what
+    /// was replaced and which event records it, or `None` when nothing changed. Setting a user
+    /// counts as an assignment exactly as [`Conversation::assign`] does.
+    pub fn reassign(
+        &mut self,
+        assignee: AssignmentUpdate,
+        team: AssignmentUpdate,
+        at: SystemTime,
+    ) -> Result<Option<(AssignmentChange, AssignmentKind)>, ConversationError> {
+        self.ensure_open()?;
+        let clear_assignee = assignee == AssignmentUpdate::Clear;
+        let clear_team = team == AssignmentUpdate::Clear;
+        let set = |update: AssignmentUpdate| match update {
+            AssignmentUpdate::Set(id) => Some(id),
+            AssignmentUpdate::Keep | AssignmentUpdate::Clear => None,
+        };
+        let previous = AssignmentChange {
+            previous_assignee: self.assignment.assignee.clone(),
+            previous_team: self.assignment.team.clone(),
+        };
+        let cleared = self.unassign(clear_assignee, clear_team)?.is_some();
+        let assigned = self.assign(set(assignee), set(team), at)?.is_some();
+        Ok(match (assigned, cleared) {
+            (true, _) => Some((previous, AssignmentKind::Assigned)),
+            (false, true) => Some((previous, AssignmentKind::Unassigned)),
+            (false, false) => None,
+        })
     }
 
     /// Clears the assignee and/or the team. Returns what was cleared, or `None` when nothing was

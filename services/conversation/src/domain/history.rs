@@ -4,7 +4,9 @@
 
 use std::time::SystemTime;
 
-use super::conversation::{AssignmentChange, Conversation, MessageEffect};
+use super::conversation::{
+    AssignmentChange, AssignmentKind, AssignmentUpdate, Conversation, MessageEffect,
+};
 use super::ids::{ActorId, ContactId, ExternalId};
 use super::message::Message;
 use super::settings::{ClosingNote, ClosingNotePolicy, WorkspaceSettings};
@@ -158,34 +160,23 @@ impl History {
         conversation: &mut Conversation,
         assignment: &PastAssignment,
     ) -> Option<Step> {
-        let current = conversation.assignment.clone();
-        let clear_assignee = assignment.assignee.is_none() && current.assignee.is_some();
-        let clear_team = assignment.team.is_none() && current.team.is_some();
-        let cleared = conversation
-            .unassign(clear_assignee, clear_team)
-            .ok()
-            .flatten();
-        let assigned = conversation
-            .assign(
-                assignment.assignee.clone(),
-                assignment.team.clone(),
+        let slot = |value: &Option<ActorId>| match value {
+            Some(id) => AssignmentUpdate::Set(id.clone()),
+            None => AssignmentUpdate::Clear,
+        };
+        let (change, kind) = conversation
+            .reassign(
+                slot(&assignment.assignee),
+                slot(&assignment.team),
                 assignment.at,
             )
             .ok()
-            .flatten();
+            .flatten()?;
         let actor = assignment.actor.clone();
-        match (assigned, cleared) {
-            (Some(_), Some(cleared)) => Some(Step::Assigned {
-                change: AssignmentChange {
-                    previous_assignee: cleared.previous_assignee,
-                    previous_team: cleared.previous_team,
-                },
-                actor,
-            }),
-            (Some(change), None) => Some(Step::Assigned { change, actor }),
-            (None, Some(change)) => Some(Step::Unassigned { change, actor }),
-            (None, None) => None,
-        }
+        Some(match kind {
+            AssignmentKind::Assigned => Step::Assigned { change, actor },
+            AssignmentKind::Unassigned => Step::Unassigned { change, actor },
+        })
     }
 
     fn check(&self, settings: &WorkspaceSettings, now: SystemTime) -> Result<(), HistoryError> {

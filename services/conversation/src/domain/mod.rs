@@ -10,7 +10,8 @@ mod settings;
 mod sources;
 
 pub use conversation::{
-    Assignment, AssignmentChange, Conversation, ConversationStatus, MessageCounts, MessageEffect,
+    Assignment, AssignmentChange, AssignmentKind, AssignmentUpdate, Conversation,
+    ConversationStatus, MessageCounts, MessageEffect,
 };
 pub use error::ConversationError;
 pub use history::{History, HistoryError, PastAssignment, PastClose, Step};

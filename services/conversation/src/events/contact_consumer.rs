@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as pb;
+use charla_runtime::applied::AppliedPositions;
 use charla_runtime::consumer::{Assignment, Backoff, ConsumerCursor, assignment};
 use charla_runtime::lease::PartitionLeases;
 use charla_runtime::workspace::WorkspaceId;
@@ -30,6 +31,8 @@ pub struct ContactConsumer {
     pub cursor: ConsumerCursor,
     pub leases: PartitionLeases,
     pub contacts: ContactDirectory,
+    /// Told each position once applied, for reads that wait on it (`min_contact_positions`).
+    pub applied: AppliedPositions,
 }
 
 /// Runs the consumer until `shutdown`, reconnecting with a growing delay while the contact
@@ -132,6 +135,7 @@ impl ContactConsumer {
         self.store
             .apply_contact_event(&self.cursor, event.partition, event.sequence, close_merged)
             .await?;
+        self.applied.committed(event.partition, event.sequence);
         Ok(())
     }
 }

@@ -89,6 +89,7 @@ pub fn encode(
                 first_assigned_at: c.assignment.first_assigned_at.map(to_timestamp),
                 time_to_first_assignment: c.time_to_first_assignment().map(duration),
                 last_assigned_at: c.assignment.last_assigned_at.map(to_timestamp),
+                last_assignee_user_id: text(c.assignment.last_assignee.as_ref()),
                 assignment_count: c.assignment.count as i32,
                 message_counts: Some(counts_to_proto(&c.counts)),
                 external_id: text(c.external_id.as_ref()),

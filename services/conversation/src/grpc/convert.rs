@@ -10,9 +10,9 @@ use charla_runtime::clock::to_timestamp;
 use charla_runtime::validate::{self, optional_text, quote, required_text, text_list};
 
 use crate::domain::{
-    ActorId, AuthorKind, AutoClose, Channel, CloseSource, ClosingNote, ClosingNotePolicy,
-    Conversation, ConversationStatus, Direction, MessageCounts, MessageId, OpenSource,
-    WorkspaceSettings,
+    ActorId, AssignmentUpdate, AuthorKind, AutoClose, Channel, CloseSource, ClosingNote,
+    ClosingNotePolicy, Conversation, ConversationStatus, Direction, MessageCounts, MessageId,
+    OpenSource, WorkspaceSettings,
 };
 
 /// An optional text value as the proto's empty-string convention.
@@ -359,4 +359,60 @@ pub fn apply_settings_update(
         }
     }
     Ok(next)
+}
+
+/// The fields AssignConversation's `update_mask` may name.
+const ASSIGNABLE: &str = "assignee_user_id, team_id";
+
+/// What an AssignConversation request does to the assignee user and to the team. Without a mask
+/// (or with an empty one), a non-empty value sets its slot and an empty one keeps it, and at least
+/// one value is required. With a mask, each named field is set to its value, or cleared when the
+/// value is empty; fields the mask does not name are kept, whatever their value.
+pub fn parse_assignment(
+    request: &pb::AssignConversationRequest,
+) -> Result<(AssignmentUpdate, AssignmentUpdate), ApiError> {
+    let assignee = parse_actor("assignee_user_id", &request.assignee_user_id)?;
+    let team = parse_actor("team_id", &request.team_id)?;
+    let paths = request
+        .update_mask
+        .as_ref()
+        .map(|mask| mask.paths.as_slice())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        if assignee.is_none() && team.is_none() {
+            return Err(ApiError::invalid(
+                "assignee_user_id",
+                "an assignee user or a team is required (name a field in update_mask to clear it)",
+            ));
+        }
+        let keep_or_set =
+            |value: Option<ActorId>| value.map_or(AssignmentUpdate::Keep, AssignmentUpdate::Set);
+        return Ok((keep_or_set(assignee), keep_or_set(team)));
+    }
+    let set_or_clear = |value: &Option<ActorId>| {
+        value
+            .clone()
+            .map_or(AssignmentUpdate::Clear, AssignmentUpdate::Set)
+    };
+    let (mut assignee_update, mut team_update) = (AssignmentUpdate::Keep, AssignmentUpdate::Keep);
+    for path in paths {
+        match path.as_str() {
+            "assignee_user_id" => assignee_update = set_or_clear(&assignee),
+            "team_id" => team_update = set_or_clear(&team),
+            "*" => {
+                assignee_update = set_or_clear(&assignee);
+                team_update = set_or_clear(&team);
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    "update_mask",
+                    format!(
+                        "{} is not an assignment field; the mask may name {ASSIGNABLE} or *",
+                        quote(other)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((assignee_update, team_update))
 }

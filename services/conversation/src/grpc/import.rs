@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use charla_proto::charla::contact::v1::PartitionCursor;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_runtime::ApiError;
 use charla_runtime::auth::{Role, authorize};
@@ -63,15 +64,27 @@ pub async fn import_conversations(
             Err(error) => Err(error),
         };
         match imported {
-            Ok(ImportOutcome::Imported(id)) => {
+            Ok(ImportOutcome::Imported(id, last)) => {
                 response.imported_count += 1;
                 result.conversation_id = id.to_string();
                 result.set_outcome(pb::ImportOutcome::Imported);
+                result.event_position = Some(PartitionCursor {
+                    partition: last.partition,
+                    sequence: last.sequence,
+                });
             }
             Ok(ImportOutcome::Unchanged(id)) => {
                 response.unchanged_count += 1;
                 result.conversation_id = id.to_string();
                 result.set_outcome(pb::ImportOutcome::Unchanged);
+                result.event_position =
+                    store
+                        .latest_position(workspace, id)
+                        .await?
+                        .map(|(partition, sequence)| PartitionCursor {
+                            partition,
+                            sequence,
+                        });
             }
             Err(error) => {
                 response.refused_count += 1;

@@ -7,14 +7,19 @@ mod import;
 
 use std::time::Duration;
 
+use charla_proto::charla::contact::v1::PartitionCursor;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_server::ConversationService;
 use charla_runtime::ApiError;
+use charla_runtime::applied::{self, AppliedPositions};
 use charla_runtime::auth::{Role, authorize, authorize_service, stream_scope};
 use charla_runtime::channel::ChannelType;
+use charla_runtime::consumer::ConsumerCursor;
+use charla_runtime::event_log::EventPosition;
 use charla_runtime::fair_share::stream_slot;
-use charla_runtime::stream::{ResponseStream, stream_events, stream_info};
+use charla_runtime::stream::{LoggedEvent, ResponseStream, stream_events, stream_info};
 use charla_runtime::validate::{optional_id, optional_text, page_size, page_token, required_id};
+use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -22,9 +27,9 @@ use crate::contacts::ContactDirectory;
 use crate::domain::{ContactId, ConversationError, ConversationId, Message, OpenSource};
 use crate::store::{ConversationFilter, ConversationStore, OpenRequest};
 use convert::{
-    apply_settings_update, conversation_to_proto, parse_actor, parse_author_kind, parse_channel,
-    parse_close_source, parse_closing_note, parse_direction, parse_message_id, parse_open_source,
-    parse_time, settings_to_proto,
+    apply_settings_update, conversation_to_proto, parse_actor, parse_assignment, parse_author_kind,
+    parse_channel, parse_close_source, parse_closing_note, parse_direction, parse_message_id,
+    parse_open_source, parse_time, settings_to_proto,
 };
 
 /// The gRPC face of the conversation service.
@@ -32,25 +37,85 @@ use convert::{
 pub struct ConversationApi {
     store: ConversationStore,
     contacts: ContactDirectory,
+    contact_events: ContactEvents,
     shutdown: CancellationToken,
     request_timeout: Duration,
 }
 
+/// How far this service has applied the contact event stream: what reads with
+/// `min_contact_positions` wait on.
+#[derive(Debug, Clone)]
+pub struct ContactEvents {
+    /// The contact consumer's stored cursor (every replica's progress).
+    pub cursor: ConsumerCursor,
+    /// This process's consumer, publishing each position it applies.
+    pub applied: AppliedPositions,
+}
+
 impl ConversationApi {
-    /// Handlers over `store`, checking contacts with `contacts`; streams and imports end at
-    /// `shutdown`, and imports answer before `request_timeout` (the server's) cancels them.
+    /// Handlers over `store`, checking contacts with `contacts`; reads wait on `contact_events`;
+    /// streams and imports end at `shutdown`, and imports and waits answer before
+    /// `request_timeout` (the server's) cancels them.
     pub fn new(
         store: ConversationStore,
         contacts: ContactDirectory,
+        contact_events: ContactEvents,
         shutdown: CancellationToken,
         request_timeout: Duration,
     ) -> Self {
         Self {
             store,
             contacts,
+            contact_events,
             shutdown,
             request_timeout,
         }
+    }
+
+    /// The event position a write answers: the event it wrote, or, when it wrote none (a retry,
+    /// or nothing to change), the conversation's latest event, which every earlier effect
+    /// precedes.
+    async fn position(
+        &self,
+        conversation: &crate::domain::Conversation,
+        written: Option<EventPosition>,
+    ) -> Result<Option<PartitionCursor>, ApiError> {
+        let position = match written {
+            Some(written) => Some((written.partition, written.sequence)),
+            None => {
+                self.store
+                    .latest_position(conversation.workspace, conversation.id)
+                    .await?
+            }
+        };
+        Ok(position.map(|(partition, sequence)| PartitionCursor {
+            partition,
+            sequence,
+        }))
+    }
+
+    /// Waits until the contact consumer has applied `wanted` (a read's `min_contact_positions`),
+    /// within the call's deadline; see `charla_runtime::applied`.
+    async fn wait_for_contact_events(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        wanted: &[PartitionCursor],
+    ) -> Result<(), ApiError> {
+        const FIELD: &str = "min_contact_positions";
+        let wanted = applied::parse_min_positions(FIELD, wanted)?;
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        applied::wait_until_applied(
+            FIELD,
+            &self.contact_events.cursor,
+            self.contact_events.applied.subscribe(),
+            &wanted,
+            applied::wait_budget(metadata, self.request_timeout),
+            self.contacts.stream_heads(),
+        )
+        .await?;
+        Ok(())
     }
 }
 
@@ -60,6 +125,23 @@ fn contact_id(field: &str, value: &str) -> Result<ContactId, ApiError> {
 
 fn conversation_id(field: &str, value: &str) -> Result<ConversationId, ApiError> {
     required_id(field, value).map(ConversationId::from_uuid)
+}
+
+/// The workspace sequence a ListConversationEvents page token continues after (0 for none).
+fn event_page_token(token: &str) -> Result<u64, ApiError> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token
+        .strip_prefix('e')
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .filter(|after| *after <= i64::MAX as u64)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "page_token",
+                "is not a token this call gave; pass next_page_token as it came",
+            )
+        })
 }
 
 fn reply(conversation: &crate::domain::Conversation) -> Option<pb::Conversation> {
@@ -92,8 +174,10 @@ impl ConversationService for ConversationApi {
             actor: parse_actor("actor_id", &request.actor_id)?,
             request_id: optional_id("request_id", &request.request_id)?,
         };
-        let (conversation, opened) = self.store.open(workspace, open, &self.contacts).await?;
+        let (conversation, opened, written) =
+            self.store.open(workspace, open, &self.contacts).await?;
         Ok(Response::new(pb::OpenConversationResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
             opened,
         }))
@@ -117,11 +201,12 @@ impl ConversationService for ConversationApi {
         let actor = parse_actor("actor_id", &request.actor_id)?;
         let note = parse_closing_note(&request.category, &request.summary)?;
         let request_id = optional_id("request_id", &request.request_id)?;
-        let conversation = self
+        let (conversation, written) = self
             .store
             .close(workspace, id, source, actor, note, request_id)
             .await?;
         Ok(Response::new(pb::CloseConversationResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
         }))
     }
@@ -154,10 +239,15 @@ impl ConversationService for ConversationApi {
             .store
             .record_message(workspace, contact, channel, message, &self.contacts)
             .await?;
+        let event_position = match &recorded.conversation {
+            Some(conversation) => self.position(conversation, recorded.position).await?,
+            None => None,
+        };
         Ok(Response::new(pb::RecordMessageResponse {
             conversation: recorded.conversation.as_ref().map(conversation_to_proto),
             recorded: recorded.recorded,
             opened_conversation: recorded.opened,
+            event_position,
         }))
     }
 
@@ -181,8 +271,10 @@ impl ConversationService for ConversationApi {
             actor: None,
             request_id: None,
         };
-        let (conversation, opened) = self.store.open(workspace, open, &self.contacts).await?;
+        let (conversation, opened, written) =
+            self.store.open(workspace, open, &self.contacts).await?;
         Ok(Response::new(pb::HandleWelcomeEventResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
             opened,
         }))
@@ -195,24 +287,17 @@ impl ConversationService for ConversationApi {
         let workspace = authorize(&request, Role::Agent)?;
         let request = request.into_inner();
         let id = conversation_id("conversation_id", &request.conversation_id)?;
-        let assignee = parse_actor("assignee_user_id", &request.assignee_user_id)?;
-        let team = parse_actor("team_id", &request.team_id)?;
-        if assignee.is_none() && team.is_none() {
-            return Err(ApiError::invalid(
-                "assignee_user_id",
-                "an assignee user or a team is required",
-            )
-            .into());
-        }
+        let (assignee, team) = parse_assignment(&request)?;
         let actor = parse_actor("actor_id", &request.actor_id)?;
         // Assigning is idempotent by value (a retry assigns what is already assigned and changes
         // nothing), so the key only needs to be well-formed.
         optional_id("request_id", &request.request_id)?;
-        let conversation = self
+        let (conversation, written) = self
             .store
             .assign(workspace, id, assignee, team, actor)
             .await?;
         Ok(Response::new(pb::AssignConversationResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
         }))
     }
@@ -232,7 +317,7 @@ impl ConversationService for ConversationApi {
             .into());
         }
         let actor = parse_actor("actor_id", &request.actor_id)?;
-        let conversation = self
+        let (conversation, written) = self
             .store
             .unassign(
                 workspace,
@@ -243,6 +328,7 @@ impl ConversationService for ConversationApi {
             )
             .await?;
         Ok(Response::new(pb::UnassignConversationResponse {
+            event_position: self.position(&conversation, written).await?,
             conversation: reply(&conversation),
         }))
     }
@@ -265,6 +351,8 @@ impl ConversationService for ConversationApi {
     ) -> Result<Response<pb::GetOpenConversationResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?;
         let contact = contact_id("contact_id", &request.get_ref().contact_id)?;
+        self.wait_for_contact_events(request.metadata(), &request.get_ref().min_contact_positions)
+            .await?;
         let conversation = match self.store.get_open(workspace, contact).await? {
             Some(open) => reply(&open),
             // Nothing open: unset for a contact the contact service knows (whatever its status),
@@ -284,6 +372,7 @@ impl ConversationService for ConversationApi {
         request: Request<pb::ListConversationsRequest>,
     ) -> Result<Response<pb::ListConversationsResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?;
+        let metadata = request.metadata().clone();
         let request = request.into_inner();
         let size = page_size(request.page_size)?;
         let after = page_token(&request.page_token)?.map(ConversationId::from_uuid);
@@ -317,6 +406,8 @@ impl ConversationService for ConversationApi {
                 ApiError::invalid("opened_before", "must not be before opened_after").into(),
             );
         }
+        self.wait_for_contact_events(&metadata, &request.min_contact_positions)
+            .await?;
         let page = self.store.list(workspace, &filter, size, after).await?;
         Ok(Response::new(pb::ListConversationsResponse {
             conversations: page
@@ -325,6 +416,38 @@ impl ConversationService for ConversationApi {
                 .map(conversation_to_proto)
                 .collect(),
             next_page_token: page.next_after.map(|id| id.to_string()).unwrap_or_default(),
+        }))
+    }
+
+    async fn list_conversation_events(
+        &self,
+        request: Request<pb::ListConversationEventsRequest>,
+    ) -> Result<Response<pb::ListConversationEventsResponse>, Status> {
+        let workspace = authorize(&request, Role::Agent)?;
+        let request = request.into_inner();
+        let id = conversation_id("conversation_id", &request.conversation_id)?;
+        let size = page_size(request.page_size)?;
+        let after = event_page_token(&request.page_token)?;
+        let page = self
+            .store
+            .conversation_events(workspace, id, after, size as usize)
+            .await?;
+        let events = page
+            .events
+            .iter()
+            .map(|stored| {
+                let mut event = pb::ConversationEvent::decode(stored.payload.as_slice())
+                    .map_err(|e| ApiError::Internal(format!("stored event is unreadable: {e}")))?;
+                event.set_position(stored.partition, stored.sequence);
+                Ok(event)
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(Response::new(pb::ListConversationEventsResponse {
+            events,
+            next_page_token: page
+                .next_after
+                .map(|after| format!("e{after}"))
+                .unwrap_or_default(),
         }))
     }
 

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use charla_runtime::ApiError;
 use charla_runtime::clock::to_micros;
+use charla_runtime::event_log::EventPosition;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -17,8 +18,8 @@ use crate::events::ConversationChange;
 /// What became of one imported conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImportOutcome {
-    /// Written now.
-    Imported(ConversationId),
+    /// Written now; the position of its last event.
+    Imported(ConversationId, EventPosition),
     /// Imported before under the same external id; nothing changed.
     Unchanged(ConversationId),
 }
@@ -89,6 +90,7 @@ impl ConversationStore {
                 ));
             }
         }
+        let mut last = None;
         for (snapshot, at, step) in &steps {
             let change = match step {
                 Step::Opened => ConversationChange::Opened,
@@ -109,11 +111,12 @@ impl ConversationStore {
                 },
                 Step::Closed => ConversationChange::Closed,
             };
-            self.record(&mut tx, snapshot, *at, change).await?;
+            last = Some(self.record(&mut tx, snapshot, *at, change).await?);
         }
         tx.commit().await?;
         self.events.notify_committed(workspace);
-        Ok(ImportOutcome::Imported(conversation.id))
+        let last = last.expect("a replay has at least the opening");
+        Ok(ImportOutcome::Imported(conversation.id, last))
     }
 
     async fn imported_as(

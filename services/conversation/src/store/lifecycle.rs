@@ -1,6 +1,7 @@
 //! Opening, messages, closing and assignment: the writes of the lifecycle.
 
 use charla_runtime::ApiError;
+use charla_runtime::event_log::EventPosition;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::AnyConnection;
 use uuid::Uuid;
@@ -8,8 +9,8 @@ use uuid::Uuid;
 use super::{ConversationStore, is_unique_violation};
 use crate::contacts::ContactDirectory;
 use crate::domain::{
-    ActorId, Channel, CloseSource, ClosingNote, ContactId, Conversation, ConversationError,
-    ConversationId, Message, OpenSource,
+    ActorId, AssignmentKind, AssignmentUpdate, Channel, CloseSource, ClosingNote, ContactId,
+    Conversation, ConversationError, ConversationId, Message, OpenSource,
 };
 use crate::events::ConversationChange;
 
@@ -33,6 +34,9 @@ pub struct Recorded {
     pub recorded: bool,
     /// True when the message opened the conversation.
     pub opened: bool,
+    /// Where the event this call wrote landed; `None` when it wrote none (a retry, or an
+    /// outbound message with nothing open).
+    pub position: Option<EventPosition>,
 }
 
 /// Attempts at a write that lost a race to a concurrent one (the one-open rule or a message id);
@@ -42,12 +46,13 @@ const RACE_ATTEMPTS: usize = 5;
 impl ConversationStore {
     /// Opens a conversation for `request.contact`, or finds the one already open. A USER open
     /// fails when one is open (naming it); the other sources return the open one, with `false`.
+    /// With the position of the event written, `None` when none was.
     pub async fn open(
         &self,
         workspace: WorkspaceId,
         request: OpenRequest,
         contacts: &ContactDirectory,
-    ) -> Result<(Conversation, bool), ApiError> {
+    ) -> Result<(Conversation, bool, Option<EventPosition>), ApiError> {
         for _ in 0..RACE_ATTEMPTS {
             let mut conn = self.db.pool().acquire().await?;
             if let Some(replayed) = self
@@ -57,7 +62,7 @@ impl ConversationStore {
                 if replayed.contact != request.contact {
                     return Err(reused_request_id());
                 }
-                return Ok((replayed, true));
+                return Ok((replayed, true, None));
             }
             if let Some(open) = self
                 .open_of(&mut conn, workspace, request.contact, false)
@@ -69,7 +74,7 @@ impl ConversationStore {
                         open: open.id,
                     }
                     .into()),
-                    _ => Ok((open, false)),
+                    _ => Ok((open, false, None)),
                 };
             }
             drop(conn);
@@ -86,16 +91,16 @@ impl ConversationStore {
             let mut tx = self.db.pool().begin().await?;
             self.guard_contact(&mut tx, workspace, request.contact)
                 .await?;
-            match self.insert_opened(&mut tx, &conversation).await {
+            let position = match self.insert_opened(&mut tx, &conversation).await {
                 Err(InsertError::LostRace) => continue,
                 Err(InsertError::Api(error)) => return Err(error),
-                Ok(()) => {}
-            }
+                Ok(position) => position,
+            };
             self.remember(&mut tx, workspace, request.request_id, conversation.id)
                 .await?;
             tx.commit().await?;
             self.events.notify_committed(workspace);
-            return Ok((conversation, true));
+            return Ok((conversation, true, Some(position)));
         }
         Err(busy())
     }
@@ -105,19 +110,19 @@ impl ConversationStore {
         &self,
         conn: &mut AnyConnection,
         conversation: &Conversation,
-    ) -> Result<(), InsertError> {
+    ) -> Result<EventPosition, InsertError> {
         match self.save(conn, conversation).await {
             Err(error) if is_unique_violation(&error) => return Err(InsertError::LostRace),
             other => other.map_err(ApiError::from)?,
         }
-        self.record(
-            conn,
-            conversation,
-            conversation.opened_at,
-            ConversationChange::Opened,
-        )
-        .await?;
-        Ok(())
+        Ok(self
+            .record(
+                conn,
+                conversation,
+                conversation.opened_at,
+                ConversationChange::Opened,
+            )
+            .await?)
     }
 
     /// Records a message's metadata, idempotently by message id. An inbound message attaches to
@@ -161,7 +166,7 @@ impl ConversationStore {
                     match self.insert_opened(&mut tx, &opened).await {
                         Err(InsertError::LostRace) => continue,
                         Err(InsertError::Api(error)) => return Err(error),
-                        Ok(()) => {}
+                        Ok(_) => {}
                     }
                     (Some(opened), true)
                 }
@@ -186,6 +191,7 @@ impl ConversationStore {
                 drop(tx);
                 return self.replay_of(workspace, contact, &message).await;
             }
+            let mut position = None;
             if let Some(conversation) = conversation.as_mut() {
                 let settings = self.settings_in(&mut tx, workspace).await?;
                 let effect = conversation.record(&message, now, &settings);
@@ -195,7 +201,7 @@ impl ConversationStore {
                     effect,
                     opened_conversation: opened,
                 };
-                self.record(&mut tx, conversation, now, change).await?;
+                position = Some(self.record(&mut tx, conversation, now, change).await?);
             }
             tx.commit().await?;
             self.events.notify_committed(workspace);
@@ -203,6 +209,7 @@ impl ConversationStore {
                 conversation,
                 recorded: true,
                 opened,
+                position,
             });
         }
         Err(busy())
@@ -302,6 +309,7 @@ impl ConversationStore {
             conversation,
             recorded: false,
             opened: false,
+            position: None,
         })
     }
 
@@ -316,53 +324,54 @@ impl ConversationStore {
         actor: Option<ActorId>,
         note: ClosingNote,
         request_id: Option<Uuid>,
-    ) -> Result<Conversation, ApiError> {
+    ) -> Result<(Conversation, Option<EventPosition>), ApiError> {
         let mut tx = self.db.pool().begin().await?;
         let mut conversation = self.load(&mut tx, workspace, id, true).await?;
         if let Some(replayed) = self.replayed(&mut tx, workspace, request_id).await? {
             if replayed.id != id {
                 return Err(reused_request_id());
             }
-            return Ok(replayed);
+            return Ok((replayed, None));
         }
         let settings = self.settings_in(&mut tx, workspace).await?;
         let now = self.now();
         conversation.close(source, actor, note, now, &settings)?;
         self.save(&mut tx, &conversation).await?;
-        self.record(&mut tx, &conversation, now, ConversationChange::Closed)
+        let position = self
+            .record(&mut tx, &conversation, now, ConversationChange::Closed)
             .await?;
         self.remember(&mut tx, workspace, request_id, id).await?;
         tx.commit().await?;
         self.events.notify_committed(workspace);
-        Ok(conversation)
+        Ok((conversation, Some(position)))
     }
 
-    /// Assigns a user and/or a team. Assigning what is already assigned changes nothing.
+    /// Sets, clears or keeps the assignee user and the team in one change, written as one event
+    /// (see [`Conversation::reassign`]). Assigning what is already assigned changes nothing.
     pub async fn assign(
         &self,
         workspace: WorkspaceId,
         id: ConversationId,
-        assignee: Option<ActorId>,
-        team: Option<ActorId>,
+        assignee: AssignmentUpdate,
+        team: AssignmentUpdate,
         actor: Option<ActorId>,
-    ) -> Result<Conversation, ApiError> {
+    ) -> Result<(Conversation, Option<EventPosition>), ApiError> {
         let mut tx = self.db.pool().begin().await?;
         let mut conversation = self.load(&mut tx, workspace, id, true).await?;
         let now = self.now();
-        if let Some(change) = conversation.assign(assignee, team, now)? {
+        let mut position = None;
+        if let Some((change, kind)) = conversation.reassign(assignee, team, now)? {
             self.save(&mut tx, &conversation).await?;
             let actor = actor.map(|a| a.to_string());
-            self.record(
-                &mut tx,
-                &conversation,
-                now,
-                ConversationChange::Assigned { change, actor },
-            )
-            .await?;
+            let change = match kind {
+                AssignmentKind::Assigned => ConversationChange::Assigned { change, actor },
+                AssignmentKind::Unassigned => ConversationChange::Unassigned { change, actor },
+            };
+            position = Some(self.record(&mut tx, &conversation, now, change).await?);
             tx.commit().await?;
             self.events.notify_committed(workspace);
         }
-        Ok(conversation)
+        Ok((conversation, position))
     }
 
     /// Clears the assignee and/or the team. Clearing what is not assigned changes nothing.
@@ -373,19 +382,20 @@ impl ConversationStore {
         clear_assignee: bool,
         clear_team: bool,
         actor: Option<ActorId>,
-    ) -> Result<Conversation, ApiError> {
+    ) -> Result<(Conversation, Option<EventPosition>), ApiError> {
         let mut tx = self.db.pool().begin().await?;
         let mut conversation = self.load(&mut tx, workspace, id, true).await?;
+        let mut position = None;
         if let Some(change) = conversation.unassign(clear_assignee, clear_team)? {
             let now = self.now();
             self.save(&mut tx, &conversation).await?;
             let actor = actor.map(|a| a.to_string());
             let change = ConversationChange::Unassigned { change, actor };
-            self.record(&mut tx, &conversation, now, change).await?;
+            position = Some(self.record(&mut tx, &conversation, now, change).await?);
             tx.commit().await?;
             self.events.notify_committed(workspace);
         }
-        Ok(conversation)
+        Ok((conversation, position))
     }
 }
 

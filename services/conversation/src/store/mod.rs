@@ -2,6 +2,7 @@
 //! that also appends the event recording it (see `charla_runtime::event_log`).
 
 mod auto_close;
+mod event_index;
 mod import;
 mod lifecycle;
 mod merge;
@@ -14,7 +15,7 @@ use std::time::SystemTime;
 use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
 use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
-use charla_runtime::event_log::{self, EventLog};
+use charla_runtime::event_log::{self, EventLog, EventPosition};
 use charla_runtime::test_clock;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
@@ -23,6 +24,7 @@ use uuid::Uuid;
 use crate::domain::{ContactId, Conversation, ConversationError, ConversationId};
 use crate::events::{self, ConversationChange};
 
+pub use event_index::EventPage;
 pub use import::ImportOutcome;
 pub use lifecycle::{OpenRequest, Recorded};
 pub use queries::{ConversationFilter, ConversationPage};
@@ -35,6 +37,8 @@ pub const MIGRATIONS: Migrations = Migrations {
         event_log::SQLITE_PARTITION_COUNT_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
+        CONVERSATION_EVENTS_MIGRATION,
+        LAST_ASSIGNEE_MIGRATION,
         test_clock::fleet::MIGRATION,
     ],
     postgres: &[
@@ -43,8 +47,22 @@ pub const MIGRATIONS: Migrations = Migrations {
         event_log::POSTGRES_PARTITION_COUNT_MIGRATION,
         CONVERSATIONS_MIGRATION,
         MERGED_CONTACTS_MIGRATION,
+        CONVERSATION_EVENTS_MIGRATION,
+        LAST_ASSIGNEE_MIGRATION,
         test_clock::fleet::MIGRATION,
     ],
+};
+
+const LAST_ASSIGNEE_MIGRATION: MigrationFile = MigrationFile {
+    version: 5,
+    description: "last assignee",
+    sql: include_str!("../../migrations/0005_last_assignee.sql"),
+};
+
+const CONVERSATION_EVENTS_MIGRATION: MigrationFile = MigrationFile {
+    version: 4,
+    description: "conversation events",
+    sql: include_str!("../../migrations/0004_conversation_events.sql"),
 };
 
 const MERGED_CONTACTS_MIGRATION: MigrationFile = MigrationFile {
@@ -155,20 +173,22 @@ impl ConversationStore {
         Ok(())
     }
 
-    /// Appends the event recording `change`.
+    /// Appends the event recording `change`, and indexes it under its conversation.
     async fn record(
         &self,
         conn: &mut AnyConnection,
         conversation: &Conversation,
         occurred_at: SystemTime,
         change: ConversationChange<'_>,
-    ) -> Result<(), ApiError> {
-        self.events
+    ) -> Result<EventPosition, ApiError> {
+        let position = self
+            .events
             .append(conn, conversation.workspace, occurred_at, |position| {
                 events::encode(position, conversation, occurred_at, change)
             })
             .await?;
-        Ok(())
+        event_index::index(conn, conversation.id, position).await?;
+        Ok(position)
     }
 
     /// Inside a transaction that opens a conversation for `contact` or applies its merge: takes

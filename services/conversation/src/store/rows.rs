@@ -18,7 +18,7 @@ use crate::domain::{
 };
 
 /// Every column of `conversations`, in the order `bind_conversation` binds them.
-pub const COLUMNS: [&str; 34] = [
+pub const COLUMNS: [&str; 35] = [
     "workspace_id",
     "conversation_id",
     "contact_id",
@@ -53,6 +53,7 @@ pub const COLUMNS: [&str; 34] = [
     "response_count",
     "external_id",
     "imported",
+    "last_assignee_user_id",
 ];
 
 /// `SELECT <every column> FROM conversations`.
@@ -144,6 +145,7 @@ pub fn bind_conversation<'q>(
         .bind(i64::from(c.counts.responses))
         .bind(text(c.external_id.as_ref()))
         .bind(i64::from(c.imported))
+        .bind(text(c.assignment.last_assignee.as_ref()))
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> ApiError {
@@ -218,6 +220,7 @@ pub fn conversation_from_row(row: &AnyRow) -> Result<Conversation, ApiError> {
             assignee: actor(row, "assignee_user_id")?,
             team: actor(row, "team_id")?,
             first_assignee: actor(row, "first_assignee_user_id")?,
+            last_assignee: actor(row, "last_assignee_user_id")?,
             first_assigned_at: time(row, "first_assigned_at")?,
             last_assigned_at: time(row, "last_assigned_at")?,
             count: count(row, "assignment_count")?,

@@ -60,6 +60,7 @@ async fn a_merged_contact_is_refused_pointing_to_the_primary(backend: Backend) {
         .merge_contacts(env.req(contact_pb::MergeContactsRequest {
             primary_contact_id: primary.clone(),
             secondary_contact_id: secondary.clone(),
+            ..Default::default()
         }))
         .await
         .unwrap();

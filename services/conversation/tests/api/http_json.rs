@@ -156,7 +156,7 @@ async fn conversation_errors_are_google_rpc_status_json() {
 
 /// Every `google.api.http` route of conversation.proto, and of test_clock.proto (the tests run
 /// the service on a test clock, which serves TestClockService).
-const ROUTES: [(&str, &str); 15] = [
+const ROUTES: [(&str, &str); 16] = [
     ("post", "/v1/conversations"),
     ("post", "/v1/conversations/{conversation_id}:close"),
     ("post", "/v1/messages"),
@@ -166,6 +166,7 @@ const ROUTES: [(&str, &str); 15] = [
     ("get", "/v1/conversations/{conversation_id}"),
     ("get", "/v1/contacts/{contact_id}/openConversation"),
     ("get", "/v1/conversations"),
+    ("get", "/v1/conversations/{conversation_id}/events"),
     ("get", "/v1/conversationSettings"),
     ("patch", "/v1/conversationSettings"),
     ("get", "/v1/conversations:eventStreamInfo"),
@@ -200,4 +201,28 @@ async fn the_openapi_document_describes_every_conversation_route_and_no_other() 
             .starts_with("CloseConversation"),
         "the proto comment: {close:?}"
     );
+}
+
+/// A conversation's own events at their GET route, in order, paged by the query.
+#[tokio::test]
+async fn a_conversations_events_are_listed_over_http_json() {
+    let env = spawn_env(Backend::Sqlite).await.unwrap();
+    let http = client(&env, HttpVersion::Http1, Some(Role::Agent));
+    let contact = env.new_contact().await;
+    let id = env.inbound(&contact).await.conversation_id;
+    env.reply(&contact).await;
+    let first = http
+        .get(&format!("/v1/conversations/{id}/events?pageSize=2"))
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.json);
+    let events = first.json["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(events[0]["opened"].is_object(), "{events:?}");
+    let token = first.json["nextPageToken"].as_str().unwrap();
+    let rest = http
+        .get(&format!("/v1/conversations/{id}/events?pageToken={token}"))
+        .await;
+    assert_eq!(rest.json["events"].as_array().unwrap().len(), 1);
+    assert!(rest.json["events"][0]["messageRecorded"].is_object());
+    assert!(rest.json.get("nextPageToken").is_none(), "{:?}", rest.json);
 }

@@ -12,6 +12,7 @@ backend_tests!(
     an_outbound_message_without_an_open_conversation_opens_none,
     assignments_are_events_and_a_closed_conversation_cannot_be_assigned,
     a_message_id_of_another_contact_is_refused_not_taken_for_a_retry,
+    a_masked_assignment_sets_the_user_and_clears_the_team_in_one_event,
 );
 
 async fn a_replayed_message_changes_nothing(backend: Backend) {
@@ -118,6 +119,7 @@ async fn an_outbound_message_without_an_open_conversation_opens_none(backend: Ba
         .await
         .get_open_conversation(env.req(pb::GetOpenConversationRequest {
             contact_id: contact,
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -140,6 +142,7 @@ async fn assignments_are_events_and_a_closed_conversation_cannot_be_assigned(bac
             team_id: team.into(),
             actor_id: "lead-1".into(),
             request_id: String::new(),
+            update_mask: None,
         })
     };
     let assigned = client
@@ -230,5 +233,112 @@ async fn a_message_id_of_another_contact_is_refused_not_taken_for_a_retry(backen
     assert_eq!(
         charla_testing::error_info_value(&status, "contact_id"),
         Some(first)
+    );
+}
+
+async fn a_masked_assignment_sets_the_user_and_clears_the_team_in_one_event(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let mut client = env.conversations().await;
+    let contact = env.new_contact().await;
+    let id = env.inbound(&contact).await.conversation_id;
+    let assign = |user: &str, team: &str, paths: &[&str]| {
+        env.req(pb::AssignConversationRequest {
+            conversation_id: id.clone(),
+            assignee_user_id: user.into(),
+            team_id: team.into(),
+            update_mask: (!paths.is_empty()).then(|| prost_types::FieldMask {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }),
+            ..Default::default()
+        })
+    };
+    client
+        .assign_conversation(assign("ana", "sales", &[]))
+        .await
+        .unwrap();
+    // The mask names both: the user is set and the team cleared, in one change.
+    let moved = client
+        .assign_conversation(assign("beto", "", &["assignee_user_id", "team_id"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .conversation
+        .unwrap();
+    assert_eq!(
+        (moved.assignee_user_id.as_str(), moved.team_id.as_str()),
+        ("beto", "")
+    );
+    assert_eq!(moved.assignment_count, 2);
+    // A field the mask doesn't name is kept, whatever the request holds.
+    let kept = client
+        .assign_conversation(assign("", "support", &["team_id"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .conversation
+        .unwrap();
+    assert_eq!(
+        (kept.assignee_user_id.as_str(), kept.team_id.as_str()),
+        ("beto", "support")
+    );
+    // Clearing only is an unassignment; `*` names both fields.
+    let cleared = client
+        .assign_conversation(assign("", "", &["*"]))
+        .await
+        .unwrap()
+        .into_inner()
+        .conversation
+        .unwrap();
+    assert_eq!(
+        (cleared.assignee_user_id.as_str(), cleared.team_id.as_str()),
+        ("", "")
+    );
+    let refused = client
+        .assign_conversation(assign("carla", "", &["assignee_user_id", "user_id"]))
+        .await;
+    let message = refused.as_ref().err().map(|s| s.message().to_owned());
+    assert_invalid_field(refused, "update_mask");
+    assert!(message.unwrap().contains("\"user_id\""), "names the path");
+    assert_invalid_field(
+        client.assign_conversation(assign("", "", &[])).await,
+        "assignee_user_id",
+    );
+
+    let events = env.events().await;
+    assert_eq!(
+        kinds(&events),
+        [
+            "opened",
+            "message",
+            "assigned",
+            "assigned",
+            "assigned",
+            "unassigned"
+        ],
+        "one event per call, none for the refused ones"
+    );
+    let Some(pb::conversation_event::Payload::Assigned(one)) = &events[3].payload else {
+        panic!("expected an assignment");
+    };
+    assert_eq!(
+        (
+            one.previous_assignee_user_id.as_str(),
+            one.previous_team_id.as_str(),
+            one.assignee_user_id.as_str(),
+            one.team_id.as_str()
+        ),
+        ("ana", "sales", "beto", "")
+    );
+    let Some(pb::conversation_event::Payload::Unassigned(last)) = &events[5].payload else {
+        panic!("expected an unassignment");
+    };
+    assert_eq!(
+        (
+            last.previous_assignee_user_id.as_str(),
+            last.previous_team_id.as_str()
+        ),
+        ("beto", "support")
     );
 }

@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use charla_proto::charla::contact::v1::PartitionCursor;
 use charla_proto::charla::conversation::v1 as conversation_pb;
+use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
 use charla_proto::charla::metrics::v1 as pb;
 use charla_proto::charla::metrics::v1::metrics_service_server::MetricsService;
 use charla_runtime::ApiError;
+use charla_runtime::applied;
+use charla_runtime::auth::credential::AuthenticatedChannel;
 use charla_runtime::auth::{Role, authorize, authorize_service};
 use charla_runtime::clock::{SharedClock, to_micros};
 use charla_runtime::fair_share::stream_slot;
@@ -41,15 +44,49 @@ const EXPORT_PAGE: i64 = 500;
 pub struct MetricsApi {
     store: MetricsStore,
     consumer: ConsumerHandle,
+    producer: Producer,
     clock: SharedClock,
     allow_rebuild: bool,
     shutdown: CancellationToken,
+}
+
+/// The conversation service as reads that wait on `min_positions` see it.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    /// Asked how far its stream is, to refuse positions it never wrote.
+    pub conversations: ConversationServiceClient<AuthenticatedChannel>,
+    /// The server's request timeout: a wait ends before it.
+    pub request_timeout: Duration,
+}
+
+/// How long the producer may take to say how far its stream is.
+const STREAM_INFO_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Producer {
+    async fn stream_heads(&self) -> Option<applied::StreamHeads> {
+        let mut request = Request::new(conversation_pb::GetConversationEventStreamInfoRequest {});
+        request.set_timeout(STREAM_INFO_TIMEOUT);
+        let info = self
+            .conversations
+            .clone()
+            .get_conversation_event_stream_info(request)
+            .await
+            .ok()?
+            .into_inner();
+        let heads = info
+            .heads
+            .iter()
+            .map(|head| (head.partition, head.sequence))
+            .collect();
+        Some((info.partition_count, heads))
+    }
 }
 
 impl MetricsApi {
     pub fn new(
         store: MetricsStore,
         consumer: ConsumerHandle,
+        producer: Producer,
         clock: SharedClock,
         allow_rebuild: bool,
         shutdown: CancellationToken,
@@ -57,10 +94,35 @@ impl MetricsApi {
         Self {
             store,
             consumer,
+            producer,
             clock,
             allow_rebuild,
             shutdown,
         }
+    }
+
+    /// What a read of `workspace` reflects: waits until the consumer has applied the request's
+    /// `min_positions` (within the call's deadline; see `charla_runtime::applied`), then returns
+    /// the positions of the workspace's latest applied events, read before the numbers are.
+    async fn reflect(
+        &self,
+        workspace: &str,
+        metadata: &tonic::metadata::MetadataMap,
+        wanted: &[PartitionCursor],
+    ) -> Result<Vec<PartitionCursor>, ApiError> {
+        const FIELD: &str = "min_positions";
+        let wanted = applied::parse_min_positions(FIELD, wanted)?;
+        applied::wait_until_applied(
+            FIELD,
+            self.store.cursor(),
+            self.consumer.positions(),
+            &wanted,
+            applied::wait_budget(metadata, self.producer.request_timeout),
+            self.producer.stream_heads(),
+        )
+        .await?;
+        let positions = self.store.workspace_positions(workspace).await?;
+        Ok(applied::to_cursor(&positions))
     }
 }
 
@@ -119,7 +181,13 @@ fn export_row(fact: &ClosedFact) -> Result<pb::ConversationExportRow, ApiError> 
         closed_by: closed.closed_by,
         closed_by_id: closed.closed_by_id,
         first_assignee_user_id: closed.first_assignee_user_id,
-        last_assignee_user_id: closed.assignee_user_id,
+        // Events written before the last assignee was kept know only the assignee at close.
+        last_assignee_user_id: if closed.last_assignee_user_id.is_empty() {
+            closed.assignee_user_id.clone()
+        } else {
+            closed.last_assignee_user_id
+        },
+        assignee_user_id: closed.assignee_user_id,
         team_id: closed.team_id,
         first_assigned_at: closed.first_assigned_at,
         last_assigned_at: closed.last_assigned_at,
@@ -148,6 +216,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::GetConversationMetricsRequest>,
     ) -> Result<Response<pb::GetConversationMetricsResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?.to_string();
+        let metadata = request.metadata().clone();
         let request = request.into_inner();
         let query = MetricsQuery {
             start: required_micros("start_time", request.start_time.as_ref())?,
@@ -157,8 +226,12 @@ impl MetricsService for MetricsApi {
             filter: parse_filter(request.filter.as_ref())?,
             group_by: parse_group_by(request.group_by)?,
         };
+        let positions = self
+            .reflect(&workspace, &metadata, &request.min_positions)
+            .await?;
         let report = reports::metrics(&self.store, &workspace, &query).await?;
         Ok(Response::new(pb::GetConversationMetricsResponse {
+            positions,
             totals: Some(metrics_to_proto(&report.totals)),
             series: report
                 .series
@@ -189,10 +262,18 @@ impl MetricsService for MetricsApi {
     ) -> Result<Response<pb::GetDashboardResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?.to_string();
         let zone = time_zone(&request.get_ref().time_zone)?;
+        let positions = self
+            .reflect(
+                &workspace,
+                request.metadata(),
+                &request.get_ref().min_positions,
+            )
+            .await?;
         let now = to_micros(self.clock.now());
         let numbers = reports::dashboard(&self.store, &workspace, now, &zone).await?;
         Ok(Response::new(pb::GetDashboardResponse {
             dashboard: Some(dashboard_to_proto(&numbers, now, &zone)),
+            positions,
         }))
     }
 
@@ -256,6 +337,7 @@ impl MetricsService for MetricsApi {
         request: Request<pb::GetLeaderboardRequest>,
     ) -> Result<Response<pb::GetLeaderboardResponse>, Status> {
         let workspace = authorize(&request, Role::Agent)?.to_string();
+        let metadata = request.metadata().clone();
         let request = request.into_inner();
         let by = match pb::LeaderboardSubject::try_from(request.subject) {
             Ok(pb::LeaderboardSubject::Users) => Dimension::Assignee,
@@ -282,6 +364,9 @@ impl MetricsService for MetricsApi {
             required_micros("end_time", request.end_time.as_ref())?,
         );
         let filter = parse_filter(request.filter.as_ref())?;
+        let positions = self
+            .reflect(&workspace, &metadata, &request.min_positions)
+            .await?;
         let ranked =
             reports::leaderboard(&self.store, &workspace, range, by, &filter, ranking, limit)
                 .await?;
@@ -308,7 +393,10 @@ impl MetricsService for MetricsApi {
                 }
             })
             .collect();
-        Ok(Response::new(pb::GetLeaderboardResponse { entries }))
+        Ok(Response::new(pb::GetLeaderboardResponse {
+            entries,
+            positions,
+        }))
     }
 
     type ExportConversationsStream = Streamed<pb::ExportConversationsResponse>;
@@ -319,6 +407,7 @@ impl MetricsService for MetricsApi {
     ) -> Result<Response<Self::ExportConversationsStream>, Status> {
         let workspace = authorize(&request, Role::Agent)?.to_string();
         let slot = stream_slot(&request)?;
+        let metadata = request.metadata().clone();
         let request = request.into_inner();
         let start = required_micros("start_time", request.start_time.as_ref())?;
         let end = required_micros("end_time", request.end_time.as_ref())?;
@@ -326,6 +415,8 @@ impl MetricsService for MetricsApi {
             return Err(ApiError::invalid("end_time", "must be after start_time").into());
         }
         let filter = parse_filter(request.filter.as_ref())?;
+        self.reflect(&workspace, &metadata, &request.min_positions)
+            .await?;
         let (sender, receiver) = mpsc::channel(64);
         let (store, shutdown) = (self.store.clone(), self.shutdown.clone());
         tokio::spawn(async move {

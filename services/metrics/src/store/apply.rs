@@ -55,6 +55,8 @@ impl MetricsStore {
         if !self.cursor.claim(&mut tx, partition, sequence).await? {
             return Ok(false);
         }
+        self.advance_workspace_position(&mut tx, workspace, partition, sequence)
+            .await?;
         match change {
             Change::Opened {
                 conversation,

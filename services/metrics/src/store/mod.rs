@@ -3,6 +3,7 @@
 
 mod apply;
 mod encoding;
+mod positions;
 mod queries;
 
 use charla_runtime::consumer::ConsumerCursor;
@@ -19,6 +20,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "metrics",
             sql: include_str!("../../migrations/0002_metrics.sqlite.sql"),
         },
+        WORKSPACE_POSITIONS_MIGRATION,
         test_clock::fleet::MIGRATION,
     ],
     postgres: &[
@@ -27,8 +29,15 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "metrics",
             sql: include_str!("../../migrations/0002_metrics.postgres.sql"),
         },
+        WORKSPACE_POSITIONS_MIGRATION,
         test_clock::fleet::MIGRATION,
     ],
+};
+
+const WORKSPACE_POSITIONS_MIGRATION: MigrationFile = MigrationFile {
+    version: 3,
+    description: "workspace positions",
+    sql: include_str!("../../migrations/0003_workspace_positions.sql"),
 };
 
 /// The consumer name of the conversation event stream.

@@ -163,6 +163,7 @@ impl MetricsStore {
             "opened_rollup",
             "closed_rollup",
             "live_counts",
+            "workspace_positions",
         ] {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *conn)

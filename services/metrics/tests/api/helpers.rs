@@ -138,6 +138,13 @@ impl MetricsEnv {
         self.start_metrics().await;
     }
 
+    /// Stops the conversation service (the metrics consumer then waits to reconnect).
+    pub async fn stop_conversation(&mut self) {
+        // Started second, after the contact service.
+        let conversation = self.running.remove(1);
+        conversation.stop().await;
+    }
+
     /// Stops everything.
     pub async fn stop(mut self) {
         if let Some(metrics) = self.metrics.take() {
@@ -248,6 +255,7 @@ impl MetricsEnv {
                     marker_workspace,
                     pb::GetDashboardRequest {
                         time_zone: "UTC".into(),
+                        ..Default::default()
                     },
                 ))
                 .await

@@ -36,6 +36,7 @@ fn report(
         granularity: pb::Granularity::Hour as i32,
         filter,
         group_by: 0,
+        ..Default::default()
     }
 }
 
@@ -66,6 +67,7 @@ async fn text_with_a_nul_is_refused_by_name(backend: Backend) {
         client
             .get_dashboard(env.req(pb::GetDashboardRequest {
                 time_zone: "\0".into(),
+                ..Default::default()
             }))
             .await,
         "time_zone",
@@ -124,6 +126,7 @@ async fn text_with_a_nul_is_refused_by_name(backend: Backend) {
                     ranking: pb::LeaderboardRanking::ClosedCount as i32,
                     filter: Some(filter.clone()),
                     limit: 0,
+                    ..Default::default()
                 }))
                 .await,
             field,
@@ -134,6 +137,7 @@ async fn text_with_a_nul_is_refused_by_name(backend: Backend) {
                     start_time: at(START),
                     end_time: at(START + 86_400),
                     filter: Some(filter),
+                    ..Default::default()
                 }))
                 .await,
             field,
@@ -170,6 +174,7 @@ async fn report_times_at_every_extreme_are_refused_by_name(backend: Backend) {
                     start_time: at(START),
                     end_time: time,
                     filter: None,
+                    ..Default::default()
                 }))
                 .await,
             "end_time",
@@ -204,6 +209,7 @@ async fn a_dashboard_past_the_calendar_is_a_precondition_not_a_bad_field(backend
             client
                 .get_dashboard(env.req(pb::GetDashboardRequest {
                     time_zone: zone.into(),
+                    ..Default::default()
                 }))
                 .await,
             Code::FailedPrecondition,
@@ -214,6 +220,7 @@ async fn a_dashboard_past_the_calendar_is_a_precondition_not_a_bad_field(backend
     client
         .get_dashboard(env.req(pb::GetDashboardRequest {
             time_zone: "Asia/Kolkata".into(),
+            ..Default::default()
         }))
         .await
         .expect("three days earlier, today is a day of the calendar");
@@ -246,6 +253,7 @@ async fn unreadable_and_oversize_requests_are_the_callers_mistake(backend: Backe
         client
             .get_dashboard(env.req(pb::GetDashboardRequest {
                 time_zone: "Z".repeat(5 << 20),
+                ..Default::default()
             }))
             .await,
         Code::ResourceExhausted,
@@ -254,6 +262,7 @@ async fn unreadable_and_oversize_requests_are_the_callers_mistake(backend: Backe
     let status = client
         .get_dashboard(env.req(pb::GetDashboardRequest {
             time_zone: "Z".repeat(1 << 20),
+            ..Default::default()
         }))
         .await
         .expect_err("no such zone");

@@ -194,3 +194,55 @@ async fn the_openapi_document_describes_every_metrics_route_and_no_other() {
     assert!(names.contains(&"start_time"), "{names:?}");
     env.stop().await;
 }
+
+/// Read your writes over HTTP: a write's `eventPosition`, given as `minPositions` in the query of
+/// a report, is waited for and shows in the report's `positions`.
+#[tokio::test]
+async fn a_report_over_http_waits_for_the_positions_in_its_query() {
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(START);
+    let env = spawn_env(Backend::Sqlite, start).await.unwrap();
+    let contact = env.new_contact(env.workspace).await;
+    let recorded = charla_testing::http::JsonClient::new(
+        env.conversation_addr,
+        HttpVersion::Http1,
+        Some(charla_testing::token(Role::Agent, Some(env.workspace))),
+    )
+    .post(
+        "/v1/messages",
+        json!({
+            "messageId": "wamid.http",
+            "contactId": contact,
+            "channel": {"channelType": "CHANNEL_TYPE_SMS", "channelId": "sms"},
+            "direction": "MESSAGE_DIRECTION_INBOUND",
+            "authorKind": "AUTHOR_KIND_CONTACT",
+        }),
+    )
+    .await;
+    assert_eq!(recorded.status, 200, "{:?}", recorded.json);
+    let position = recorded.json["eventPosition"].clone();
+    assert!(position["sequence"].is_string(), "{position:?}");
+    // The position's JSON, percent-encoded into the query.
+    let encoded: String = position
+        .to_string()
+        .bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect();
+    let query = format!("minPositions={encoded}");
+    let http = client(&env, HttpVersion::Http1, Some(Role::Agent));
+    let dashboard = http.get(&format!("/v1/metrics/dashboard?{query}")).await;
+    assert_eq!(dashboard.status, 200, "{:?}", dashboard.json);
+    assert_eq!(count(&dashboard.json["dashboard"]["openCount"]), 1);
+    assert_eq!(dashboard.json["positions"], json!([position]));
+    let refused = http
+        .get("/v1/metrics/dashboard?minPositions=not-json")
+        .await;
+    assert_eq!(refused.status, 400, "{:?}", refused.json);
+    assert!(
+        refused.json.to_string().contains("min_positions"),
+        "names the field: {:?}",
+        refused.json
+    );
+}

@@ -1,10 +1,12 @@
 //! The metrics service through real gRPC, fed by real contact and conversation services, on
 //! SQLite and on PostgreSQL.
 
+mod export;
 mod health;
 mod helpers;
 mod hostile_input;
 mod http_json;
+mod read_your_writes;
 mod scenario;
 mod store;
 mod tls;

@@ -213,6 +213,7 @@ fn request(
         granularity: granularity as i32,
         filter: None,
         group_by: 0,
+        ..Default::default()
     }
 }
 
@@ -678,6 +679,7 @@ async fn check_reports(
     let dashboard = metrics
         .get_dashboard(env.req(pb::GetDashboardRequest {
             time_zone: "UTC".into(),
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -716,6 +718,7 @@ async fn check_reports(
             end_time: whole.end_time,
             filter: None,
             limit: 0,
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -750,6 +753,7 @@ async fn check_reports(
             start_time: whole.start_time,
             end_time: whole.end_time,
             filter: None,
+            ..Default::default()
         }))
         .await
         .unwrap()

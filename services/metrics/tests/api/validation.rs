@@ -31,6 +31,7 @@ async fn bad_report_requests_name_their_field(backend: Backend) {
         granularity: pb::Granularity::Day as i32,
         filter: None,
         group_by: 0,
+        ..Default::default()
     };
     client
         .get_conversation_metrics(env.req(good.clone()))
@@ -130,6 +131,7 @@ async fn bad_report_requests_name_their_field(backend: Backend) {
         client
             .get_dashboard(env.req(pb::GetDashboardRequest {
                 time_zone: "Nowhere/Land".into(),
+                ..Default::default()
             }))
             .await,
         "time_zone",
@@ -143,6 +145,7 @@ async fn bad_report_requests_name_their_field(backend: Backend) {
                 end_time: good.end_time,
                 filter: None,
                 limit: 0,
+                ..Default::default()
             }))
             .await,
         "subject",

@@ -75,9 +75,16 @@ pub fn set_from_text(
 }
 
 /// The JSON of one text for `field`: a boolean for a bool (the JSON mapping has no quoted
-/// booleans), a string for everything else (the mapping reads numbers, enums, timestamps,
-/// durations and field masks from strings).
+/// booleans), the text read as JSON for a message that is not a well-known type (a list of
+/// messages, such as `min_positions`, can't be given field by field), a string for everything
+/// else (the mapping reads numbers, enums, timestamps, durations and field masks from strings).
 fn json_of(field: &FieldDescriptor, text: &str) -> Result<serde_json::Value, String> {
+    if let Kind::Message(message) = field.kind()
+        && !message.full_name().starts_with("google.protobuf.")
+    {
+        return serde_json::from_str(text)
+            .map_err(|error| format!("is not the JSON of a {}: {error}", message.name()));
+    }
     let is_bool = match field.kind() {
         Kind::Bool => true,
         Kind::Message(message) => message.full_name() == "google.protobuf.BoolValue",

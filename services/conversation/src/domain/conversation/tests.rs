@@ -207,3 +207,36 @@ fn assignments_count_user_changes_and_keep_the_first() {
     assert_eq!(c.assignment.assignee, None);
     assert!(c.unassign(true, false).unwrap().is_none());
 }
+
+#[test]
+fn one_reassignment_sets_a_user_and_clears_the_team() {
+    let mut c = conversation();
+    let user = |name: &str| ActorId::parse(name).unwrap();
+    c.assign(Some(user("ana")), Some(user("sales")), t(1))
+        .unwrap();
+    let (change, kind) = c
+        .reassign(
+            AssignmentUpdate::Set(user("beto")),
+            AssignmentUpdate::Clear,
+            t(2),
+        )
+        .unwrap()
+        .expect("a change");
+    assert_eq!(kind, AssignmentKind::Assigned);
+    assert_eq!(change.previous_assignee, Some(user("ana")));
+    assert_eq!(change.previous_team, Some(user("sales")));
+    assert_eq!(c.assignment.assignee, Some(user("beto")));
+    assert_eq!(c.assignment.team, None);
+    assert_eq!(c.assignment.count, 2);
+    let (_, kind) = c
+        .reassign(AssignmentUpdate::Clear, AssignmentUpdate::Keep, t(3))
+        .unwrap()
+        .expect("a change");
+    assert_eq!(kind, AssignmentKind::Unassigned, "only clearing unassigns");
+    assert_eq!(
+        c.reassign(AssignmentUpdate::Clear, AssignmentUpdate::Clear, t(4))
+            .unwrap(),
+        None,
+        "nothing left to clear"
+    );
+}
