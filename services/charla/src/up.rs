@@ -227,7 +227,7 @@ fn print_token_help(keys: &KeySource) {
 
 /// Starts every service and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> ExitCode {
-    charla_runtime::telemetry::init(args.log_format);
+    let telemetry = charla_runtime::telemetry::init(args.log_format, "up");
     let shutdown = charla_runtime::server::shutdown_on_signals();
     // One clock for all, so a test clock moved through any service moves them all.
     let clock = if args.test_clock {
@@ -283,5 +283,6 @@ pub async fn run(args: UpArgs) -> ExitCode {
             }
         }
     }
+    telemetry.shutdown().await;
     code
 }

@@ -56,6 +56,7 @@ pub fn encode(
         workspace_id: workspace.to_string(),
         contact_id: contact.to_string(),
         occurred_at: Some(to_timestamp(occurred_at)),
+        trace_parent: charla_runtime::telemetry::current_trace_parent(),
         payload: Some(payload),
     }
     .encode_to_vec()

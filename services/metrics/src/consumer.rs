@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tracing::Instrument;
 
 use crate::domain::{Change, Closure, Dimensions};
 use crate::store::MetricsStore;
@@ -85,13 +86,31 @@ impl LagReporter {
         }
     }
 
+    /// Forgets the partitions this replica no longer consumes (another replica took them): their
+    /// lag is that replica's to report.
+    async fn keep_only(&mut self, partitions: &[u32], behind_before: &mut bool) {
+        let dropped: Vec<u32> = self
+            .lags
+            .keys()
+            .copied()
+            .filter(|partition| !partitions.contains(partition))
+            .collect();
+        for partition in dropped {
+            self.lags.remove(&partition);
+            self.gauge.remove(&lag_labels(partition));
+        }
+        self.report(behind_before).await;
+    }
+
     async fn observe(&mut self, partition: u32, lag: u64, behind_before: &mut bool) {
-        let labels = vec![
-            ("stream".to_owned(), "conversation".to_owned()),
-            ("partition".to_owned(), partition.to_string()),
-        ];
-        self.gauge.get_or_create(&labels).set(clamp(lag));
+        self.gauge
+            .get_or_create(&lag_labels(partition))
+            .set(clamp(lag));
         self.lags.insert(partition, lag);
+        self.report(behind_before).await;
+    }
+
+    async fn report(&self, behind_before: &mut bool) {
         let worst = self.lags.values().copied().max().unwrap_or(0);
         let behind = falls_behind(worst, self.max_lag);
         if behind == *behind_before {
@@ -113,6 +132,13 @@ impl LagReporter {
                 .await;
         }
     }
+}
+
+fn lag_labels(partition: u32) -> Vec<(String, String)> {
+    vec![
+        ("stream".to_owned(), "conversation".to_owned()),
+        ("partition".to_owned(), partition.to_string()),
+    ]
 }
 
 /// Whether a consumer `lag` events behind is too far behind to serve fresh numbers.
@@ -196,6 +222,8 @@ impl Consumer {
                 .into_inner();
             let leased =
                 assignment(&mut self.leases, self.store.cursor(), info.partition_count).await?;
+            let held = leased.as_ref().map_or(&[][..], |a| a.partitions.as_slice());
+            self.lag.keep_only(held, &mut self.behind).await;
             let Some(Assignment { partitions, cursor }) = leased else {
                 // Other replicas consume every partition: stand by, ready to take over.
                 tokio::select! {
@@ -237,8 +265,20 @@ impl Consumer {
                         };
                         let (workspace, partition, sequence) =
                             (event.workspace_id.clone(), event.partition, event.sequence);
+                        // A span of its own, linked to the call that made the change.
+                        let span = tracing::info_span!(
+                            target: "charla::consumer",
+                            "apply conversation event",
+                            otel.kind = "consumer",
+                            partition,
+                            sequence,
+                        );
+                        charla_runtime::telemetry::link_to_trace_parent(&span, &event.trace_parent);
                         let change = translate(event);
-                        self.store.apply(&workspace, partition, sequence, &change).await?;
+                        self.store
+                            .apply(&workspace, partition, sequence, &change)
+                            .instrument(span)
+                            .await?;
                         self.applied.send_modify(|count| *count += 1);
                         self.lag.observe(partition, head.saturating_sub(sequence), &mut self.behind).await;
                         self.finish_rebuild_if_done().await?;
@@ -430,6 +470,14 @@ mod tests {
         lag.observe(0, 10, &mut behind).await;
         assert_eq!(status(&health, FRESHNESS).await, ServingStatus::Serving);
         assert_eq!(status(&health, service).await, ServingStatus::Serving);
+
+        // A partition handed to another replica is that replica's to report.
+        lag.observe(1, 500, &mut behind).await;
+        assert_eq!(status(&health, FRESHNESS).await, ServingStatus::NotServing);
+        lag.keep_only(&[0], &mut behind).await;
+        assert_eq!(status(&health, FRESHNESS).await, ServingStatus::Serving);
+        let text = metrics.render().await;
+        assert!(!text.contains("partition=\"1\""), "{text}");
     }
 
     #[test]

@@ -203,9 +203,9 @@ where
     Fut: Future<Output = Result<Application, E>>,
     E: std::fmt::Display,
 {
-    crate::telemetry::init(config.log_format);
+    let telemetry = crate::telemetry::init(config.log_format, name);
     let shutdown = crate::server::shutdown_on_signals();
-    match build(config.clock(), shutdown).await {
+    let code = match build(config.clock(), shutdown).await {
         Ok(app) => match app.run().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -217,5 +217,7 @@ where
             tracing::error!(%error, service = name, "service could not start");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown().await;
+    code
 }

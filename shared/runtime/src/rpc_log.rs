@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use prost::Message;
 use tonic::Code;
+use tracing::Instrument;
 
 use crate::auth::{Caller, Role};
 use crate::workspace::{WORKSPACE_HEADER, WorkspaceId};
@@ -219,32 +220,46 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let workspace = CallWorkspace::default();
         request.extensions_mut().insert(workspace.clone());
+        let method = self.layer.methods.resolve(request.uri().path());
+        let span = crate::telemetry::server_span(
+            &format!("{}/{}", method.service, method.method),
+            request.headers(),
+        );
+        span.record("rpc.service", &*method.service);
+        span.record("rpc.method", &*method.method);
+        let trace_id =
+            crate::telemetry::trace_id_of(&span).or_else(|| trace_id_of(request.headers()));
         let mut record = CallRecord {
-            method: self.layer.methods.resolve(request.uri().path()),
-            trace_id: trace_id_of(request.headers()),
+            method,
+            trace_id,
             workspace,
             observer: self.layer.observer.clone(),
             started: Instant::now(),
             finished: false,
+            span: span.clone(),
         };
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            match answer.await {
-                Ok(response) => {
-                    // A trailers-only answer (every error tonic makes) has its status in the
-                    // headers; otherwise it comes in the trailers, after the last message.
-                    if let Some(code) = status_code(response.headers()) {
-                        record.finish(code);
+        let answer = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                match answer.await {
+                    Ok(response) => {
+                        // A trailers-only answer (every error tonic makes) has its status in the
+                        // headers; otherwise it comes in the trailers, after the last message.
+                        if let Some(code) = status_code(response.headers()) {
+                            record.finish(code);
+                        }
+                        Ok(response
+                            .map(|body| tonic::body::Body::new(RecordedBody { body, record })))
                     }
-                    Ok(response.map(|body| tonic::body::Body::new(RecordedBody { body, record })))
-                }
-                Err(error) => {
-                    let error = error.into();
-                    record.finish(code_of_error(&*error));
-                    Err(error)
+                    Err(error) => {
+                        let error = error.into();
+                        record.finish(code_of_error(&*error));
+                        Err(error)
+                    }
                 }
             }
-        })
+            .instrument(span),
+        )
     }
 }
 
@@ -273,6 +288,8 @@ struct CallRecord {
     observer: Option<Arc<dyn CallObserver>>,
     started: Instant,
     finished: bool,
+    /// The call's trace span: it ends when the record goes, with the call.
+    span: tracing::Span,
 }
 
 impl CallRecord {
@@ -281,6 +298,10 @@ impl CallRecord {
             return;
         }
         let latency = self.started.elapsed();
+        self.span.record("rpc.grpc.status_code", code as i64);
+        if is_server_error(code) {
+            self.span.record("otel.status_code", "ERROR");
+        }
         if let Some(observer) = &self.observer {
             observer.call_finished(&self.method, code, latency);
         }
@@ -314,6 +335,20 @@ impl Drop for CallRecord {
     fn drop(&mut self) {
         self.finish(Code::Cancelled);
     }
+}
+
+/// Whether `code` is the server's failure rather than the caller's, as OpenTelemetry's gRPC
+/// conventions count a server span's error status.
+fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
 }
 
 /// The code's name as gRPC spells it (`NOT_FOUND`), which is what people search logs for.

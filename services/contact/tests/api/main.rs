@@ -14,7 +14,6 @@ mod partitions;
 mod platform;
 mod prometheus;
 mod resolve;
-mod rpc_log;
 mod stream;
 mod tls;
 mod validation;

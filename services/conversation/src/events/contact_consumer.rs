@@ -10,6 +10,7 @@ use charla_runtime::consumer::{Assignment, Backoff, ConsumerCursor, assignment};
 use charla_runtime::lease::PartitionLeases;
 use charla_runtime::workspace::WorkspaceId;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::contacts::ContactDirectory;
 use crate::domain::ContactId;
@@ -99,7 +100,17 @@ impl ContactConsumer {
                 let Some(event) = message.and_then(|m| m.event) else {
                     return Err("the contact event stream ended".into());
                 };
-                self.apply(event).await?;
+                // A span of its own, linked to the call that made the change; a conversation it
+                // closes carries this span's context on in its own event.
+                let span = tracing::info_span!(
+                    target: "charla::consumer",
+                    "apply contact event",
+                    otel.kind = "consumer",
+                    partition = event.partition,
+                    sequence = event.sequence,
+                );
+                charla_runtime::telemetry::link_to_trace_parent(&span, &event.trace_parent);
+                self.apply(event).instrument(span).await?;
             }
         }
     }

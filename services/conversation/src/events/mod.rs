@@ -139,6 +139,7 @@ pub fn encode(
         contact_id: c.contact.to_string(),
         occurred_at: Some(to_timestamp(occurred_at)),
         imported: c.imported,
+        trace_parent: charla_runtime::telemetry::current_trace_parent(),
         payload: Some(payload),
     }
     .encode_to_vec()

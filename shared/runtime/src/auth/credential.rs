@@ -126,6 +126,8 @@ impl Interceptor for ServiceCredential {
             tonic::Status::unauthenticated("the service token is not valid metadata")
         })?;
         request.metadata_mut().insert("authorization", value);
+        // Every peer call carries the caller's trace context, so one trace spans the services.
+        crate::telemetry::inject_current_into(request.metadata_mut());
         Ok(request)
     }
 }
