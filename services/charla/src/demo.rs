@@ -1,7 +1,8 @@
 //! `charla demo`: fills a running charla with a realistic month of history, through the same
 //! import any migration uses, so a newcomer has real reports and a live dashboard at once:
-//! several channels, two teams of agents, bots answering first, working hours in the workspace's
-//! time zone, auto-closed and merged conversations, a few still open.
+//! several channels, two teams of agents, bots answering first, busy Mondays and quiet weekends,
+//! working hours and evenings in the workspace's time zone, auto-closed and merged conversations,
+//! and some of the last days' conversations still open.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +27,7 @@ pub struct DemoArgs {
     #[arg(long, env = "CHARLA_WORKSPACE")]
     workspace: Option<uuid::Uuid>,
 
-    /// The workspace's IANA time zone: the demo team works 9:00 to 18:00 there.
+    /// The workspace's IANA time zone: the demo team works 8:00 to 18:00 there.
     #[arg(long, default_value = "America/Bogota")]
     time_zone: String,
 
@@ -300,7 +301,39 @@ async fn demo(args: &DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The conversations of `days` of working days, in time order per contact, none overlapping.
+/// How busy each weekday is, Monday first, against an ordinary weekday (`--per-day`): Mondays
+/// bring the weekend's backlog, Fridays fade, weekends are quiet.
+const WEEKDAY_LOAD: [f64; 7] = [1.2, 1.05, 1.0, 1.0, 0.85, 0.4, 0.3];
+
+/// How conversations spread over the local hours of a day (weights, midnight first): a morning
+/// and an afternoon peak around lunch, and an evening tail after the team has gone home.
+const HOURLY_LOAD: [u32; 24] = [
+    0, 0, 0, 0, 0, 0, 1, 2, 5, 8, 10, 9, 6, 6, 8, 9, 8, 6, 4, 4, 3, 3, 2, 1,
+];
+
+/// The team's working hours, local: a conversation opened outside them waits for the morning.
+const WORKING_HOURS: std::ops::Range<i64> = 8..18;
+
+/// Conversations opened this close to the end may stay open, waiting on the team.
+const RECENT: Duration = Duration::from_secs(3 * 86_400);
+
+/// A local minute of the day, drawn from `HOURLY_LOAD`.
+fn minute_of_day(random: &mut Random) -> i64 {
+    let total: u32 = HOURLY_LOAD.iter().sum();
+    let mut roll = random.below(u64::from(total)) as u32;
+    for (hour, weight) in HOURLY_LOAD.iter().enumerate() {
+        if roll < *weight {
+            return hour as i64 * 60 + random.below(60) as i64;
+        }
+        roll -= weight;
+    }
+    12 * 60
+}
+
+/// The conversations of the days from `start` to `now`, in time order per contact, none
+/// overlapping: uneven days (weekdays unlike each other, weekends quieter, each day off its
+/// average by up to a quarter), hours that peak in the morning and afternoon with an evening tail,
+/// and a share of the last days' conversations still open, waiting on the team.
 fn generate(
     random: &mut Random,
     contacts: &mut [DemoContact],
@@ -319,29 +352,28 @@ fn generate(
     };
     let mut serial = 0u64;
     while day <= last_day {
-        let weekend = matches!(
-            day.weekday(),
-            jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
-        );
-        let count = if weekend { per_day * 2 / 5 } else { per_day };
-        let mut opened: Vec<SystemTime> = (0..count)
+        let load = WEEKDAY_LOAD[day.weekday().to_monday_zero_offset() as usize];
+        let noise = 0.75 + 0.5 * random.unit();
+        let count = (f64::from(per_day) * load * noise).round() as u32;
+        let mut opened: Vec<(SystemTime, bool)> = (0..count)
             .filter_map(|_| {
-                let minute = 9 * 60 + random.below(9 * 60) as i64;
+                let minute = minute_of_day(random);
                 let local = day.at(
                     (minute / 60) as i8,
                     (minute % 60) as i8,
                     random.below(60) as i8,
                     0,
                 );
+                let after_hours = !WORKING_HOURS.contains(&(minute / 60));
                 local
                     .to_zoned_datetime(tz.clone())
                     .ok()
-                    .map(|z| SystemTime::from_zoned(&z))
+                    .map(|z| (SystemTime::from_zoned(&z), after_hours))
             })
-            .filter(|at| *at > start && *at < now)
+            .filter(|(at, _)| *at > start && *at < now)
             .collect();
         opened.sort();
-        for at in opened {
+        for (at, after_hours) in opened {
             let free: Vec<usize> = (0..contacts.len())
                 .filter(|i| contacts[*i].free_from < at)
                 .collect();
@@ -350,7 +382,12 @@ fn generate(
             }
             let who = free[random.below(free.len() as u64) as usize];
             serial += 1;
-            if let Some((item, end)) = conversation(random, &contacts[who], at, now, serial) {
+            let shape = Shape {
+                after_hours,
+                left_open: at + RECENT > now && random.chance(0.3),
+            };
+            if let Some((item, end)) = conversation(random, &contacts[who], at, now, serial, shape)
+            {
                 contacts[who].free_from = end;
                 items.push(item);
             }
@@ -363,6 +400,15 @@ fn generate(
     items
 }
 
+/// What sets one conversation apart from an ordinary one.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// Opened outside working hours: the bot answers at once, a person only hours later.
+    after_hours: bool,
+    /// Still open at the end: the contact wrote last and waits for an answer.
+    left_open: bool,
+}
+
 trait FromZoned {
     fn from_zoned(zoned: &jiff::ZonedDateTime) -> Self;
 }
@@ -373,13 +419,14 @@ impl FromZoned for SystemTime {
     }
 }
 
-/// One conversation opened at `at`, and when it ended (or `now` while it stays open).
+/// One conversation opened at `at`, and when it ended (or far after `now` while it stays open).
 fn conversation(
     random: &mut Random,
     contact: &DemoContact,
     at: SystemTime,
     now: SystemTime,
     serial: u64,
+    shape: Shape,
 ) -> Option<(pb::HistoricalConversation, SystemTime)> {
     let channel = pb::Channel {
         channel_type: contact.channel as i32,
@@ -421,7 +468,11 @@ fn conversation(
     let mut last_human = None;
     let mut t = assigned_at;
     if answered {
-        t += random.wait(5.0, 5400.0);
+        t += if shape.after_hours {
+            random.wait(3.0 * 3600.0, 14.0 * 3600.0)
+        } else {
+            random.wait(5.0, 5400.0)
+        };
         message(id(2), t, pb::AuthorKind::User, agent);
         last_human = Some(t);
         for n in 3..3 + random.below(4) as u32 {
@@ -431,6 +482,11 @@ fn conversation(
             message(id(n + 10), t, pb::AuthorKind::User, agent);
             last_human = Some(t);
         }
+    }
+    if shape.left_open {
+        // The contact wrote last: no auto-close is pending, the team owes an answer.
+        t += random.wait(30.0, 3600.0);
+        message(id(20), t, pb::AuthorKind::Contact, "");
     }
     let roll = random.unit();
     let (closed_by, closed_at, category) = match last_human {
@@ -483,7 +539,7 @@ fn conversation(
         item.assignments.clear();
     }
     item.messages = messages;
-    if closed_at <= cutoff {
+    if closed_at <= cutoff && !shape.left_open {
         item.closed_at = timestamp(closed_at);
         item.closed_by = closed_by as i32;
         if closed_by == pb::CloseSource::User {
@@ -539,5 +595,105 @@ mod tests {
                 "only the latest may stay open"
             );
         }
+    }
+
+    /// A month made with the defaults' shape, ending at a fixed time.
+    fn month(tz: &TimeZone, now: SystemTime) -> Vec<pb::HistoricalConversation> {
+        let start = now - Duration::from_secs(86_400 * 28);
+        let mut contacts: Vec<DemoContact> = (0..400)
+            .map(|i| DemoContact {
+                id: format!("c{i}"),
+                channel: contact_pb::ChannelType::Whatsapp,
+                free_from: start,
+            })
+            .collect();
+        generate(&mut Random(7), &mut contacts, tz, start, now, 40)
+    }
+
+    fn local(item_time: Option<prost_types::Timestamp>, tz: &TimeZone) -> jiff::ZonedDateTime {
+        let time = item_time.unwrap();
+        jiff::Timestamp::new(time.seconds, 0)
+            .unwrap()
+            .to_zoned_datetime(tz.clone())
+    }
+
+    #[test]
+    fn a_month_has_quiet_weekends_uneven_days_evenings_and_open_conversations_at_the_end() {
+        let tz = TimeZone::get("America/Bogota").unwrap();
+        let now = charla_runtime::clock::from_micros(1_780_000_000_000_000);
+        let items = month(&tz, now);
+
+        let mut per_day: std::collections::BTreeMap<jiff::civil::Date, u32> = Default::default();
+        for item in &items {
+            *per_day
+                .entry(local(item.opened_at, &tz).date())
+                .or_default() += 1;
+        }
+        let full_days: Vec<_> = per_day.iter().skip(1).take(per_day.len() - 2).collect();
+        let average = |weekend: bool| {
+            let days: Vec<u32> = full_days
+                .iter()
+                .filter(|(day, _)| {
+                    matches!(
+                        day.weekday(),
+                        jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+                    ) == weekend
+                })
+                .map(|(_, count)| **count)
+                .collect();
+            f64::from(days.iter().sum::<u32>()) / days.len() as f64
+        };
+        assert!(
+            average(true) < average(false) * 0.6,
+            "weekends {} against weekdays {}",
+            average(true),
+            average(false)
+        );
+        let weekdays: Vec<u32> = full_days
+            .iter()
+            .filter(|(day, _)| day.weekday().to_monday_zero_offset() < 5)
+            .map(|(_, count)| **count)
+            .collect();
+        let (fewest, most) = (
+            weekdays.iter().min().unwrap(),
+            weekdays.iter().max().unwrap(),
+        );
+        assert!(
+            f64::from(*most) > f64::from(*fewest) * 1.3,
+            "weekdays from {fewest} to {most}"
+        );
+
+        let evenings = items
+            .iter()
+            .filter(|item| local(item.opened_at, &tz).hour() >= 18)
+            .count();
+        assert!(
+            evenings * 20 > items.len() && evenings * 4 < items.len(),
+            "{evenings} of {} opened in the evening",
+            items.len()
+        );
+
+        let open: Vec<_> = items
+            .iter()
+            .filter(|item| item.closed_at.is_none())
+            .collect();
+        let recent = now - RECENT;
+        assert!(
+            open.iter()
+                .all(|item| SystemTime::try_from(item.opened_at.unwrap()).unwrap() > recent),
+            "only recent conversations stay open"
+        );
+        // Waiting on the team: the contact wrote last, so no auto-close is pending.
+        let waiting = open
+            .iter()
+            .filter(|item| {
+                item.messages.last().unwrap().author_kind == pb::AuthorKind::Contact as i32
+            })
+            .count();
+        assert!(
+            waiting >= 10,
+            "{waiting} of {} open wait on the team",
+            open.len()
+        );
     }
 }

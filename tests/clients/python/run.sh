@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks that a Python client generated from proto/ can drive the contact service.
-# Uses CHARLA_CONTACT_BIN, else ${CARGO_TARGET_DIR:-$HOME/.cache/charla/target}/debug/charla-contact.
+# Checks that a Python client generated from proto/ can drive the contact service, and runs the
+# client example (example.py) against `charla up`. Uses CHARLA_CONTACT_BIN and CHARLA_BIN, else
+# charla-contact and charla in ${CARGO_TARGET_DIR:-$HOME/.cache/charla/target}/debug.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
