@@ -306,6 +306,20 @@ impl Consumer {
     }
 
     async fn start_rebuild(&mut self, reply: RebuildRequest) -> Result<(), Failure> {
+        // A rebuild resets every partition but re-reads only the ones this replica leases, so
+        // with other replicas consuming, their partitions would stay reset until their next event.
+        let members = self.leases.members().await?;
+        if members > 1 {
+            let _answered = reply.send(Err(ApiError::precondition(
+                "REBUILD_NEEDS_ONE_REPLICA",
+                format!(
+                    "{members} metrics replicas consume this database, and a rebuild re-reads only \
+                     the partitions of the replica it reaches; scale the metrics service to one \
+                     replica, rebuild, then scale it back"
+                ),
+            )));
+            return Ok(());
+        }
         if let Some(earlier) = self.pending.take() {
             let _gone = earlier.reply.send(Err(ApiError::precondition(
                 "REBUILD_SUPERSEDED",

@@ -85,6 +85,33 @@ impl PartitionLeases {
         &self.held
     }
 
+    /// How many replicas consume this stream now, this one included (1 on SQLite, where one
+    /// process owns the file; on PostgreSQL, the sessions holding a membership lock).
+    pub async fn members(&mut self) -> Result<u32, ApiError> {
+        if self.db.backend() == Backend::Sqlite || self.session.is_none() {
+            return Ok(1);
+        }
+        let members = self.count_members().await?;
+        Ok(u32::try_from(members.max(1)).unwrap_or(u32::MAX))
+    }
+
+    async fn count_members(&mut self) -> Result<i64, ApiError> {
+        let Some(session) = self.session.as_mut() else {
+            return Ok(1);
+        };
+        sqlx::query(
+            "SELECT count(DISTINCT pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .bind(i64::from(self.class + 1))
+        .fetch_one(&mut *session)
+        .await
+        .map_err(lost)?
+        .try_get(0)
+        .map_err(lost)
+    }
+
     /// Takes free partitions up to a fair share (the partitions divided among live replicas,
     /// rounded up) and gives back any above it. Returns whether the held set changed. On error
     /// every lease is considered lost.
@@ -123,18 +150,8 @@ impl PartitionLeases {
             self.held.clear();
             self.session = Some(session);
         }
+        let members = self.count_members().await?;
         let session = self.session.as_mut().expect("connected above");
-        let members: i64 = sqlx::query(
-            "SELECT count(DISTINCT pid) FROM pg_locks
-             WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND objsubid = 2 AND granted
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .bind(i64::from(self.class + 1))
-        .fetch_one(&mut *session)
-        .await
-        .map_err(lost)?
-        .try_get(0)
-        .map_err(lost)?;
         let share = self.partitions.div_ceil(members.max(1) as u32) as usize;
         let before = self.held.clone();
         while self.held.len() > share {
