@@ -82,6 +82,7 @@ async fn demo_history_is_imported_whole_with_conversations_still_waiting_on_the_
             .args(["--workspace", &workspace.to_string()])
             .args(["--contact-url", &format!("http://127.0.0.1:{contact}")])
             .args(["--conversation-url", &conversations_url])
+            .args(["--metrics-url", &format!("http://127.0.0.1:{metrics}")])
             .output()
             .expect("run charla demo")
     })
