@@ -15,6 +15,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::credentials::KeySource;
 
+/// Prints a line for whoever started `charla up`. Unlike `println!` it never panics: a closed
+/// standard output (`charla up | head`, a log shipper that went away) must not stop the services.
+macro_rules! say {
+    ($($line:tt)*) => {{
+        use std::io::Write as _;
+        let _output_gone = writeln!(std::io::stdout(), $($line)*);
+    }};
+}
+
 /// The workspace of the token `charla up` prints (the README's tour uses it).
 const TOUR_WORKSPACE: &str = "0190f5a2-5a6e-7000-8000-000000000001";
 
@@ -217,11 +226,11 @@ fn print_token_help(keys: &KeySource) {
     );
     match token {
         Ok(token) => {
-            println!("Every call carries a token (`charla token --workspace W` makes more).");
-            println!("An admin token of workspace {TOUR_WORKSPACE}, valid 24 hours:");
-            println!("  export T='authorization: Bearer {token}'");
+            say!("Every call carries a token (`charla token --workspace W` makes more).");
+            say!("An admin token of workspace {TOUR_WORKSPACE}, valid 24 hours:");
+            say!("  export T='authorization: Bearer {token}'");
         }
-        Err(error) => println!("No token could be minted: {error}"),
+        Err(error) => say!("No token could be minted: {error}"),
     }
 }
 
@@ -250,15 +259,15 @@ pub async fn run(args: UpArgs) -> ExitCode {
         }
     };
 
-    println!("charla is up (Ctrl-C stops it):");
+    say!("charla is up (Ctrl-C stops it):");
     for (name, config, app) in &services {
-        println!(
+        say!(
             "  {name:<13} {}   data: {}",
             app.local_addr(),
             config.database_url
         );
         if let Some(admin) = app.admin_addr() {
-            println!("  {:<13} metrics: http://{}/metrics", "", reachable(admin));
+            say!("  {:<13} metrics: http://{}/metrics", "", reachable(admin));
         }
     }
     print_token_help(&args.keys);

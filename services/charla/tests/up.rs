@@ -33,6 +33,15 @@ fn charla_up_with(
     env: &[(&str, &str)],
     stderr: Stdio,
 ) -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
+    charla_up_printing_to(env, Stdio::null(), stderr)
+}
+
+/// Starts `charla up` as [`charla_up_with`] does, its standard output sent to `stdout`.
+fn charla_up_printing_to(
+    env: &[(&str, &str)],
+    stdout: Stdio,
+    stderr: Stdio,
+) -> (std::process::Child, std::path::PathBuf, [u16; 3]) {
     let data_dir =
         std::env::temp_dir().join(format!("charla-up-{}", uuid::Uuid::now_v7().simple()));
     let ports = [free_port(), free_port(), free_port()];
@@ -47,7 +56,7 @@ fn charla_up_with(
         .args(["--conversation-port", &ports[1].to_string()])
         .args(["--metrics-port", &ports[2].to_string()])
         .args(["--admin-port-offset", "0"])
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(stderr)
         .spawn()
         .expect("start charla up");
@@ -709,4 +718,35 @@ async fn charla_demo_is_ready_when_the_metrics_reflect_its_history() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn charla_up_keeps_serving_when_its_output_pipe_closes() {
+    let (mut child, data_dir, [contact_port, _, _]) =
+        charla_up_printing_to(&[], Stdio::piped(), Stdio::null());
+    // The reader goes away before charla up prints its addresses and token.
+    drop(child.stdout.take());
+    let mut contacts = ContactServiceClient::new(connect(contact_port).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "charla up stopped when its standard output closed"
+    );
+    contacts
+        .resolve_contact(in_workspace(
+            uuid::Uuid::now_v7(),
+            contact_pb::ResolveContactRequest {
+                identity: Some(contact_pb::ChannelIdentity {
+                    channel_type: contact_pb::ChannelType::Whatsapp as i32,
+                    channel_id: "wa".into(),
+                    external_id: "593990000001".into(),
+                }),
+                profile: None,
+            },
+        ))
+        .await
+        .expect("still serving");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(data_dir);
 }
