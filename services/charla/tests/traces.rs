@@ -272,7 +272,7 @@ async fn one_trace_spans_conversation_and_contact_and_consumers_link_back_to_the
             // A link, not a child: the consumer's span is in a trace of its own.
             let metrics_linked = spans.iter().any(|span| {
                 span.service == "charla-metrics"
-                    && span.name == "apply conversation event"
+                    && span.name == "apply conversation events"
                     && span.trace_id != TRACE_ID
                     && span
                         .links

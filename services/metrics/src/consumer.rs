@@ -21,7 +21,8 @@ use tonic_health::server::HealthReporter;
 use tracing::Instrument;
 
 use crate::domain::{Change, Closure, Dimensions};
-use crate::store::MetricsStore;
+use crate::store::{MetricsStore, StreamEvent};
+use futures_util::FutureExt as _;
 
 /// How often a replica rebalances its partition leases (and so how fast it takes over the
 /// partitions of a replica that died).
@@ -198,6 +199,59 @@ pub fn spawn(
     }
 }
 
+/// The most events applied in one transaction: enough to share a commit among many events while
+/// catching up, small enough to keep a transaction short.
+const MAX_BATCH: usize = 1000;
+
+/// The most trace links a batch's span carries (OpenTelemetry's default span link limit).
+const MAX_LINKS: usize = 128;
+
+/// Events taken from the stream to apply together.
+#[derive(Default)]
+struct ArrivedBatch {
+    events: Vec<StreamEvent>,
+    trace_parents: Vec<String>,
+    /// Per partition: the last event's sequence and the partition's head when it was sent.
+    last_by_partition: BTreeMap<u32, (u64, u64)>,
+}
+
+/// `first` and whatever else the stream has already received, up to [`MAX_BATCH`]: a live event
+/// is applied at once, a backlog in large transactions.
+async fn take_arrived(
+    first: pb::StreamConversationEventsResponse,
+    stream: &mut tonic::Streaming<pb::StreamConversationEventsResponse>,
+) -> Result<ArrivedBatch, Failure> {
+    let mut batch = ArrivedBatch::default();
+    let mut next = Some(first);
+    while let Some(message) = next.take() {
+        let head = message.partition_head;
+        let Some(event) = message.event else {
+            return Err("the conversation event stream sent no event".into());
+        };
+        if !event.trace_parent.is_empty() {
+            batch.trace_parents.push(event.trace_parent.clone());
+        }
+        batch
+            .last_by_partition
+            .insert(event.partition, (event.sequence, head));
+        batch.events.push(StreamEvent {
+            workspace: event.workspace_id.clone(),
+            partition: event.partition,
+            sequence: event.sequence,
+            change: translate(event),
+        });
+        if batch.events.len() < MAX_BATCH {
+            // `message()` is cancel-safe: a message not yet arrived stays for the next call.
+            next = match stream.message().now_or_never() {
+                Some(Ok(Some(message))) => Some(message),
+                Some(Err(error)) => return Err(error.into()),
+                Some(Ok(None)) | None => None,
+            };
+        }
+    }
+    Ok(batch)
+}
+
 /// A rebuild in progress: where the cursor stood when it was asked for.
 struct PendingRebuild {
     target: BTreeMap<u32, u64>,
@@ -272,37 +326,45 @@ impl Consumer {
                         self.finish_rebuild_if_done().await?;
                     }
                     message = stream.message() => {
-                        let Some(message) = message? else {
+                        let Some(first) = message? else {
                             return Err("the conversation event stream ended".into());
                         };
-                        let head = message.partition_head;
-                        let Some(event) = message.event else {
-                            return Err("the conversation event stream sent no event".into());
-                        };
-                        let (workspace, partition, sequence) =
-                            (event.workspace_id.clone(), event.partition, event.sequence);
-                        // A span of its own, linked to the call that made the change.
-                        let span = tracing::info_span!(
-                            target: "charla::consumer",
-                            "apply conversation event",
-                            otel.kind = "consumer",
-                            partition,
-                            sequence,
-                        );
-                        charla_runtime::telemetry::link_to_trace_parent(&span, &event.trace_parent);
-                        let change = translate(event);
-                        self.store
-                            .apply(&workspace, partition, sequence, &change)
-                            .instrument(span)
-                            .await?;
-                        self.positions.committed(partition, sequence);
-                        self.applied.send_modify(|count| *count += 1);
-                        self.lag.observe(partition, head.saturating_sub(sequence), &mut self.behind).await;
+                        let batch = take_arrived(first, &mut stream).await?;
+                        self.apply(batch).await?;
                         self.finish_rebuild_if_done().await?;
                     }
                 }
             }
         }
+    }
+
+    /// Applies a batch in one transaction, then publishes what it applied.
+    async fn apply(&mut self, batch: ArrivedBatch) -> Result<(), Failure> {
+        // A span of its own, linked to the calls that made the changes.
+        let span = tracing::info_span!(
+            target: "charla::consumer",
+            "apply conversation events",
+            otel.kind = "consumer",
+            events = batch.events.len(),
+        );
+        for trace_parent in batch.trace_parents.iter().take(MAX_LINKS) {
+            charla_runtime::telemetry::link_to_trace_parent(&span, trace_parent);
+        }
+        let applied = self
+            .store
+            .apply_batch(&batch.events)
+            .instrument(span)
+            .await?;
+        for (partition, (sequence, head)) in &batch.last_by_partition {
+            self.positions.committed(*partition, *sequence);
+            self.lag
+                .observe(*partition, head.saturating_sub(*sequence), &mut self.behind)
+                .await;
+        }
+        if applied > 0 {
+            self.applied.send_modify(|count| *count += applied as u64);
+        }
+        Ok(())
     }
 
     async fn start_rebuild(&mut self, reply: RebuildRequest) -> Result<(), Failure> {

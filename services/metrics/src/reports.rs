@@ -1,17 +1,12 @@
 //! The reports the API serves, from the store's rows and the domain's arithmetic.
 
-use std::collections::BTreeMap;
-
 use charla_runtime::ApiError;
 
 use crate::domain::{
-    BUCKET, CalendarError, ClosedStats, Dimension, Filter, Granularity, Report, ReportBuilder,
-    bucket_start, series_edges, start_of_day, zone,
+    BUCKET, CalendarError, ClosedStats, Cover, Dimension, Filter, Grain, Granularity, ReadPlan,
+    Report, ReportBuilder, bucket_start, series_edges, start_of_day, zone,
 };
 use crate::store::{LiveCounts, MetricsStore};
-
-/// Closed conversations are read for unique-contact counts in pages this long.
-const FACT_PAGE: i64 = 1000;
 
 /// A report's question.
 #[derive(Debug, Clone)]
@@ -60,26 +55,50 @@ pub async fn metrics(
     check_range(query.start, query.end)?;
     let edges =
         series_edges(query.start, query.end, &tz, query.granularity).map_err(calendar_error)?;
-    let mut builder = ReportBuilder::new(&edges, &query.filter, query.group_by);
-    for (bucket, dimensions, count) in store.opened_rows(workspace, query.start, query.end).await? {
-        builder.opened(bucket, &dimensions, count);
-    }
-    for (bucket, dimensions, stats) in store.closed_rows(workspace, query.start, query.end).await? {
-        builder.closed(bucket, &dimensions, &stats);
-    }
-    let mut after = None;
-    loop {
-        let page = store
-            .closed_facts(workspace, query.start, query.end, after.clone(), FACT_PAGE)
-            .await?;
-        for fact in &page {
-            builder.contact_closed(fact.closed_at, &fact.dimensions, &fact.contact);
-        }
-        match page.last() {
-            Some(last) if page.len() as i64 == FACT_PAGE => {
-                after = Some((last.closed_at, last.conversation.clone()));
+    report(store, workspace, &edges, &query.filter, query.group_by).await
+}
+
+/// A report over the periods between `edges`, from the fewest rollup rows that answer it: the
+/// coarse rows of one dimension where the filter and grouping allow, every combination where
+/// they don't.
+async fn report(
+    store: &MetricsStore,
+    workspace: &str,
+    edges: &[i64],
+    filter: &Filter,
+    group_by: Option<Dimension>,
+) -> Result<Report, ApiError> {
+    let mut builder = ReportBuilder::new(edges, filter, group_by);
+    match ReadPlan::for_query(filter, group_by) {
+        ReadPlan::Combinations => {
+            let whole = Cover {
+                quarter: vec![(edges[0], edges[edges.len() - 1])],
+                ..Cover::default()
+            };
+            for row in store.combination_rows(workspace, &whole).await? {
+                builder.add(&row);
             }
-            _ => break,
+        }
+        ReadPlan::Coarse { all, dimension } => {
+            let cover = Cover::of(edges);
+            for row in store.combination_rows(workspace, &cover).await? {
+                builder.add(&row);
+            }
+            for grain in Grain::COARSE {
+                if all {
+                    for row in store.dimension_rows(workspace, None, grain, &cover).await? {
+                        builder.add(&row);
+                    }
+                }
+                if let Some(dimension) = dimension {
+                    for row in store
+                        .dimension_rows(workspace, Some(dimension), grain, &cover)
+                        .await?
+                    {
+                        builder.add(&row);
+                    }
+                }
+            }
         }
     }
     Ok(builder.finish())
@@ -115,22 +134,21 @@ pub async fn dashboard(
         other => calendar_error(other),
     })?;
     let until = bucket_start(now) + BUCKET.as_micros() as i64;
-    let opened_today = store
-        .opened_rows(workspace, day_start, until)
-        .await?
-        .iter()
-        .map(|(_, _, count)| count)
-        .sum();
-    let mut closed = ClosedStats::default();
-    for (_, _, stats) in store.closed_rows(workspace, day_start, until).await? {
-        closed.merge(&stats);
-    }
-    let resolution = closed.resolution.summary();
+    let today = report(
+        store,
+        workspace,
+        &[day_start, until],
+        &Filter::default(),
+        None,
+    )
+    .await?
+    .totals;
+    let resolution = today.closed.resolution.summary();
     Ok(DashboardNumbers {
         day_start,
         live: store.live_counts(workspace).await?,
-        opened_today,
-        closed_today: closed.closed as i64,
+        opened_today: today.opened,
+        closed_today: today.closed.closed as i64,
         average_resolution: resolution.map(|s| s.average),
         median_resolution: resolution.map(|s| s.median),
     })
@@ -157,17 +175,16 @@ pub async fn leaderboard(
     limit: usize,
 ) -> Result<Vec<(u32, String, ClosedStats)>, ApiError> {
     check_range(start, end)?;
-    let mut entries: BTreeMap<String, ClosedStats> = BTreeMap::new();
-    for (_, dimensions, stats) in store.closed_rows(workspace, start, end).await? {
-        let Some(who) = by.value_in(&dimensions).filter(|who| !who.is_empty()) else {
-            continue;
-        };
-        if !filter.accepts(&dimensions) {
-            continue;
-        }
-        entries.entry(who.to_owned()).or_default().merge(&stats);
-    }
-    let mut ranked: Vec<(String, ClosedStats)> = entries.into_iter().collect();
+    // Everyone who closed a conversation in the range (no one: the unassigned), by id.
+    let mut ranked: Vec<(String, ClosedStats)> =
+        report(store, workspace, &[start, end], filter, Some(by))
+            .await?
+            .groups
+            .into_iter()
+            .filter(|(who, tally)| !who.is_empty() && tally.closed.closed > 0)
+            .map(|(who, tally)| (who, tally.closed))
+            .collect();
+    ranked.sort_by(|(a, _), (b, _)| a.cmp(b));
     let median = |stats: &ClosedStats, first_response: bool| {
         let distribution = if first_response {
             &stats.first_response

@@ -50,6 +50,24 @@ impl ConsumerCursor {
         partition: u32,
         sequence: u64,
     ) -> Result<bool, ApiError> {
+        Ok(self
+            .claim_through(conn, partition, sequence, sequence)
+            .await?
+            < sequence)
+    }
+
+    /// Inside the transaction that applies events `first..=last` of `partition` (in order, no
+    /// gaps): locks the position, advances it to `last`, and returns the sequence applied before,
+    /// so the caller skips the events up to it (applied by an earlier transaction). Fails when
+    /// `first` is beyond the next event (reconnect from `positions`). Concurrent appliers of one
+    /// partition wait for each other here.
+    pub async fn claim_through(
+        &self,
+        conn: &mut AnyConnection,
+        partition: u32,
+        first: u64,
+        last: u64,
+    ) -> Result<u64, ApiError> {
         sqlx::query(
             "INSERT INTO consumer_cursors (consumer, partition_no, seq) VALUES ($1, $2, 0)
              ON CONFLICT (consumer, partition_no) DO NOTHING",
@@ -62,33 +80,32 @@ impl ConsumerCursor {
         let sql = format!(
             "SELECT seq FROM consumer_cursors WHERE consumer = $1 AND partition_no = $2{lock}"
         );
-        let applied: i64 = sqlx::query(AssertSqlSafe(sql))
+        let applied = sqlx::query(AssertSqlSafe(sql))
             .bind(self.name)
             .bind(i64::from(partition))
             .fetch_one(&mut *conn)
             .await?
-            .try_get(0)?;
-        if applied as u64 >= sequence {
-            return Ok(false);
-        }
+            .try_get::<i64, _>(0)? as u64;
         // Streams have no gaps, so an event beyond the next one means the stored position moved
         // under this consumer (a rebuild elsewhere reset it): resume from what is stored.
-        if sequence > applied as u64 + 1 {
+        if first > applied + 1 {
             return Err(ApiError::Unavailable(format!(
-                "consumer {} is at {applied} in partition {partition}, not just before {sequence}; \
+                "consumer {} is at {applied} in partition {partition}, not just before {first}; \
                  resuming from the stored position",
                 self.name
             )));
         }
-        sqlx::query(
-            "UPDATE consumer_cursors SET seq = $3 WHERE consumer = $1 AND partition_no = $2",
-        )
-        .bind(self.name)
-        .bind(i64::from(partition))
-        .bind(sequence as i64)
-        .execute(&mut *conn)
-        .await?;
-        Ok(true)
+        if last > applied {
+            sqlx::query(
+                "UPDATE consumer_cursors SET seq = $3 WHERE consumer = $1 AND partition_no = $2",
+            )
+            .bind(self.name)
+            .bind(i64::from(partition))
+            .bind(last as i64)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(applied)
     }
 
     /// Forgets every position (inside the caller's transaction), to consume again from the start.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::contacts::ContactSketch;
 use super::distribution::Distribution;
 
 /// What the metrics take from one closed conversation (a ConversationClosed event).
@@ -117,12 +118,15 @@ pub struct ClosedStats {
     /// Assignments per closed conversation.
     pub assignments_per_conversation: Distribution,
     pub bands: Bands,
+    /// The contacts of the closed conversations, each once.
+    pub contacts: ContactSketch,
 }
 
 impl ClosedStats {
-    /// Counts one closed conversation.
-    pub fn add(&mut self, closure: &Closure) {
+    /// Counts one closed conversation of `contact`.
+    pub fn add(&mut self, contact: &str, closure: &Closure) {
         self.closed += 1;
+        self.contacts.insert(contact);
         self.resolution.add(micros(closure.resolution));
         if let Some(first) = closure.first_response {
             self.first_response.add(micros(first));
@@ -153,6 +157,7 @@ impl ClosedStats {
         self.assignments_per_conversation
             .merge(&other.assignments_per_conversation);
         self.bands.merge(&other.bands);
+        self.contacts.merge(&other.contacts);
     }
 }
 
@@ -174,17 +179,21 @@ mod tests {
     #[test]
     fn a_closure_feeds_every_statistic() {
         let mut stats = ClosedStats::default();
-        stats.add(&Closure {
-            resolution: Duration::from_secs(600),
-            first_response: Some(Duration::from_secs(60)),
-            response_times: vec![Duration::from_secs(60), Duration::from_secs(30)],
-            time_to_first_assignment: None,
-            assignment_count: 0,
-        });
+        stats.add(
+            "c1",
+            &Closure {
+                resolution: Duration::from_secs(600),
+                first_response: Some(Duration::from_secs(60)),
+                response_times: vec![Duration::from_secs(60), Duration::from_secs(30)],
+                time_to_first_assignment: None,
+                assignment_count: 0,
+            },
+        );
         assert_eq!(stats.closed, 1);
         assert_eq!(stats.response.count(), 2);
         assert_eq!(stats.time_to_first_assignment.count(), 0);
         assert_eq!(stats.responses_per_conversation.summary().unwrap().sum, 2);
         assert_eq!(stats.bands.from_30s_to_2m, 1);
+        assert_eq!(stats.contacts.estimate(), 1);
     }
 }

@@ -50,6 +50,12 @@ impl Dimension {
         }
     }
 
+    /// The dimension stored under `column` (`None` for '', every conversation, or a name this
+    /// version doesn't know).
+    pub fn from_column(column: &str) -> Option<Dimension> {
+        Self::ALL.into_iter().find(|d| d.column() == column)
+    }
+
     /// This dimension's value in `dimensions`; `None` for the closing source and category of a
     /// conversation still open, which has neither (not even "none": a filter on them never
     /// matches it, and it is in no group of theirs).
@@ -79,6 +85,14 @@ impl Filter {
         if !values.is_empty() {
             self.accepted.push((dimension, values));
         }
+    }
+
+    /// Whether a conversation with `value` of `dimension` passes, when the filter is on that
+    /// dimension alone.
+    pub fn accepts_value(&self, dimension: Dimension, value: &str) -> bool {
+        self.accepted
+            .iter()
+            .all(|(d, values)| *d == dimension && values.iter().any(|v| v == value))
     }
 
     /// Whether `dimensions` pass.

@@ -2,19 +2,25 @@
 //! conversations, the dimensions they break down by, and calendar arithmetic in any time zone.
 //! No gRPC, no SQL.
 
+mod batch;
 mod calendar;
 mod change;
 mod closed;
+mod contacts;
 mod dimensions;
 mod distribution;
+mod grains;
 mod report;
 
+pub use batch::{Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta};
 pub use calendar::{
     BUCKET, CalendarError, Granularity, MAX_SERIES_BUCKETS, bucket_start, series_edges,
     start_of_day, zone,
 };
 pub use change::Change;
 pub use closed::{Bands, ClosedStats, Closure};
+pub use contacts::{ContactSketch, STANDARD_ERROR as CONTACTS_STANDARD_ERROR};
 pub use dimensions::{Dimension, Dimensions, Filter};
 pub use distribution::{Distribution, Summary};
-pub use report::{Report, ReportBuilder, Tally};
+pub use grains::{Cover, Grain};
+pub use report::{ReadPlan, Report, ReportBuilder, RollupRow, RowKey, Tally};

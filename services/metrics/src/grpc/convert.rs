@@ -189,7 +189,7 @@ pub fn metrics_to_proto(tally: &Tally) -> pb::ConversationMetrics {
     pb::ConversationMetrics {
         opened_count: tally.opened,
         closed_count: closed.closed as i64,
-        unique_contacts_closed_count: tally.contacts_closed.len() as i64,
+        unique_contacts_closed_count: tally.closed.contacts.estimate() as i64,
         resolution_time: duration_stats(closed.resolution.summary()),
         first_response_time: duration_stats(closed.first_response.summary()),
         response_time: duration_stats(closed.response.summary()),

@@ -1,312 +1,366 @@
-//! Applying one conversation event to the aggregates, in one transaction with the cursor.
+//! Applying a batch of conversation events to the aggregates: one transaction with the cursor
+//! (each event takes effect once), the events folded in memory first (`domain::Batch`), then each
+//! changed row written once, in multi-row statements.
+
+use std::collections::{BTreeMap, HashMap};
 
 use charla_runtime::ApiError;
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, Row};
 
+use super::statement::{Statement, Tuple};
 use super::{MetricsStore, encoding};
-use crate::domain::{Change, ClosedStats, Dimensions, bucket_start};
+use crate::domain::{
+    Batch, Change, ClosedStats, ComboKey, Delta, Dimension, DimensionKey, DimensionRowKey,
+    Dimensions, Fact, Grain,
+};
 
-const DIMENSION_COLUMNS: &str =
+/// An event of the conversation stream, reduced to what the metrics need.
+#[derive(Debug, Clone)]
+pub struct StreamEvent {
+    pub workspace: String,
+    pub partition: u32,
+    pub sequence: u64,
+    pub change: Change,
+}
+
+/// Rows per multi-row statement: under both engines' limits on bound parameters (SQLite 32,766)
+/// at 14 columns, and small enough to plan quickly.
+const ROWS_PER_STATEMENT: usize = 500;
+
+pub(super) const DIMENSION_COLUMNS: &str =
     "assignee, team, channel_type, channel_id, opened_by, closed_by, category";
-const DIMENSIONS_MATCH: &str = "assignee = $3 AND team = $4 AND channel_type = $5 AND \
-     channel_id = $6 AND opened_by = $7 AND closed_by = $8 AND category = $9";
 
-/// A conversation's opening, as `insert_fact` records it.
-struct Opening<'a> {
-    conversation: &'a str,
-    contact: &'a str,
-    dimensions: &'a Dimensions,
-    opened_at: i64,
-    imported: bool,
+/// The stored name of a dimension key: '' for every conversation.
+pub(super) fn dimension_name(dimension: DimensionKey) -> &'static str {
+    dimension.map_or("", |d| d.column())
 }
 
-/// A conversation's row in `conversation_facts`, as far as applying needs it.
-struct Fact {
-    dimensions: Dimensions,
-    opened_at: i64,
-    open: bool,
+fn push_dimensions(row: &mut Tuple<'_>, d: &Dimensions) {
+    row.push_bind(d.assignee.clone())
+        .push_bind(d.team.clone())
+        .push_bind(d.channel_type.clone())
+        .push_bind(d.channel_id.clone())
+        .push_bind(d.opened_by.clone())
+        .push_bind(d.closed_by.clone())
+        .push_bind(d.category.clone());
 }
 
-fn bind_dimensions<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
-    d: &Dimensions,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    query
-        .bind(d.assignee.clone())
-        .bind(d.team.clone())
-        .bind(d.channel_type.clone())
-        .bind(d.channel_id.clone())
-        .bind(d.opened_by.clone())
-        .bind(d.closed_by.clone())
-        .bind(d.category.clone())
+pub(super) fn dimensions_of(row: &sqlx::any::AnyRow) -> Result<Dimensions, ApiError> {
+    Ok(Dimensions {
+        assignee: row.try_get("assignee")?,
+        team: row.try_get("team")?,
+        channel_type: row.try_get("channel_type")?,
+        channel_id: row.try_get("channel_id")?,
+        opened_by: row.try_get("opened_by")?,
+        closed_by: row.try_get("closed_by")?,
+        category: row.try_get("category")?,
+    })
 }
 
 impl MetricsStore {
-    /// Applies the event at (`partition`, `sequence`) unless it was applied before. Returns
-    /// whether anything was applied.
-    pub async fn apply(
-        &self,
-        workspace: &str,
-        partition: u32,
-        sequence: u64,
-        change: &Change,
-    ) -> Result<bool, ApiError> {
+    /// Applies `events` (in stream order) in one transaction, skipping those applied before.
+    /// Returns how many were applied now.
+    pub async fn apply_batch(&self, events: &[StreamEvent]) -> Result<usize, ApiError> {
         let mut tx = self.db.pool().begin().await?;
-        if !self.cursor.claim(&mut tx, partition, sequence).await? {
-            return Ok(false);
+        let fresh = self.claim(&mut tx, events).await?;
+        if fresh.is_empty() {
+            return Ok(0);
         }
-        self.advance_workspace_position(&mut tx, workspace, partition, sequence)
+        let mut batch = Batch::new(self.load_facts(&mut tx, &fresh).await?);
+        for event in &fresh {
+            batch.apply(&event.workspace, &event.change);
+        }
+        self.write_facts(&mut tx, &batch).await?;
+        self.write_opened_combos(&mut tx, &batch.combos).await?;
+        self.write_closed_combos(&mut tx, &batch.combos).await?;
+        self.write_dimension_rows(&mut tx, &batch.dimension_rows)
             .await?;
-        match change {
-            Change::Opened {
-                conversation,
-                contact,
-                dimensions,
-                opened_at,
-                imported,
-            } => {
-                let opened = Opening {
-                    conversation,
-                    contact,
-                    dimensions,
-                    opened_at: *opened_at,
-                    imported: *imported,
-                };
-                self.insert_fact(&mut tx, workspace, &opened).await?;
-            }
-            Change::Assigned {
-                conversation,
-                assignee,
-                team,
-            } => {
-                if let Some(fact) = self.fact(&mut tx, workspace, conversation).await?
-                    && fact.open
-                {
-                    let mut moved = fact.dimensions.clone();
-                    moved.assignee = assignee.clone();
-                    moved.team = team.clone();
-                    self.move_conversation(&mut tx, workspace, conversation, &fact, &moved)
-                        .await?;
-                    let was_unassigned = i64::from(fact.dimensions.assignee.is_empty());
-                    let is_unassigned = i64::from(moved.assignee.is_empty());
-                    self.count_live(&mut tx, workspace, 0, is_unassigned - was_unassigned)
-                        .await?;
-                }
-            }
-            Change::Closed {
-                conversation,
-                contact,
-                dimensions,
-                opened_at,
-                closed_at,
-                closure,
-                imported,
-                record,
-            } => {
-                let fact = match self.fact(&mut tx, workspace, conversation).await? {
-                    Some(fact) => fact,
-                    None => {
-                        // Opened before the history this store has read: count the opening
-                        // now, with the dimensions it closes with.
-                        let opened = Opening {
-                            conversation,
-                            contact,
-                            dimensions,
-                            opened_at: *opened_at,
-                            imported: *imported,
-                        };
-                        self.insert_fact(&mut tx, workspace, &opened).await?;
-                        Fact {
-                            dimensions: dimensions.clone(),
-                            opened_at: *opened_at,
-                            open: true,
-                        }
-                    }
-                };
-                if fact.open {
-                    self.move_conversation(&mut tx, workspace, conversation, &fact, dimensions)
-                        .await?;
-                    sqlx::query(
-                        "UPDATE conversation_facts SET closed_at = $3, close_event = $4
-                         WHERE workspace_id = $1 AND conversation_id = $2",
-                    )
-                    .bind(workspace.to_owned())
-                    .bind(conversation.clone())
-                    .bind(*closed_at)
-                    .bind(record.clone())
-                    .execute(&mut *tx)
-                    .await?;
-                    let mut stats = ClosedStats::default();
-                    stats.add(closure);
-                    self.count_closed(&mut tx, workspace, *closed_at, dimensions, &stats)
-                        .await?;
-                    let was_unassigned = i64::from(fact.dimensions.assignee.is_empty());
-                    self.count_live(&mut tx, workspace, -1, -was_unassigned)
-                        .await?;
-                }
-            }
-            Change::Nothing => {}
+        for (workspace, live) in &batch.live {
+            self.count_live(&mut tx, workspace, live.open, live.unassigned)
+                .await?;
+        }
+        let mut latest: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+        for event in &fresh {
+            latest.insert((&event.workspace, event.partition), event.sequence);
+        }
+        for ((workspace, partition), sequence) in latest {
+            self.advance_workspace_position(&mut tx, workspace, partition, sequence)
+                .await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(fresh.len())
     }
 
-    /// Records a newly opened conversation: its fact row, its opening count, the live counts.
-    async fn insert_fact(
+    /// Advances the cursor of each partition in `events`; the events not applied before.
+    async fn claim<'e>(
         &self,
         conn: &mut AnyConnection,
-        workspace: &str,
-        opened: &Opening<'_>,
-    ) -> Result<(), ApiError> {
-        let insert = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO conversation_facts (workspace_id, conversation_id, {DIMENSION_COLUMNS},
-                 contact_id, opened_at, closed_at, imported, close_event)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, NULL)
-             ON CONFLICT (workspace_id, conversation_id) DO NOTHING"
-        )));
-        let inserted = bind_dimensions(
-            insert
-                .bind(workspace.to_owned())
-                .bind(opened.conversation.to_owned()),
-            opened.dimensions,
-        )
-        .bind(opened.contact.to_owned())
-        .bind(opened.opened_at)
-        .bind(i64::from(opened.imported))
-        .execute(&mut *conn)
-        .await?;
-        if inserted.rows_affected() == 1 {
-            self.count_opened(conn, workspace, opened.opened_at, opened.dimensions, 1)
+        events: &'e [StreamEvent],
+    ) -> Result<Vec<&'e StreamEvent>, ApiError> {
+        let mut ranges: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        for event in events {
+            let range = ranges
+                .entry(event.partition)
+                .or_insert((event.sequence, event.sequence));
+            range.1 = event.sequence;
+        }
+        let mut applied_before = BTreeMap::new();
+        for (partition, (first, last)) in ranges {
+            let applied = self
+                .cursor
+                .claim_through(conn, partition, first, last)
                 .await?;
-            let unassigned = i64::from(opened.dimensions.assignee.is_empty());
-            self.count_live(conn, workspace, 1, unassigned).await?;
+            applied_before.insert(partition, applied);
+        }
+        Ok(events
+            .iter()
+            .filter(|event| event.sequence > applied_before[&event.partition])
+            .collect())
+    }
+
+    /// The stored facts of the conversations `events` name (`None`: not stored).
+    async fn load_facts(
+        &self,
+        conn: &mut AnyConnection,
+        events: &[&StreamEvent],
+    ) -> Result<HashMap<(String, String), Option<Fact>>, ApiError> {
+        let mut facts: HashMap<(String, String), Option<Fact>> = HashMap::new();
+        let mut by_workspace: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for event in events {
+            if let Some(conversation) = Batch::conversation_of(&event.change)
+                && facts
+                    .insert((event.workspace.clone(), conversation.to_owned()), None)
+                    .is_none()
+            {
+                by_workspace
+                    .entry(&event.workspace)
+                    .or_default()
+                    .push(conversation.to_owned());
+            }
+        }
+        for (workspace, conversations) in by_workspace {
+            for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
+                let mut query = Statement::new(format!(
+                    "SELECT conversation_id, contact_id, {DIMENSION_COLUMNS}, opened_at, closed_at, imported
+                     FROM conversation_facts WHERE workspace_id = "
+                ));
+                query.push_bind(workspace.to_owned());
+                query.push(" AND conversation_id IN ");
+                query.push_list(chunk.iter().cloned());
+                for row in query.query().fetch_all(&mut *conn).await? {
+                    let fact = Fact {
+                        contact: row.try_get("contact_id")?,
+                        dimensions: dimensions_of(&row)?,
+                        opened_at: row.try_get("opened_at")?,
+                        imported: row.try_get::<i64, _>("imported")? != 0,
+                        closed_at: row.try_get("closed_at")?,
+                        close_record: None,
+                    };
+                    let conversation: String = row.try_get("conversation_id")?;
+                    facts.insert((workspace.to_owned(), conversation), Some(fact));
+                }
+            }
+        }
+        Ok(facts)
+    }
+
+    async fn write_facts(&self, conn: &mut AnyConnection, batch: &Batch) -> Result<(), ApiError> {
+        let changed: Vec<_> = batch.changed_facts().collect();
+        for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+            let mut query = Statement::new(format!(
+                "INSERT INTO conversation_facts (workspace_id, conversation_id, contact_id,
+                     {DIMENSION_COLUMNS}, opened_at, closed_at, imported, close_event) "
+            ));
+            query.push_values(chunk, |row, (workspace, conversation, fact)| {
+                row.push_bind(workspace.to_string())
+                    .push_bind(conversation.to_string())
+                    .push_bind(fact.contact.clone());
+                push_dimensions(row, &fact.dimensions);
+                row.push_bind(fact.opened_at)
+                    .push_bind(fact.closed_at)
+                    .push_bind(i64::from(fact.imported))
+                    .push_bind(fact.close_record.clone());
+            });
+            query.push(
+                " ON CONFLICT (workspace_id, conversation_id) DO UPDATE SET
+                     assignee = excluded.assignee, team = excluded.team,
+                     channel_type = excluded.channel_type, channel_id = excluded.channel_id,
+                     opened_by = excluded.opened_by, closed_by = excluded.closed_by,
+                     category = excluded.category, closed_at = excluded.closed_at,
+                     close_event = excluded.close_event",
+            );
+            query.query().execute(&mut *conn).await?;
         }
         Ok(())
     }
 
-    async fn fact(
+    async fn write_opened_combos(
         &self,
         conn: &mut AnyConnection,
-        workspace: &str,
-        conversation: &str,
-    ) -> Result<Option<Fact>, ApiError> {
-        let sql = format!(
-            "SELECT {DIMENSION_COLUMNS}, opened_at, closed_at FROM conversation_facts
-             WHERE workspace_id = $1 AND conversation_id = $2{}",
-            self.db.row_lock()
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(workspace.to_owned())
-            .bind(conversation.to_owned())
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let closed_at: Option<i64> = row.try_get("closed_at")?;
-        Ok(Some(Fact {
-            dimensions: Dimensions {
-                assignee: row.try_get("assignee")?,
-                team: row.try_get("team")?,
-                channel_type: row.try_get("channel_type")?,
-                channel_id: row.try_get("channel_id")?,
-                opened_by: row.try_get("opened_by")?,
-                closed_by: row.try_get("closed_by")?,
-                category: row.try_get("category")?,
-            },
-            opened_at: row.try_get("opened_at")?,
-            open: closed_at.is_none(),
-        }))
-    }
-
-    /// Moves a conversation's opening count from its old dimensions to `to`, and records them.
-    async fn move_conversation(
-        &self,
-        conn: &mut AnyConnection,
-        workspace: &str,
-        conversation: &str,
-        fact: &Fact,
-        to: &Dimensions,
+        combos: &HashMap<ComboKey, Delta>,
     ) -> Result<(), ApiError> {
-        if &fact.dimensions == to {
-            return Ok(());
+        let opened: Vec<(&ComboKey, i64)> = combos
+            .iter()
+            .filter(|(_, delta)| delta.opened != 0)
+            .map(|(key, delta)| (key, delta.opened))
+            .collect();
+        for chunk in opened.chunks(ROWS_PER_STATEMENT) {
+            let mut query = Statement::new(format!(
+                "INSERT INTO opened_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, opened_count) "
+            ));
+            query.push_values(chunk, |row, ((workspace, bucket, dimensions), opened)| {
+                row.push_bind(workspace.clone()).push_bind(*bucket);
+                push_dimensions(row, dimensions);
+                row.push_bind(*opened);
+            });
+            query.push(&format!(
+                " ON CONFLICT (workspace_id, bucket_start, {DIMENSION_COLUMNS})
+                 DO UPDATE SET opened_count = opened_rollup.opened_count + excluded.opened_count"
+            ));
+            query.query().execute(&mut *conn).await?;
         }
-        self.count_opened(conn, workspace, fact.opened_at, &fact.dimensions, -1)
-            .await?;
-        self.count_opened(conn, workspace, fact.opened_at, to, 1)
-            .await?;
-        let update = sqlx::query(
-            "UPDATE conversation_facts SET assignee = $3, team = $4, channel_type = $5,
-                 channel_id = $6, opened_by = $7, closed_by = $8, category = $9
-             WHERE workspace_id = $1 AND conversation_id = $2",
-        );
-        bind_dimensions(
-            update
-                .bind(workspace.to_owned())
-                .bind(conversation.to_owned()),
-            to,
-        )
-        .execute(&mut *conn)
-        .await?;
         Ok(())
     }
 
-    async fn count_opened(
+    /// Merges the batch's closed statistics into the stored ones of the same buckets.
+    async fn write_closed_combos(
         &self,
         conn: &mut AnyConnection,
-        workspace: &str,
-        opened_at: i64,
-        dimensions: &Dimensions,
-        delta: i64,
+        combos: &HashMap<ComboKey, Delta>,
     ) -> Result<(), ApiError> {
-        let query = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO opened_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, opened_count)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (workspace_id, bucket_start, {DIMENSION_COLUMNS})
-             DO UPDATE SET opened_count = opened_rollup.opened_count + excluded.opened_count"
-        )));
-        bind_dimensions(
-            query
-                .bind(workspace.to_owned())
-                .bind(bucket_start(opened_at)),
-            dimensions,
-        )
-        .bind(delta)
-        .execute(&mut *conn)
-        .await?;
+        let mut merged: HashMap<&ComboKey, ClosedStats> = combos
+            .iter()
+            .filter_map(|(key, delta)| Some((key, delta.closed.clone()?)))
+            .collect();
+        let mut buckets: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for (workspace, bucket, _) in merged.keys() {
+            buckets.entry(workspace).or_default().push(*bucket);
+        }
+        for (workspace, mut starts) in buckets {
+            starts.sort_unstable();
+            starts.dedup();
+            for chunk in starts.chunks(ROWS_PER_STATEMENT) {
+                let mut query = Statement::new(format!(
+                    "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup WHERE workspace_id = "
+                ));
+                query.push_bind(workspace.to_owned());
+                query.push(" AND bucket_start IN ");
+                query.push_list(chunk.iter().copied());
+                for row in query.query().fetch_all(&mut *conn).await? {
+                    let key = (
+                        workspace.to_owned(),
+                        row.try_get::<i64, _>("bucket_start")?,
+                        dimensions_of(&row)?,
+                    );
+                    if let Some(stats) = merged.get_mut(&key) {
+                        stats.merge(&encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?);
+                    }
+                }
+            }
+        }
+        let rows: Vec<(&ComboKey, ClosedStats)> = merged.into_iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut query = Statement::new(format!(
+                "INSERT INTO closed_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, closed_count, stats) "
+            ));
+            query.push_values(chunk, |row, ((workspace, bucket, dimensions), stats)| {
+                row.push_bind(workspace.clone()).push_bind(*bucket);
+                push_dimensions(row, dimensions);
+                row.push_bind(stats.closed as i64)
+                    .push_bind(encoding::encode(stats));
+            });
+            query.push(&format!(
+                " ON CONFLICT (workspace_id, bucket_start, {DIMENSION_COLUMNS})
+                 DO UPDATE SET closed_count = excluded.closed_count, stats = excluded.stats"
+            ));
+            query.query().execute(&mut *conn).await?;
+        }
         Ok(())
     }
 
-    async fn count_closed(
+    /// Adds the batch's openings to the coarse rows and merges its closed statistics into the
+    /// stored ones.
+    async fn write_dimension_rows(
         &self,
         conn: &mut AnyConnection,
-        workspace: &str,
-        closed_at: i64,
-        dimensions: &Dimensions,
-        added: &ClosedStats,
+        rows: &HashMap<DimensionRowKey, Delta>,
     ) -> Result<(), ApiError> {
-        let bucket = bucket_start(closed_at);
-        let select = sqlx::query(AssertSqlSafe(format!(
-            "SELECT stats FROM closed_rollup WHERE workspace_id = $1 AND bucket_start = $2 AND {DIMENSIONS_MATCH}{}",
-            self.db.row_lock()
-        )));
-        let existing = bind_dimensions(select.bind(workspace.to_owned()).bind(bucket), dimensions)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let mut stats = match existing {
-            Some(row) => encoding::decode(&row.try_get::<Vec<u8>, _>(0)?)?,
-            None => ClosedStats::default(),
-        };
-        stats.merge(added);
-        let upsert = sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO closed_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, closed_count, stats)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (workspace_id, bucket_start, {DIMENSION_COLUMNS})
-             DO UPDATE SET closed_count = excluded.closed_count, stats = excluded.stats"
-        )));
-        bind_dimensions(upsert.bind(workspace.to_owned()).bind(bucket), dimensions)
-            .bind(stats.closed as i64)
-            .bind(encoding::encode(&stats))
-            .execute(&mut *conn)
-            .await?;
+        let mut merged: HashMap<&DimensionRowKey, (i64, Option<ClosedStats>)> = rows
+            .iter()
+            .filter(|(_, delta)| !delta.is_empty())
+            .map(|(key, delta)| (key, (delta.opened, delta.closed.clone())))
+            .collect();
+        let mut buckets: BTreeMap<(&str, Grain), Vec<i64>> = BTreeMap::new();
+        for ((workspace, _, grain, bucket, _), (_, closed)) in &merged {
+            if closed.is_some() {
+                buckets
+                    .entry((workspace, *grain))
+                    .or_default()
+                    .push(*bucket);
+            }
+        }
+        for ((workspace, grain), mut starts) in buckets {
+            starts.sort_unstable();
+            starts.dedup();
+            for chunk in starts.chunks(ROWS_PER_STATEMENT) {
+                let mut query = Statement::new(
+                    "SELECT dimension, bucket_start, value, stats FROM dimension_rollup
+                     WHERE stats IS NOT NULL AND workspace_id = ",
+                );
+                query.push_bind(workspace.to_owned());
+                query.push(" AND dimension IN ");
+                let names = std::iter::once(None)
+                    .chain(Dimension::ALL.map(Some))
+                    .map(|dimension| dimension_name(dimension).to_owned());
+                query.push_list(names);
+                query.push(" AND grain = ");
+                query.push_bind(grain.minutes());
+                query.push(" AND bucket_start IN ");
+                query.push_list(chunk.iter().copied());
+                for row in query.query().fetch_all(&mut *conn).await? {
+                    let name: String = row.try_get("dimension")?;
+                    let key = (
+                        workspace.to_owned(),
+                        Dimension::from_column(&name),
+                        grain,
+                        row.try_get::<i64, _>("bucket_start")?,
+                        row.try_get::<String, _>("value")?,
+                    );
+                    if let Some((_, Some(stats))) = merged.get_mut(&key) {
+                        stats.merge(&encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?);
+                    }
+                }
+            }
+        }
+        let rows: Vec<_> = merged.into_iter().collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut query = Statement::new(
+                "INSERT INTO dimension_rollup (workspace_id, dimension, grain, bucket_start, value,
+                     opened_count, closed_count, stats) ",
+            );
+            query.push_values(
+                chunk,
+                |row, ((workspace, dimension, grain, bucket, value), (opened, closed))| {
+                    row.push_bind(workspace.clone())
+                        .push_bind(dimension_name(*dimension))
+                        .push_bind(grain.minutes())
+                        .push_bind(*bucket)
+                        .push_bind(value.clone())
+                        .push_bind(*opened)
+                        .push_bind(closed.as_ref().map_or(0, |s| s.closed as i64))
+                        .push_bind(closed.as_ref().map(encoding::encode));
+                },
+            );
+            // Rows with closed statistics carry the merged total; the others add openings only.
+            query.push(
+                " ON CONFLICT (workspace_id, dimension, grain, bucket_start, value) DO UPDATE SET
+                     opened_count = dimension_rollup.opened_count + excluded.opened_count,
+                     closed_count = CASE WHEN excluded.stats IS NULL
+                         THEN dimension_rollup.closed_count ELSE excluded.closed_count END,
+                     stats = COALESCE(excluded.stats, dimension_rollup.stats)",
+            );
+            query.query().execute(&mut *conn).await?;
+        }
         Ok(())
     }
 

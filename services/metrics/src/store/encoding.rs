@@ -4,7 +4,7 @@
 use charla_runtime::ApiError;
 use prost::Message;
 
-use crate::domain::{Bands, ClosedStats, Distribution};
+use crate::domain::{Bands, ClosedStats, ContactSketch, Distribution};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct StoredDistribution {
@@ -28,6 +28,9 @@ struct StoredClosedStats {
     distributions: Vec<StoredDistribution>,
     #[prost(uint64, repeated, tag = "3")]
     bands: Vec<u64>,
+    /// The contacts' sketch (`ContactSketch::to_bytes`).
+    #[prost(bytes = "vec", tag = "4")]
+    contacts: Vec<u8>,
 }
 
 fn store(distribution: &Distribution) -> StoredDistribution {
@@ -68,6 +71,7 @@ pub fn encode(stats: &ClosedStats) -> Vec<u8> {
         .map(store)
         .collect(),
         bands: stats.bands.to_array().to_vec(),
+        contacts: stats.contacts.to_bytes(),
     }
     .encode_to_vec()
 }
@@ -94,5 +98,6 @@ pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
         time_to_first_assignment: load(&assignment)?,
         assignments_per_conversation: load(&assignments)?,
         bands: Bands::from_array(bands),
+        contacts: ContactSketch::from_bytes(&stored.contacts).ok_or_else(corrupt)?,
     })
 }

@@ -5,11 +5,13 @@ mod apply;
 mod encoding;
 mod positions;
 mod queries;
+mod statement;
 
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::{Database, MigrationFile, Migrations};
 use charla_runtime::test_clock;
 
+pub use apply::StreamEvent;
 pub use queries::{ClosedFact, LiveCounts};
 
 /// The migrations of the metrics database.
@@ -22,6 +24,11 @@ pub const MIGRATIONS: Migrations = Migrations {
         },
         WORKSPACE_POSITIONS_MIGRATION,
         test_clock::fleet::MIGRATION,
+        MigrationFile {
+            version: 4,
+            description: "dimension rollup",
+            sql: include_str!("../../migrations/0004_dimension_rollup.sqlite.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -31,6 +38,11 @@ pub const MIGRATIONS: Migrations = Migrations {
         },
         WORKSPACE_POSITIONS_MIGRATION,
         test_clock::fleet::MIGRATION,
+        MigrationFile {
+            version: 4,
+            description: "dimension rollup",
+            sql: include_str!("../../migrations/0004_dimension_rollup.postgres.sql"),
+        },
     ],
 };
 

@@ -2,11 +2,12 @@
 //! them), live counts, closed conversations for exports, and the reset a rebuild starts with.
 
 use charla_runtime::ApiError;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
+use super::apply::{DIMENSION_COLUMNS, dimension_name, dimensions_of};
+use super::statement::Statement;
 use super::{MetricsStore, encoding};
-use crate::domain::{ClosedStats, Dimensions};
+use crate::domain::{Cover, DimensionKey, Dimensions, Grain, RollupRow, RowKey};
 
 /// What the dashboard shows "now".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,7 +16,7 @@ pub struct LiveCounts {
     pub unassigned: i64,
 }
 
-/// A closed conversation, for exports and unique-contact counts.
+/// A closed conversation, for exports.
 #[derive(Debug, Clone)]
 pub struct ClosedFact {
     pub conversation: String,
@@ -27,73 +28,122 @@ pub struct ClosedFact {
     pub record: Vec<u8>,
 }
 
-fn dimensions(row: &AnyRow) -> Result<Dimensions, ApiError> {
-    Ok(Dimensions {
-        assignee: row.try_get("assignee")?,
-        team: row.try_get("team")?,
-        channel_type: row.try_get("channel_type")?,
-        channel_id: row.try_get("channel_id")?,
-        opened_by: row.try_get("opened_by")?,
-        closed_by: row.try_get("closed_by")?,
-        category: row.try_get("category")?,
-    })
+/// Above this many ranges of one grain, a read takes the span from the first to the last and
+/// drops the buckets outside the cover (one range condition instead of a long OR).
+const MAX_RANGES_IN_SQL: usize = 32;
+
+/// `AND (bucket_start >= a AND bucket_start < b OR ...)` for `ranges` (not empty).
+fn push_ranges(query: &mut Statement, ranges: &[(i64, i64)]) {
+    let spans: Vec<(i64, i64)> = if ranges.len() > MAX_RANGES_IN_SQL {
+        vec![(ranges[0].0, ranges[ranges.len() - 1].1)]
+    } else {
+        ranges.to_vec()
+    };
+    query.push(" AND (");
+    for (index, (from, to)) in spans.into_iter().enumerate() {
+        if index > 0 {
+            query.push(" OR ");
+        }
+        query.push("(bucket_start >= ");
+        query.push_bind(from);
+        query.push(" AND bucket_start < ");
+        query.push_bind(to);
+        query.push(")");
+    }
+    query.push(")");
 }
 
-const DIMENSION_COLUMNS: &str =
-    "assignee, team, channel_type, channel_id, opened_by, closed_by, category";
-
 impl MetricsStore {
-    /// Opening counts of the buckets in [from, to).
-    pub async fn opened_rows(
+    /// The quarter-hour rows (every combination of dimensions) of the cover's quarter ranges:
+    /// openings and closed statistics.
+    pub async fn combination_rows(
         &self,
         workspace: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, Dimensions, i64)>, ApiError> {
-        let sql = format!(
+        cover: &Cover,
+    ) -> Result<Vec<RollupRow>, ApiError> {
+        let ranges = cover.ranges(Grain::Quarter);
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::new();
+        let mut query = Statement::new(format!(
             "SELECT bucket_start, {DIMENSION_COLUMNS}, opened_count FROM opened_rollup
-             WHERE workspace_id = $1 AND bucket_start >= $2 AND bucket_start < $3 AND opened_count <> 0"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(workspace.to_owned())
-            .bind(from)
-            .bind(to)
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("bucket_start")?,
-                    dimensions(row)?,
-                    row.try_get("opened_count")?,
-                ))
-            })
-            .collect()
+             WHERE opened_count <> 0 AND workspace_id = "
+        ));
+        query.push_bind(workspace.to_owned());
+        push_ranges(&mut query, ranges);
+        for row in query.query().fetch_all(self.db.pool()).await? {
+            let bucket: i64 = row.try_get("bucket_start")?;
+            if cover.contains(Grain::Quarter, bucket) {
+                rows.push(RollupRow {
+                    bucket,
+                    key: RowKey::Combination(dimensions_of(&row)?),
+                    opened: row.try_get("opened_count")?,
+                    closed: None,
+                });
+            }
+        }
+        let mut query = Statement::new(format!(
+            "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup WHERE workspace_id = "
+        ));
+        query.push_bind(workspace.to_owned());
+        push_ranges(&mut query, ranges);
+        for row in query.query().fetch_all(self.db.pool()).await? {
+            let bucket: i64 = row.try_get("bucket_start")?;
+            if cover.contains(Grain::Quarter, bucket) {
+                rows.push(RollupRow {
+                    bucket,
+                    key: RowKey::Combination(dimensions_of(&row)?),
+                    opened: 0,
+                    closed: Some(encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?),
+                });
+            }
+        }
+        Ok(rows)
     }
 
-    /// Closed-conversation statistics of the buckets in [from, to).
-    pub async fn closed_rows(
+    /// The coarse rows of `dimension` (`None`: every conversation) in the cover's ranges of
+    /// `grain`.
+    pub async fn dimension_rows(
         &self,
         workspace: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, Dimensions, ClosedStats)>, ApiError> {
-        let sql = format!(
-            "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup
-             WHERE workspace_id = $1 AND bucket_start >= $2 AND bucket_start < $3"
+        dimension: DimensionKey,
+        grain: Grain,
+        cover: &Cover,
+    ) -> Result<Vec<RollupRow>, ApiError> {
+        let ranges = cover.ranges(grain);
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut query = Statement::new(
+            "SELECT bucket_start, value, opened_count, stats FROM dimension_rollup
+             WHERE workspace_id = ",
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(workspace.to_owned())
-            .bind(from)
-            .bind(to)
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let stats = encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?;
-                Ok((row.try_get("bucket_start")?, dimensions(row)?, stats))
-            })
-            .collect()
+        query.push_bind(workspace.to_owned());
+        query.push(" AND dimension = ");
+        query.push_bind(dimension_name(dimension));
+        query.push(" AND grain = ");
+        query.push_bind(grain.minutes());
+        push_ranges(&mut query, ranges);
+        let mut rows = Vec::new();
+        for row in query.query().fetch_all(self.db.pool()).await? {
+            let bucket: i64 = row.try_get("bucket_start")?;
+            if !cover.contains(grain, bucket) {
+                continue;
+            }
+            let value: String = row.try_get("value")?;
+            let closed = match row.try_get::<Option<Vec<u8>>, _>("stats")? {
+                Some(bytes) => Some(encoding::decode(&bytes)?),
+                None => None,
+            };
+            rows.push(RollupRow {
+                bucket,
+                key: dimension.map_or(RowKey::All, |d| RowKey::Value(d, value)),
+                opened: row.try_get("opened_count")?,
+                closed,
+            });
+        }
+        Ok(rows)
     }
 
     /// Conversations closed in [from, to), oldest first, after (`closed_at`, `conversation`).
@@ -127,7 +177,7 @@ impl MetricsStore {
                 Ok(ClosedFact {
                     conversation: row.try_get("conversation_id")?,
                     contact: row.try_get("contact_id")?,
-                    dimensions: dimensions(row)?,
+                    dimensions: dimensions_of(row)?,
                     closed_at: row.try_get("closed_at")?,
                     imported: row.try_get::<i64, _>("imported")? != 0,
                     record: row
@@ -162,6 +212,7 @@ impl MetricsStore {
             "conversation_facts",
             "opened_rollup",
             "closed_rollup",
+            "dimension_rollup",
             "live_counts",
             "workspace_positions",
         ] {

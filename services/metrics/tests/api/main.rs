@@ -1,6 +1,7 @@
 //! The metrics service through real gRPC, fed by real contact and conversation services, on
 //! SQLite and on PostgreSQL.
 
+mod batches;
 mod export;
 mod health;
 mod helpers;

@@ -1,8 +1,8 @@
 //! The store's exactly-once application: a redelivered event, or one delivered again after a
 //! crash between two events, changes nothing.
 
-use charla_metrics::domain::{Change, Closure, Dimensions};
-use charla_metrics::store::{MIGRATIONS, MetricsStore};
+use charla_metrics::domain::{Change, Closure, Cover, Dimensions, Grain};
+use charla_metrics::store::{MIGRATIONS, MetricsStore, StreamEvent};
 use charla_runtime::db::Database;
 use charla_testing::{Backend, backend_tests, fresh_database_url};
 
@@ -21,14 +21,27 @@ fn opened(conversation: &str) -> Change {
     }
 }
 
+fn event(sequence: u64, change: &Change) -> StreamEvent {
+    StreamEvent {
+        workspace: "w".into(),
+        partition: 0,
+        sequence,
+        change: change.clone(),
+    }
+}
+
 async fn a_redelivered_event_is_applied_once(backend: Backend) {
     let Some(url) = fresh_database_url(backend).await else {
         return;
     };
     let store = MetricsStore::new(Database::connect(&url, &MIGRATIONS).await.unwrap());
-    assert!(store.apply("w", 0, 1, &opened("c1")).await.unwrap());
-    assert!(
-        !store.apply("w", 0, 1, &opened("c1")).await.unwrap(),
+    assert_eq!(
+        store.apply_batch(&[event(1, &opened("c1"))]).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.apply_batch(&[event(1, &opened("c1"))]).await.unwrap(),
+        0,
         "the same position again"
     );
     let closed = Change::Closed {
@@ -48,19 +61,33 @@ async fn a_redelivered_event_is_applied_once(backend: Backend) {
         imported: false,
         record: Vec::new(),
     };
-    assert!(store.apply("w", 0, 2, &closed).await.unwrap());
+    // A batch that starts with an event applied before applies only the rest.
+    let batch = [event(1, &opened("c1")), event(2, &closed)];
+    assert_eq!(store.apply_batch(&batch).await.unwrap(), 1);
     // A consumer that crashed after committing event 2 but before learning so gets it again.
-    assert!(!store.apply("w", 0, 2, &closed).await.unwrap());
-    assert!(
-        !store.apply("w", 0, 1, &opened("c1")).await.unwrap(),
-        "an older event is not re-applied"
+    assert_eq!(store.apply_batch(&batch[1..]).await.unwrap(), 0);
+    // An event beyond the next one means the stored position moved: refused, nothing applied.
+    assert!(store.apply_batch(&[event(4, &opened("c2"))]).await.is_err());
+
+    let day = Cover::of(&[0, 86_400_000_000]);
+    let all = store
+        .dimension_rows("w", None, Grain::Day, &day)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].opened, 1);
+    assert_eq!(all[0].closed.as_ref().map(|s| s.closed), Some(1));
+    let quarters = Cover::of(&[0, 900_000_000, 1_800_000_000]);
+    let combinations = store.combination_rows("w", &quarters).await.unwrap();
+    assert_eq!(combinations.iter().map(|row| row.opened).sum::<i64>(), 1);
+    assert_eq!(
+        combinations
+            .iter()
+            .filter_map(|row| row.closed.as_ref())
+            .map(|stats| stats.closed)
+            .sum::<u64>(),
+        1
     );
-    let opened_rows = store.opened_rows("w", 0, 2_000_000_000).await.unwrap();
-    let total_opened: i64 = opened_rows.iter().map(|(_, _, count)| count).sum();
-    assert_eq!(total_opened, 1);
-    let closed_rows = store.closed_rows("w", 0, 2_000_000_000).await.unwrap();
-    assert_eq!(closed_rows.len(), 1);
-    assert_eq!(closed_rows[0].2.closed, 1);
     assert_eq!(store.live_counts("w").await.unwrap().open, 0);
     assert_eq!(store.cursor().positions().await.unwrap(), [(0, 2)]);
 }

@@ -36,6 +36,10 @@ pub struct FleetClock {
     /// The database's time when this process last read or wrote it (microseconds): a stored time
     /// that differs was moved by another replica.
     synced: Arc<AtomicI64>,
+    /// One read-compare-write at a time: a refresh that read the database before another one
+    /// wrote it would otherwise take the older time back (a call's refresh racing the background
+    /// one moved the clock backwards under a test).
+    moving: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl FleetClock {
@@ -54,6 +58,7 @@ impl FleetClock {
             local,
             db,
             synced: Arc::new(AtomicI64::new(stored)),
+            moving: Arc::default(),
         })
     }
 
@@ -66,6 +71,11 @@ impl FleetClock {
     /// process's time if the process moved its own clock (`charla up` shares one clock among
     /// services with a database each; in-process tests move it directly).
     pub async fn refresh(&self) -> Result<(), sqlx::Error> {
+        let _one_at_a_time = self.moving.lock().await;
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<(), sqlx::Error> {
         let stored = stored_time(&self.db).await?;
         let synced = self.synced.load(Ordering::SeqCst);
         let local = to_micros(self.local.now());
@@ -90,7 +100,8 @@ impl FleetClock {
 
     /// Sets the fleet's clock to `to`; refused when the fleet's clock is already later.
     pub async fn set(&self, to: SystemTime) -> Result<SystemTime, ApiError> {
-        self.refresh().await?;
+        let _one_at_a_time = self.moving.lock().await;
+        self.refresh_locked().await?;
         let moved =
             sqlx::query("UPDATE test_clock SET now_micros = $1 WHERE id = 1 AND now_micros <= $1")
                 .bind(to_micros(to))
@@ -109,7 +120,8 @@ impl FleetClock {
 
     /// Moves the fleet's clock forward by `by`; refused past the year 9999.
     pub async fn advance(&self, by: Duration) -> Result<SystemTime, ApiError> {
-        self.refresh().await?;
+        let _one_at_a_time = self.moving.lock().await;
+        self.refresh_locked().await?;
         // Anything longer passes the year 9999 anyway; capped, the SQL can't overflow.
         let latest = to_micros(latest_time());
         let by = i64::try_from(by.as_micros()).map_or(latest, |by| by.min(latest));

@@ -1,0 +1,473 @@
+//! A batch of conversation events folded in memory into what the aggregates must change: the
+//! conversations' facts, additive rollup deltas at every grain, live counts. Many events land in
+//! the same few rollup rows, so the store writes each changed row once per batch, not once per
+//! event. The rules are those of one event at a time: applying a batch equals applying its events
+//! in order.
+
+use std::collections::HashMap;
+
+use super::change::Change;
+use super::closed::{ClosedStats, Closure};
+use super::dimensions::{Dimension, Dimensions};
+use super::grains::Grain;
+
+/// A conversation as the aggregates know it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    pub contact: String,
+    /// Its current dimensions (at close, once closed).
+    pub dimensions: Dimensions,
+    pub opened_at: i64,
+    pub imported: bool,
+    pub closed_at: Option<i64>,
+    /// The close event as received, when it closed in this batch (kept for exports).
+    pub close_record: Option<Vec<u8>>,
+}
+
+/// The rows a single dimension is rolled up under: '' (every conversation), or a dimension.
+pub type DimensionKey = Option<Dimension>;
+
+/// What one rollup row gains.
+#[derive(Debug, Clone, Default)]
+pub struct Delta {
+    pub opened: i64,
+    /// Conversations closed in the bucket; `None` when none closed.
+    pub closed: Option<ClosedStats>,
+}
+
+impl Delta {
+    /// Whether the row would not change.
+    pub fn is_empty(&self) -> bool {
+        self.opened == 0 && self.closed.is_none()
+    }
+
+    fn close(&mut self, stats: &ClosedStats) {
+        self.closed
+            .get_or_insert_with(ClosedStats::default)
+            .merge(stats);
+    }
+}
+
+/// A quarter-hour rollup row: every dimension.
+pub type ComboKey = (String, i64, Dimensions);
+
+/// A coarse rollup row: (workspace, dimension, grain, bucket start, value).
+pub type DimensionRowKey = (String, DimensionKey, Grain, i64, String);
+
+/// The changes to the open and unassigned counts of a workspace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LiveDelta {
+    pub open: i64,
+    pub unassigned: i64,
+}
+
+/// The values of `dimensions` a conversation counts under, '' first; a conversation still open
+/// counts under no closing source and no category.
+fn dimension_values(dimensions: &Dimensions) -> impl Iterator<Item = (DimensionKey, &str)> {
+    std::iter::once((None, "")).chain(
+        Dimension::ALL
+            .into_iter()
+            .filter_map(|d| d.value_in(dimensions).map(|value| (Some(d), value))),
+    )
+}
+
+/// Events folded so far.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Conversations the batch read or wrote, by (workspace, conversation); `None`: unknown to
+    /// the store.
+    facts: HashMap<(String, String), Option<Fact>>,
+    /// The facts to write.
+    changed: Vec<(String, String)>,
+    pub combos: HashMap<ComboKey, Delta>,
+    pub dimension_rows: HashMap<DimensionRowKey, Delta>,
+    pub live: HashMap<String, LiveDelta>,
+}
+
+impl Batch {
+    /// A batch over the stored facts of the conversations its events name (`None` for those the
+    /// store doesn't have).
+    pub fn new(known: HashMap<(String, String), Option<Fact>>) -> Self {
+        Self {
+            facts: known,
+            ..Self::default()
+        }
+    }
+
+    /// The conversations a change names, to load their facts before folding.
+    pub fn conversation_of(change: &Change) -> Option<&str> {
+        match change {
+            Change::Opened { conversation, .. }
+            | Change::Assigned { conversation, .. }
+            | Change::Closed { conversation, .. } => Some(conversation),
+            Change::Nothing => None,
+        }
+    }
+
+    /// The facts that changed, to write.
+    pub fn changed_facts(&self) -> impl Iterator<Item = (&str, &str, &Fact)> {
+        self.changed.iter().filter_map(|key| {
+            let fact = self.facts.get(key)?.as_ref()?;
+            Some((key.0.as_str(), key.1.as_str(), fact))
+        })
+    }
+
+    /// Folds one event of `workspace`.
+    pub fn apply(&mut self, workspace: &str, change: &Change) {
+        match change {
+            Change::Opened {
+                conversation,
+                contact,
+                dimensions,
+                opened_at,
+                imported,
+            } => {
+                if self.fact(workspace, conversation).is_none() {
+                    self.open(
+                        workspace,
+                        conversation,
+                        contact,
+                        dimensions,
+                        *opened_at,
+                        *imported,
+                    );
+                }
+            }
+            Change::Assigned {
+                conversation,
+                assignee,
+                team,
+            } => {
+                let Some(fact) = self.fact(workspace, conversation) else {
+                    return;
+                };
+                if fact.closed_at.is_some() {
+                    return;
+                }
+                let mut moved = fact.dimensions.clone();
+                moved.assignee = assignee.clone();
+                moved.team = team.clone();
+                let was_unassigned = i64::from(fact.dimensions.assignee.is_empty());
+                let is_unassigned = i64::from(moved.assignee.is_empty());
+                self.move_to(workspace, conversation, &moved);
+                self.live_mut(workspace).unassigned += is_unassigned - was_unassigned;
+            }
+            Change::Closed {
+                conversation,
+                contact,
+                dimensions,
+                opened_at,
+                closed_at,
+                closure,
+                imported,
+                record,
+            } => {
+                if self.fact(workspace, conversation).is_none() {
+                    // Opened before the history this store has read: count the opening now,
+                    // with the dimensions it closes with.
+                    self.open(
+                        workspace,
+                        conversation,
+                        contact,
+                        dimensions,
+                        *opened_at,
+                        *imported,
+                    );
+                }
+                let Some(fact) = self.fact(workspace, conversation) else {
+                    return;
+                };
+                if fact.closed_at.is_some() {
+                    return;
+                }
+                let was_unassigned = i64::from(fact.dimensions.assignee.is_empty());
+                let contact = fact.contact.clone();
+                self.move_to(workspace, conversation, dimensions);
+                if let Some(Some(fact)) = self
+                    .facts
+                    .get_mut(&(workspace.to_owned(), conversation.clone()))
+                {
+                    fact.closed_at = Some(*closed_at);
+                    fact.close_record = Some(record.clone());
+                }
+                self.count_closed(workspace, *closed_at, dimensions, &contact, closure);
+                let live = self.live_mut(workspace);
+                live.open -= 1;
+                live.unassigned -= was_unassigned;
+            }
+            Change::Nothing => {}
+        }
+    }
+
+    fn fact(&self, workspace: &str, conversation: &str) -> Option<&Fact> {
+        self.facts
+            .get(&(workspace.to_owned(), conversation.to_owned()))?
+            .as_ref()
+    }
+
+    fn mark_changed(&mut self, key: (String, String)) {
+        if !self.changed.contains(&key) {
+            self.changed.push(key);
+        }
+    }
+
+    fn open(
+        &mut self,
+        workspace: &str,
+        conversation: &str,
+        contact: &str,
+        dimensions: &Dimensions,
+        opened_at: i64,
+        imported: bool,
+    ) {
+        let key = (workspace.to_owned(), conversation.to_owned());
+        self.facts.insert(
+            key.clone(),
+            Some(Fact {
+                contact: contact.to_owned(),
+                dimensions: dimensions.clone(),
+                opened_at,
+                imported,
+                closed_at: None,
+                close_record: None,
+            }),
+        );
+        self.mark_changed(key);
+        self.count_opened(workspace, opened_at, dimensions, 1);
+        let live = self.live_mut(workspace);
+        live.open += 1;
+        live.unassigned += i64::from(dimensions.assignee.is_empty());
+    }
+
+    /// Moves a conversation's opening count from its dimensions to `to`, and records them.
+    fn move_to(&mut self, workspace: &str, conversation: &str, to: &Dimensions) {
+        let key = (workspace.to_owned(), conversation.to_owned());
+        let Some(Some(fact)) = self.facts.get_mut(&key) else {
+            return;
+        };
+        if &fact.dimensions == to {
+            return;
+        }
+        let (from, opened_at) = (
+            std::mem::replace(&mut fact.dimensions, to.clone()),
+            fact.opened_at,
+        );
+        self.mark_changed(key);
+        self.count_opened(workspace, opened_at, &from, -1);
+        self.count_opened(workspace, opened_at, to, 1);
+    }
+
+    fn count_opened(
+        &mut self,
+        workspace: &str,
+        opened_at: i64,
+        dimensions: &Dimensions,
+        delta: i64,
+    ) {
+        let quarter = Grain::Quarter.bucket(opened_at);
+        self.combos
+            .entry((workspace.to_owned(), quarter, dimensions.clone()))
+            .or_default()
+            .opened += delta;
+        for grain in Grain::COARSE {
+            let bucket = grain.bucket(opened_at);
+            for (dimension, value) in dimension_values(dimensions) {
+                self.dimension_rows
+                    .entry((
+                        workspace.to_owned(),
+                        dimension,
+                        grain,
+                        bucket,
+                        value.to_owned(),
+                    ))
+                    .or_default()
+                    .opened += delta;
+            }
+        }
+    }
+
+    fn count_closed(
+        &mut self,
+        workspace: &str,
+        closed_at: i64,
+        dimensions: &Dimensions,
+        contact: &str,
+        closure: &Closure,
+    ) {
+        let mut stats = ClosedStats::default();
+        stats.add(contact, closure);
+        let quarter = Grain::Quarter.bucket(closed_at);
+        self.combos
+            .entry((workspace.to_owned(), quarter, dimensions.clone()))
+            .or_default()
+            .close(&stats);
+        for grain in Grain::COARSE {
+            let bucket = grain.bucket(closed_at);
+            for (dimension, value) in dimension_values(dimensions) {
+                self.dimension_rows
+                    .entry((
+                        workspace.to_owned(),
+                        dimension,
+                        grain,
+                        bucket,
+                        value.to_owned(),
+                    ))
+                    .or_default()
+                    .close(&stats);
+            }
+        }
+    }
+
+    fn live_mut(&mut self, workspace: &str) -> &mut LiveDelta {
+        self.live.entry(workspace.to_owned()).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const HOUR: i64 = 3_600_000_000;
+
+    fn opened(conversation: &str, at: i64) -> Change {
+        Change::Opened {
+            conversation: conversation.into(),
+            contact: format!("contact-of-{conversation}"),
+            dimensions: Dimensions {
+                channel_type: "whatsapp".into(),
+                opened_by: "inbound_message".into(),
+                ..Dimensions::default()
+            },
+            opened_at: at,
+            imported: false,
+        }
+    }
+
+    fn assigned(conversation: &str, assignee: &str) -> Change {
+        Change::Assigned {
+            conversation: conversation.into(),
+            assignee: assignee.into(),
+            team: String::new(),
+        }
+    }
+
+    fn closed(conversation: &str, assignee: &str, opened_at: i64, at: i64) -> Change {
+        Change::Closed {
+            conversation: conversation.into(),
+            contact: format!("contact-of-{conversation}"),
+            dimensions: Dimensions {
+                assignee: assignee.into(),
+                channel_type: "whatsapp".into(),
+                opened_by: "inbound_message".into(),
+                closed_by: "user".into(),
+                ..Dimensions::default()
+            },
+            opened_at,
+            closed_at: at,
+            closure: Closure {
+                resolution: Duration::from_micros((at - opened_at) as u64),
+                ..Closure::default()
+            },
+            imported: false,
+            record: vec![1],
+        }
+    }
+
+    fn row<'a>(
+        batch: &'a Batch,
+        dimension: DimensionKey,
+        grain: Grain,
+        at: i64,
+        value: &str,
+    ) -> &'a Delta {
+        &batch.dimension_rows[&(
+            "w".to_owned(),
+            dimension,
+            grain,
+            grain.bucket(at),
+            value.to_owned(),
+        )]
+    }
+
+    #[test]
+    fn an_assignment_moves_the_opening_and_a_close_counts_once_under_each_value() {
+        let mut batch = Batch::new(HashMap::new());
+        let at = 1000 * HOUR;
+        batch.apply("w", &opened("c1", at));
+        batch.apply("w", &assigned("c1", "ana"));
+        batch.apply("w", &closed("c1", "ana", at, at + 2 * HOUR));
+        batch.apply("w", &closed("c1", "ana", at, at + 3 * HOUR));
+
+        let by_assignee = Some(Dimension::Assignee);
+        assert_eq!(
+            row(&batch, by_assignee, Grain::Hour, at, "").opened,
+            0,
+            "moved away"
+        );
+        assert_eq!(row(&batch, by_assignee, Grain::Hour, at, "ana").opened, 1);
+        assert_eq!(
+            row(&batch, None, Grain::Day, at, "").opened,
+            1,
+            "the total is unmoved"
+        );
+        let closes = row(&batch, by_assignee, Grain::Hour, at + 2 * HOUR, "ana");
+        assert_eq!(
+            closes.closed.as_ref().map(|s| s.closed),
+            Some(1),
+            "closed once"
+        );
+        assert_eq!(
+            row(&batch, Some(Dimension::ClosedBy), Grain::Hour, at, "user").opened,
+            1,
+            "a closed conversation counts under its closing source"
+        );
+        assert!(
+            !batch
+                .dimension_rows
+                .keys()
+                .any(|k| k.1 == Some(Dimension::Category) && !k.4.is_empty()),
+            "no category but ''"
+        );
+        assert_eq!(
+            batch.live["w"],
+            LiveDelta {
+                open: 0,
+                unassigned: 0
+            }
+        );
+        let facts: Vec<_> = batch.changed_facts().collect();
+        assert_eq!(facts.len(), 1);
+        assert_eq!(facts[0].2.closed_at, Some(at + 2 * HOUR));
+    }
+
+    #[test]
+    fn a_close_of_an_unknown_conversation_counts_its_opening_and_a_known_one_is_not_reopened() {
+        let at = 500 * HOUR;
+        let known = Fact {
+            contact: "k".into(),
+            dimensions: Dimensions::default(),
+            opened_at: at,
+            imported: false,
+            closed_at: None,
+            close_record: None,
+        };
+        let mut batch = Batch::new(HashMap::from([(("w".into(), "known".into()), Some(known))]));
+        batch.apply("w", &opened("known", at));
+        batch.apply("w", &closed("unknown", "", at, at + HOUR));
+        assert_eq!(
+            row(&batch, None, Grain::Hour, at, "").opened,
+            1,
+            "only the unknown one"
+        );
+        assert_eq!(
+            batch.live["w"],
+            LiveDelta {
+                open: 0,
+                unassigned: 0
+            }
+        );
+        assert_eq!(batch.changed_facts().count(), 1);
+    }
+}

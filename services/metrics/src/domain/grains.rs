@@ -1,0 +1,166 @@
+//! The grains rollups are kept at, and how a report's periods are covered by the fewest buckets.
+//!
+//! Every combination of dimensions is rolled up by quarter hour (time zones with :30 and :45
+//! offsets need that edge), which at scale is about one row per conversation. Each single
+//! dimension is also rolled up by hour and by UTC day. A period is then read as quarter hours up
+//! to the first whole hour, whole hours up to the first whole UTC day, whole days, and back down:
+//! a 30-day report by UTC day reads 30 buckets per value, one by local day in a whole-hour zone 720.
+
+/// A rollup's bucket length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Grain {
+    /// 15 minutes: every combination of dimensions.
+    Quarter,
+    /// An hour: each dimension alone.
+    Hour,
+    /// A UTC day: each dimension alone.
+    Day,
+}
+
+impl Grain {
+    /// The grains each dimension is rolled up at alone.
+    pub const COARSE: [Grain; 2] = [Grain::Hour, Grain::Day];
+
+    /// The bucket length in minutes: the stored name of the grain.
+    pub const fn minutes(self) -> i64 {
+        match self {
+            Grain::Quarter => 15,
+            Grain::Hour => 60,
+            Grain::Day => 1440,
+        }
+    }
+
+    const fn micros(self) -> i64 {
+        self.minutes() * 60_000_000
+    }
+
+    /// The start of the bucket `at` (microseconds since the epoch) falls in.
+    pub fn bucket(self, at: i64) -> i64 {
+        at.div_euclid(self.micros()) * self.micros()
+    }
+}
+
+/// The buckets that cover a report's periods, each bucket inside one period: per grain, sorted
+/// and disjoint [start, end) ranges of bucket starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cover {
+    pub quarter: Vec<(i64, i64)>,
+    pub hour: Vec<(i64, i64)>,
+    pub day: Vec<(i64, i64)>,
+}
+
+impl Cover {
+    /// Covers the periods between consecutive `edges` (each on a quarter-hour edge, ascending),
+    /// with the largest buckets that fit.
+    pub fn of(edges: &[i64]) -> Self {
+        let mut cover = Cover::default();
+        for period in edges.windows(2) {
+            let (mut at, end) = (period[0], period[1]);
+            while at < end {
+                let grain = [Grain::Day, Grain::Hour]
+                    .into_iter()
+                    .find(|g| g.bucket(at) == at && at + g.micros() <= end)
+                    .unwrap_or(Grain::Quarter);
+                cover.push(grain, at, at + grain.micros());
+                at += grain.micros();
+            }
+        }
+        cover
+    }
+
+    /// The ranges of one grain.
+    pub fn ranges(&self, grain: Grain) -> &[(i64, i64)] {
+        match grain {
+            Grain::Quarter => &self.quarter,
+            Grain::Hour => &self.hour,
+            Grain::Day => &self.day,
+        }
+    }
+
+    /// Whether the bucket of `grain` starting at `start` is part of the cover.
+    pub fn contains(&self, grain: Grain, start: i64) -> bool {
+        let ranges = self.ranges(grain);
+        let after = ranges.partition_point(|(from, _)| *from <= start);
+        after > 0 && start < ranges[after - 1].1
+    }
+
+    fn push(&mut self, grain: Grain, start: i64, end: i64) {
+        let ranges = match grain {
+            Grain::Quarter => &mut self.quarter,
+            Grain::Hour => &mut self.hour,
+            Grain::Day => &mut self.day,
+        };
+        match ranges.last_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => ranges.push((start, end)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000_000;
+    const HOUR: i64 = 60 * MIN;
+    const DAY: i64 = 24 * HOUR;
+
+    /// Every quarter hour of [from, to) is covered exactly once, by a bucket inside its period.
+    fn assert_exact(edges: &[i64], cover: &Cover) {
+        for period in edges.windows(2) {
+            let mut quarter = period[0];
+            while quarter < period[1] {
+                let holders: Vec<Grain> = [Grain::Quarter, Grain::Hour, Grain::Day]
+                    .into_iter()
+                    .filter(|g| cover.contains(*g, g.bucket(quarter)))
+                    .collect();
+                assert_eq!(holders.len(), 1, "quarter at {quarter}: {holders:?}");
+                let grain = holders[0];
+                let start = grain.bucket(quarter);
+                assert!(start >= period[0] && start + grain.micros() <= period[1]);
+                quarter += 15 * MIN;
+            }
+        }
+    }
+
+    #[test]
+    fn utc_days_are_read_as_days() {
+        let edges: Vec<i64> = (0..=30).map(|d| 20_000 * DAY + d * DAY).collect();
+        let cover = Cover::of(&edges);
+        assert_eq!(cover.day, [(edges[0], edges[30])]);
+        assert!(cover.hour.is_empty() && cover.quarter.is_empty());
+        assert_exact(&edges, &cover);
+    }
+
+    #[test]
+    fn local_days_of_whole_hour_zones_are_read_as_hours() {
+        // UTC-5: each local day runs 05:00 to 05:00 UTC.
+        let edges: Vec<i64> = (0..=30)
+            .map(|d| 20_000 * DAY + 5 * HOUR + d * DAY)
+            .collect();
+        let cover = Cover::of(&edges);
+        assert_eq!(cover.hour, [(edges[0], edges[30])]);
+        assert!(cover.day.is_empty() && cover.quarter.is_empty());
+        assert_exact(&edges, &cover);
+    }
+
+    #[test]
+    fn half_hour_zones_and_long_periods_mix_every_grain() {
+        // UTC+5:30 days, then a local month (with whole UTC days inside) in UTC-3:45.
+        let mut edges: Vec<i64> = (0..=3)
+            .map(|d| 20_000 * DAY - 5 * HOUR - 30 * MIN + d * DAY)
+            .collect();
+        edges.push(edges[3] + 31 * DAY + 9 * HOUR + 15 * MIN);
+        let cover = Cover::of(&edges);
+        assert!(!cover.quarter.is_empty() && !cover.hour.is_empty() && !cover.day.is_empty());
+        assert_exact(&edges, &cover);
+        assert!(!cover.contains(Grain::Quarter, edges[0] - 15 * MIN));
+        assert!(!cover.contains(Grain::Hour, Grain::Hour.bucket(edges[4]) + HOUR));
+    }
+
+    #[test]
+    fn buckets_before_1970_have_their_own_edges() {
+        assert_eq!(Grain::Day.bucket(-1), -DAY);
+        assert_eq!(Grain::Hour.bucket(-HOUR), -HOUR);
+    }
+}

@@ -1,0 +1,152 @@
+//! Statements of any length (multi-row inserts, IN lists) built with numbered placeholders,
+//! which both SQLite and PostgreSQL read. sqlx's `QueryBuilder` over the `Any` driver writes `?`,
+//! which PostgreSQL refuses.
+
+use std::fmt::Write as _;
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AssertSqlSafe};
+
+/// A bound value.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+    MaybeInt(Option<i64>),
+    MaybeBytes(Option<Vec<u8>>),
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Self::Text(value)
+    }
+}
+
+impl From<&str> for Param {
+    fn from(value: &str) -> Self {
+        Self::Text(value.to_owned())
+    }
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<Option<i64>> for Param {
+    fn from(value: Option<i64>) -> Self {
+        Self::MaybeInt(value)
+    }
+}
+
+impl From<Vec<u8>> for Param {
+    fn from(value: Vec<u8>) -> Self {
+        Self::MaybeBytes(Some(value))
+    }
+}
+
+impl From<Option<Vec<u8>>> for Param {
+    fn from(value: Option<Vec<u8>>) -> Self {
+        Self::MaybeBytes(value)
+    }
+}
+
+/// SQL text and its parameters, in order.
+#[derive(Debug, Default)]
+pub struct Statement {
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl Statement {
+    /// A statement starting with `sql`.
+    pub fn new(sql: impl Into<String>) -> Self {
+        Self {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub fn push_bind(&mut self, value: impl Into<Param>) -> &mut Self {
+        self.params.push(value.into());
+        let _infallible = write!(self.sql, "${}", self.params.len());
+        self
+    }
+
+    /// Appends `($a, $b, ...)` bound to `values`.
+    pub fn push_list<T: Into<Param>>(&mut self, values: impl IntoIterator<Item = T>) -> &mut Self {
+        self.push("(");
+        for (index, value) in values.into_iter().enumerate() {
+            if index > 0 {
+                self.push(", ");
+            }
+            self.push_bind(value);
+        }
+        self.push(")")
+    }
+
+    /// Appends `VALUES (...), (...)`, one tuple per item, its values bound by `row`.
+    pub fn push_values<I>(
+        &mut self,
+        items: I,
+        mut row: impl FnMut(&mut Tuple<'_>, I::Item),
+    ) -> &mut Self
+    where
+        I: IntoIterator,
+    {
+        self.push("VALUES ");
+        for (index, item) in items.into_iter().enumerate() {
+            self.push(if index > 0 { ", (" } else { "(" });
+            row(
+                &mut Tuple {
+                    statement: self,
+                    first: true,
+                },
+                item,
+            );
+            self.push(")");
+        }
+        self
+    }
+
+    /// The query, ready to run.
+    pub fn query(&self) -> Query<'_, Any, AnyArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(self.sql.clone()));
+        for param in &self.params {
+            query = match param {
+                Param::Text(value) => query.bind(value.clone()),
+                Param::Int(value) => query.bind(*value),
+                Param::MaybeInt(value) => query.bind(*value),
+                Param::MaybeBytes(value) => query.bind(value.clone()),
+            };
+        }
+        query
+    }
+}
+
+/// The values of one tuple of `push_values`.
+pub struct Tuple<'s> {
+    statement: &'s mut Statement,
+    first: bool,
+}
+
+impl Tuple<'_> {
+    /// Appends a value to the tuple.
+    pub fn push_bind(&mut self, value: impl Into<Param>) -> &mut Self {
+        if !self.first {
+            self.statement.push(", ");
+        }
+        self.first = false;
+        self.statement.push_bind(value);
+        self
+    }
+}
