@@ -140,7 +140,7 @@ impl MetricsStore {
         }
         for (workspace, conversations) in by_workspace {
             for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
-                let mut query = Statement::new(format!(
+                let mut query = Statement::new(self.db.backend(), format!(
                     "SELECT conversation_id, contact_id, {DIMENSION_COLUMNS}, opened_at, closed_at, imported
                      FROM conversation_facts WHERE workspace_id = "
                 ));
@@ -167,10 +167,13 @@ impl MetricsStore {
     async fn write_facts(&self, conn: &mut AnyConnection, batch: &Batch) -> Result<(), ApiError> {
         let changed: Vec<_> = batch.changed_facts().collect();
         for chunk in changed.chunks(ROWS_PER_STATEMENT) {
-            let mut query = Statement::new(format!(
-                "INSERT INTO conversation_facts (workspace_id, conversation_id, contact_id,
+            let mut query = Statement::new(
+                self.db.backend(),
+                format!(
+                    "INSERT INTO conversation_facts (workspace_id, conversation_id, contact_id,
                      {DIMENSION_COLUMNS}, opened_at, closed_at, imported, close_event) "
-            ));
+                ),
+            );
             query.push_values(chunk, |row, (workspace, conversation, fact)| {
                 row.push_bind(workspace.to_string())
                     .push_bind(conversation.to_string())
@@ -205,9 +208,12 @@ impl MetricsStore {
             .map(|(key, delta)| (key, delta.opened))
             .collect();
         for chunk in opened.chunks(ROWS_PER_STATEMENT) {
-            let mut query = Statement::new(format!(
-                "INSERT INTO opened_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, opened_count) "
-            ));
+            let mut query = Statement::new(
+                self.db.backend(),
+                format!(
+                    "INSERT INTO opened_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, opened_count) "
+                ),
+            );
             query.push_values(chunk, |row, ((workspace, bucket, dimensions), opened)| {
                 row.push_bind(workspace.clone()).push_bind(*bucket);
                 push_dimensions(row, dimensions);
@@ -240,9 +246,12 @@ impl MetricsStore {
             starts.sort_unstable();
             starts.dedup();
             for chunk in starts.chunks(ROWS_PER_STATEMENT) {
-                let mut query = Statement::new(format!(
-                    "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup WHERE workspace_id = "
-                ));
+                let mut query = Statement::new(
+                    self.db.backend(),
+                    format!(
+                        "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup WHERE workspace_id = "
+                    ),
+                );
                 query.push_bind(workspace.to_owned());
                 query.push(" AND bucket_start IN ");
                 query.push_list(chunk.iter().copied());
@@ -260,9 +269,12 @@ impl MetricsStore {
         }
         let rows: Vec<(&ComboKey, ClosedStats)> = merged.into_iter().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut query = Statement::new(format!(
-                "INSERT INTO closed_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, closed_count, stats) "
-            ));
+            let mut query = Statement::new(
+                self.db.backend(),
+                format!(
+                    "INSERT INTO closed_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, closed_count, stats) "
+                ),
+            );
             query.push_values(chunk, |row, ((workspace, bucket, dimensions), stats)| {
                 row.push_bind(workspace.clone()).push_bind(*bucket);
                 push_dimensions(row, dimensions);
@@ -304,6 +316,7 @@ impl MetricsStore {
             starts.dedup();
             for chunk in starts.chunks(ROWS_PER_STATEMENT) {
                 let mut query = Statement::new(
+                    self.db.backend(),
                     "SELECT dimension, bucket_start, value, stats FROM dimension_rollup
                      WHERE stats IS NOT NULL AND workspace_id = ",
                 );
@@ -335,6 +348,7 @@ impl MetricsStore {
         let rows: Vec<_> = merged.into_iter().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut query = Statement::new(
+                self.db.backend(),
                 "INSERT INTO dimension_rollup (workspace_id, dimension, grain, bucket_start, value,
                      opened_count, closed_count, stats) ",
             );

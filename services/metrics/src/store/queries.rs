@@ -66,10 +66,13 @@ impl MetricsStore {
             return Ok(Vec::new());
         }
         let mut rows = Vec::new();
-        let mut query = Statement::new(format!(
-            "SELECT bucket_start, {DIMENSION_COLUMNS}, opened_count FROM opened_rollup
+        let mut query = Statement::new(
+            self.db.backend(),
+            format!(
+                "SELECT bucket_start, {DIMENSION_COLUMNS}, opened_count FROM opened_rollup
              WHERE opened_count <> 0 AND workspace_id = "
-        ));
+            ),
+        );
         query.push_bind(workspace.to_owned());
         push_ranges(&mut query, ranges);
         for row in query.query().fetch_all(self.db.pool()).await? {
@@ -83,9 +86,12 @@ impl MetricsStore {
                 });
             }
         }
-        let mut query = Statement::new(format!(
-            "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup WHERE workspace_id = "
-        ));
+        let mut query = Statement::new(
+            self.db.backend(),
+            format!(
+                "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup WHERE workspace_id = "
+            ),
+        );
         query.push_bind(workspace.to_owned());
         push_ranges(&mut query, ranges);
         for row in query.query().fetch_all(self.db.pool()).await? {
@@ -116,6 +122,7 @@ impl MetricsStore {
             return Ok(Vec::new());
         }
         let mut query = Statement::new(
+            self.db.backend(),
             "SELECT bucket_start, value, opened_count, stats FROM dimension_rollup
              WHERE workspace_id = ",
         );

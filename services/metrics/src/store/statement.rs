@@ -1,9 +1,11 @@
-//! Statements of any length (multi-row inserts, IN lists) built with numbered placeholders,
-//! which both SQLite and PostgreSQL read. sqlx's `QueryBuilder` over the `Any` driver writes `?`,
-//! which PostgreSQL refuses.
+//! Statements of any length (multi-row inserts, IN lists), with each engine's placeholders:
+//! sqlx's `QueryBuilder` over the `Any` driver writes `?`, which PostgreSQL refuses, and SQLite
+//! binds numbered ones (`$1`) by looking each name up among all of them, which at thousands of
+//! parameters costs more than the statement.
 
 use std::fmt::Write as _;
 
+use charla_runtime::db::Backend;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe};
@@ -54,18 +56,21 @@ impl From<Option<Vec<u8>>> for Param {
 }
 
 /// SQL text and its parameters, in order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Statement {
     sql: String,
     params: Vec<Param>,
+    /// `$1, $2...` (PostgreSQL) or `?` in order (SQLite).
+    numbered: bool,
 }
 
 impl Statement {
-    /// A statement starting with `sql`.
-    pub fn new(sql: impl Into<String>) -> Self {
+    /// A statement for `backend` starting with `sql` (which has no placeholders of its own).
+    pub fn new(backend: Backend, sql: impl Into<String>) -> Self {
         Self {
             sql: sql.into(),
             params: Vec::new(),
+            numbered: backend == Backend::Postgres,
         }
     }
 
@@ -78,7 +83,11 @@ impl Statement {
     /// Appends a placeholder bound to `value`.
     pub fn push_bind(&mut self, value: impl Into<Param>) -> &mut Self {
         self.params.push(value.into());
-        let _infallible = write!(self.sql, "${}", self.params.len());
+        if self.numbered {
+            let _infallible = write!(self.sql, "${}", self.params.len());
+        } else {
+            self.sql.push('?');
+        }
         self
     }
 
