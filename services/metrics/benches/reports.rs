@@ -164,7 +164,7 @@ async fn measure(backend: Backend, size: usize, rounds: usize, calls: usize) {
     let apply_rate = applied as f64 / started.elapsed().as_secs_f64();
 
     let scan = "SELECT assignee, (closed_at - $2) / 86400000000 AS day, COUNT(*) AS closed,
-                       SUM(closed_at - opened_at) AS resolution
+                       CAST(SUM(closed_at - opened_at) AS BIGINT) AS resolution
                 FROM conversation_facts
                 WHERE workspace_id = $1 AND closed_at >= $2 AND closed_at < $3
                 GROUP BY assignee, day";

@@ -238,23 +238,34 @@ impl MetricsStore {
             .iter()
             .filter_map(|(key, delta)| Some((key, delta.closed.clone()?)))
             .collect();
-        let mut buckets: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for (workspace, bucket, _) in merged.keys() {
-            buckets.entry(workspace).or_default().push(*bucket);
+        // Only the rows this batch changes are read (joined to a list of their keys): reading
+        // whole buckets would cost more the more conversations share them.
+        let mut keys: BTreeMap<&str, Vec<(i64, &Dimensions)>> = BTreeMap::new();
+        for (workspace, bucket, dimensions) in merged.keys() {
+            keys.entry(workspace)
+                .or_default()
+                .push((*bucket, dimensions));
         }
-        for (workspace, mut starts) in buckets {
-            starts.sort_unstable();
-            starts.dedup();
-            for chunk in starts.chunks(ROWS_PER_STATEMENT) {
+        for (workspace, keys) in keys {
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
                 let mut query = Statement::new(
                     self.db.backend(),
-                    format!(
-                        "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup WHERE workspace_id = "
-                    ),
+                    "SELECT r.bucket_start, r.assignee, r.team, r.channel_type, r.channel_id,
+                         r.opened_by, r.closed_by, r.category, r.stats
+                     FROM closed_rollup r JOIN (",
+                );
+                query.push_values(chunk, |row, (bucket, dimensions)| {
+                    row.push_bind(*bucket);
+                    push_dimensions(row, dimensions);
+                });
+                query.push(
+                    ") AS k ON r.bucket_start = k.column1 AND r.assignee = k.column2
+                         AND r.team = k.column3 AND r.channel_type = k.column4
+                         AND r.channel_id = k.column5 AND r.opened_by = k.column6
+                         AND r.closed_by = k.column7 AND r.category = k.column8
+                     WHERE r.workspace_id = ",
                 );
                 query.push_bind(workspace.to_owned());
-                query.push(" AND bucket_start IN ");
-                query.push_list(chunk.iter().copied());
                 for row in query.query().fetch_all(&mut *conn).await? {
                     let key = (
                         workspace.to_owned(),
@@ -302,34 +313,35 @@ impl MetricsStore {
             .filter(|(_, delta)| !delta.is_empty())
             .map(|(key, delta)| (key, (delta.opened, delta.closed.clone())))
             .collect();
-        let mut buckets: BTreeMap<(&str, Grain), Vec<i64>> = BTreeMap::new();
-        for ((workspace, _, grain, bucket, _), (_, closed)) in &merged {
+        // Only the rows with closed statistics to merge are read, by their keys.
+        let mut keys: BTreeMap<(&str, Grain), Vec<(DimensionKey, i64, &str)>> = BTreeMap::new();
+        for ((workspace, dimension, grain, bucket, value), (_, closed)) in &merged {
             if closed.is_some() {
-                buckets
-                    .entry((workspace, *grain))
+                keys.entry((workspace, *grain))
                     .or_default()
-                    .push(*bucket);
+                    .push((*dimension, *bucket, value));
             }
         }
-        for ((workspace, grain), mut starts) in buckets {
-            starts.sort_unstable();
-            starts.dedup();
-            for chunk in starts.chunks(ROWS_PER_STATEMENT) {
+        for ((workspace, grain), keys) in keys {
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
                 let mut query = Statement::new(
                     self.db.backend(),
-                    "SELECT dimension, bucket_start, value, stats FROM dimension_rollup
-                     WHERE stats IS NOT NULL AND workspace_id = ",
+                    "SELECT r.dimension, r.bucket_start, r.value, r.stats FROM dimension_rollup r
+                     JOIN (",
+                );
+                query.push_values(chunk, |row, (dimension, bucket, value)| {
+                    row.push_bind(dimension_name(*dimension))
+                        .push_bind(*bucket)
+                        .push_bind(*value);
+                });
+                query.push(
+                    ") AS k ON r.dimension = k.column1 AND r.bucket_start = k.column2
+                         AND r.value = k.column3
+                     WHERE r.stats IS NOT NULL AND r.workspace_id = ",
                 );
                 query.push_bind(workspace.to_owned());
-                query.push(" AND dimension IN ");
-                let names = std::iter::once(None)
-                    .chain(Dimension::ALL.map(Some))
-                    .map(|dimension| dimension_name(dimension).to_owned());
-                query.push_list(names);
-                query.push(" AND grain = ");
+                query.push(" AND r.grain = ");
                 query.push_bind(grain.minutes());
-                query.push(" AND bucket_start IN ");
-                query.push_list(chunk.iter().copied());
                 for row in query.query().fetch_all(&mut *conn).await? {
                     let name: String = row.try_get("dimension")?;
                     let key = (
