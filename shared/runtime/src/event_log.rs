@@ -84,6 +84,9 @@ pub const POSTGRES_PARTITION_COUNT_MIGRATION: MigrationFile = MigrationFile {
 
 /// The PostgreSQL notification channel that announces commits to the log.
 const NOTIFY_CHANNEL: &str = "charla_event_log";
+/// Events written by one insert at most (5 bound values each): a long imported history is
+/// appended in several, well under either engine's limit on bound values.
+const EVENTS_PER_INSERT: usize = 1000;
 /// Events read from the database in one query.
 const READ_BATCH: i64 = 500;
 /// A stream re-reads at least this often even without a wake-up: insurance only, since commits
@@ -300,8 +303,8 @@ impl EventLog {
     }
 
     /// Appends one event per entry of `occurred_at`, in that order, inside the caller's
-    /// transaction, in two statements whatever their number: the head row moves once by the
-    /// count, and one multi-row insert writes the events. `encode(index, position)` returns the
+    /// transaction: the head row moves once by the count, and multi-row inserts write the events
+    /// (one for up to 1,000). `encode(index, position)` returns the
     /// encoded message of event `index`. Call this late in the transaction, like [`Self::append`].
     pub async fn append_all(
         &self,
@@ -333,29 +336,31 @@ impl EventLog {
                 sequence: (first + offset) as u64,
             })
             .collect();
-        let sql = insert_events_sql(self.inner.db.backend(), occurred_at.len());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(workspace.to_string())
-            .bind(i64::from(partition));
-        if self.inner.db.backend() == Backend::Postgres {
-            query = query
-                .bind(NOTIFY_CHANNEL)
-                .bind(commit_notice(partition, workspace));
-        }
-        for (index, (position, at)) in positions.iter().zip(occurred_at).enumerate() {
-            query = query
-                .bind(position.sequence as i64)
-                .bind(position.event_id.to_string())
-                .bind(to_micros(*at))
-                .bind(encode(index, *position))
-                .bind(index as i64);
-        }
-        let rows = query.fetch_all(&mut *conn).await?;
         let mut workspace_sequences = BTreeMap::new();
-        for row in rows {
-            let sequence: i64 = row.try_get(0)?;
-            let workspace_sequence: i64 = row.try_get(1)?;
-            workspace_sequences.insert(sequence as u64, workspace_sequence as u64);
+        let rows: Vec<(usize, &EventPosition)> = positions.iter().enumerate().collect();
+        for chunk in rows.chunks(EVENTS_PER_INSERT) {
+            let sql = insert_events_sql(self.inner.db.backend(), chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(workspace.to_string())
+                .bind(i64::from(partition));
+            if self.inner.db.backend() == Backend::Postgres {
+                query = query
+                    .bind(NOTIFY_CHANNEL)
+                    .bind(commit_notice(partition, workspace));
+            }
+            for (offset, (index, position)) in chunk.iter().enumerate() {
+                query = query
+                    .bind(position.sequence as i64)
+                    .bind(position.event_id.to_string())
+                    .bind(to_micros(occurred_at[*index]))
+                    .bind(encode(*index, **position))
+                    .bind(offset as i64);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                let sequence: i64 = row.try_get(0)?;
+                let workspace_sequence: i64 = row.try_get(1)?;
+                workspace_sequences.insert(sequence as u64, workspace_sequence as u64);
+            }
         }
         positions
             .into_iter()

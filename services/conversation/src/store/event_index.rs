@@ -32,20 +32,24 @@ pub(super) async fn index(
     if events.is_empty() {
         return Ok(());
     }
-    let values: Vec<String> = (0..events.len())
-        .map(|row| format!("($1, ${}, ${})", 2 + row * 2, 3 + row * 2))
-        .collect();
-    let sql = format!(
-        "INSERT INTO conversation_events (workspace_id, conversation_id, workspace_seq) VALUES {}",
-        values.join(", ")
-    );
-    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workspace.to_string());
-    for (conversation, workspace_sequence) in events {
-        query = query
-            .bind(conversation.to_string())
-            .bind(*workspace_sequence as i64);
+    // Two bound values a row: a long imported history is indexed in several inserts.
+    for chunk in events.chunks(5000) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| format!("($1, ${}, ${})", 2 + row * 2, 3 + row * 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO conversation_events (workspace_id, conversation_id, workspace_seq) \
+             VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workspace.to_string());
+        for (conversation, workspace_sequence) in chunk {
+            query = query
+                .bind(conversation.to_string())
+                .bind(*workspace_sequence as i64);
+        }
+        query.execute(&mut *conn).await?;
     }
-    query.execute(&mut *conn).await?;
     Ok(())
 }
 
