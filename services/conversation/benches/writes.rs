@@ -25,7 +25,7 @@ use charla_proto::charla::contact::v1 as contact_pb;
 use charla_proto::charla::contact::v1::contact_service_client::ContactServiceClient;
 use charla_proto::charla::conversation::v1 as pb;
 use charla_proto::charla::conversation::v1::conversation_service_client::ConversationServiceClient;
-use charla_runtime::config::RuntimeConfig;
+use charla_runtime::config::{LogFormat, RuntimeConfig};
 use charla_runtime::db::Database;
 use charla_runtime::event_log;
 use charla_runtime::test_clock::ServiceClock;
@@ -115,6 +115,10 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async {
+        // `BENCH_LOG=1 RUST_LOG=sqlx=debug` shows each statement with its time, to see where a
+        // call's time goes.
+        let _logs = std::env::var_os("BENCH_LOG")
+            .map(|_| charla_runtime::telemetry::init(LogFormat::Text, "writes-bench"));
         let mut rows = Vec::new();
         for backend in &settings.backends {
             bench(*backend, &settings, &mut rows).await;
@@ -229,10 +233,18 @@ async fn bench(backend: Backend, settings: &Settings, rows: &mut Vec<Figure>) {
     for (index, workspace) in workspaces.iter().enumerate() {
         callers.push(Caller::new(&services, *workspace, index).await);
     }
-    // Every caller's contact gets its open conversation before the measurements.
+    // Every caller's contact gets its open conversation before the measurements, and the new
+    // conversations' contacts are made beforehand (each makes a contact event that this service
+    // consumes: settled before measuring).
     for caller in callers.iter_mut() {
         caller.record(caller.contact.clone()).await;
     }
+    for (index, caller) in callers.iter_mut().enumerate() {
+        let solo = if index == 0 { settings.calls } else { 0 };
+        let count = (solo + settings.calls_per_caller) * settings.rounds;
+        caller.stock_new_contacts(count).await;
+    }
+    settle(&services).await;
 
     println!("\n{backend:?}");
     println!("round | what                               | callers |   charla/s |    floor/s");
@@ -241,11 +253,6 @@ async fn bench(backend: Backend, settings: &Settings, rows: &mut Vec<Figure>) {
             let calls = settings.calls_for(count);
             let (mut charla, mut floor_rates) = (Vec::new(), Vec::new());
             for round in 1..=settings.rounds {
-                if case == Case::New {
-                    for caller in callers.iter_mut().take(count) {
-                        caller.stock_new_contacts(calls).await;
-                    }
-                }
                 let rate = measure(&mut callers[..count], case, calls).await;
                 let floor_rate = floor.measure(case, count, calls).await;
                 println!(
@@ -386,6 +393,37 @@ impl Caller {
     }
 }
 
+/// Waits until the conversation service has consumed every contact event written so far.
+async fn settle(services: &Services) {
+    let heads = ContactServiceClient::new(connect(format!("http://{}", services.contact)).await)
+        .get_contact_event_stream_info(contact_pb::GetContactEventStreamInfoRequest {})
+        .await
+        .expect("contact stream info")
+        .into_inner()
+        .heads;
+    let mut client =
+        ConversationServiceClient::new(connect(format!("http://{}", services.conversation)).await);
+    // It waits for the positions, then answers NOT_FOUND (no such contact); a wait that ran out
+    // of time answers otherwise, and is waited again.
+    for _ in 0..10 {
+        let answer = client
+            .get_open_conversation(in_workspace(
+                Uuid::now_v7(),
+                pb::GetOpenConversationRequest {
+                    contact_id: Uuid::now_v7().to_string(),
+                    min_contact_positions: heads.clone(),
+                },
+            ))
+            .await;
+        match answer {
+            Ok(_) => return,
+            Err(status) if status.code() == tonic::Code::NotFound => return,
+            Err(_) => {}
+        }
+    }
+    println!("(the contact events were not all consumed)");
+}
+
 /// `count` new contacts of `workspace`, through ImportContacts.
 async fn import_contacts(
     client: &mut ContactServiceClient<TestChannel>,
@@ -443,6 +481,7 @@ async fn import(services: &Services, count: usize) -> f64 {
     let mut contacts =
         ContactServiceClient::new(connect(format!("http://{}", services.contact)).await);
     let contact_ids = import_contacts(&mut contacts, workspace, count).await;
+    settle(services).await;
     let mut client =
         ConversationServiceClient::new(connect(format!("http://{}", services.conversation)).await);
     let day = 86_400;
@@ -542,6 +581,10 @@ impl Floor {
             .await
             .expect("seed the floor");
         }
+        if backend == Backend::Postgres {
+            // pgbench opens its own connections; the server's are shared with other work.
+            db.close().await;
+        }
         Some(Self { backend, url, db })
     }
 
@@ -559,7 +602,23 @@ fn floor_id(kind: &str, number: usize) -> String {
     format!("00000000-0000-7000-{kind}-{number:012}")
 }
 
+/// pgbench's transactions per second; retried a few times when the server is out of
+/// connections (other work on a shared server).
 fn pgbench(url: &str, case: Case, callers: usize, calls: usize) -> f64 {
+    let mut attempt = 0;
+    loop {
+        match pgbench_once(url, case, callers, calls) {
+            Ok(tps) => return tps,
+            Err(output) if attempt < 5 && output.contains("too many clients") => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            Err(output) => panic!("pgbench failed: {output}"),
+        }
+    }
+}
+
+fn pgbench_once(url: &str, case: Case, callers: usize, calls: usize) -> Result<f64, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/sql/");
     let now = charla_runtime::clock::to_micros(std::time::SystemTime::now());
     let output = Command::new("pgbench")
@@ -571,19 +630,20 @@ fn pgbench(url: &str, case: Case, callers: usize, calls: usize) -> f64 {
         .output()
         .expect("pgbench runs (is it on the PATH?)");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "pgbench failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    if !output.status.success() {
+        return Err(format!(
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(stdout
         .lines()
         .find_map(|line| {
             line.strip_prefix("tps = ")
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|tps| tps.parse().ok())
         })
-        .expect("pgbench prints tps")
+        .expect("pgbench prints tps"))
 }
 
 // ---------------------------------------------------------------------------------------------
