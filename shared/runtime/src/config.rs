@@ -62,9 +62,10 @@ pub struct RuntimeConfig {
     #[arg(long, env = "CHARLA_MAX_STREAMS_PER_WORKSPACE", default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_streams_per_workspace: usize,
 
-    /// Partitions of the service's event stream (a hash of the workspace id picks one). 1 suits
-    /// SQLite, a few dozen PostgreSQL. Recorded in the database at its first start (1 if unset
-    /// then) and fixed for its life: unset, a replica uses the recorded count; set to another
+    /// Partitions of the service's event stream (a hash of the workspace id picks one; writers
+    /// to different partitions never wait for each other). Recorded in the database at its first
+    /// start and fixed for its life; unset then, a new database gets 1 on SQLite (one writer at a
+    /// time) and 16 on PostgreSQL. Unset later, a replica uses the recorded count; set to another
     /// count, it refuses to start.
     #[arg(long, env = "CHARLA_EVENT_PARTITIONS", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub event_partitions: Option<u32>,

@@ -160,7 +160,12 @@ impl Database {
                     if backend == Backend::Sqlite {
                         // A write-ahead log commits with one fsync instead of a rollback
                         // journal's four; NORMAL syncs the log at checkpoints, which a process
-                        // crash can't lose (a power cut may lose the last commits).
+                        // crash can't lose (a power cut may lose the last commits). FULL (an
+                        // fsync at every commit) was measured and left out: RecordMessage into
+                        // an open conversation fell from 790 to 286 per second at one caller,
+                        // and the same SQL without charla from 2,070 to 705 (benches/writes.rs
+                        // in services/conversation, medians of 3 rounds). Where a power cut
+                        // must lose nothing, use PostgreSQL.
                         sqlx::query("PRAGMA journal_mode = WAL")
                             .execute(&mut *connection)
                             .await?;

@@ -84,6 +84,9 @@ pub const POSTGRES_PARTITION_COUNT_MIGRATION: MigrationFile = MigrationFile {
 
 /// The PostgreSQL notification channel that announces commits to the log.
 const NOTIFY_CHANNEL: &str = "charla_event_log";
+/// Events written by one insert at most (5 bound values each): a long imported history is
+/// appended in several, well under either engine's limit on bound values.
+const EVENTS_PER_INSERT: usize = 1000;
 /// Events read from the database in one query.
 const READ_BATCH: i64 = 500;
 /// A stream re-reads at least this often even without a wake-up: insurance only, since commits
@@ -104,6 +107,15 @@ pub struct EventPosition {
     pub partition: u32,
     /// Its sequence within the partition, from 1.
     pub sequence: u64,
+}
+
+/// An appended event: where it landed, and its place among its workspace's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedEvent {
+    /// Its partition position.
+    pub position: EventPosition,
+    /// Its sequence within its workspace, from 1.
+    pub workspace_sequence: u64,
 }
 
 /// An event as a stream reads it: its position and its encoded protobuf message. The message
@@ -206,7 +218,8 @@ impl EventLog {
     }
 
     /// The log in `db` with the partition count recorded in it. The first start records
-    /// `configured` (1 when unset); every later one uses the recorded count and refuses a
+    /// `configured`, or when unset [`default_partitions`] for a new log (1 for a log written
+    /// before counts were recorded, the count it was using); every later one uses the recorded count and refuses a
     /// `configured` count that differs, since replicas that disagree would send a workspace's
     /// events to different partitions. A database from before counts were recorded gets the
     /// configured count recorded, unless it is below a partition the log already uses (whose
@@ -216,7 +229,13 @@ impl EventLog {
         let recorded = match recorded_partitions(&db).await.map_err(database_error)? {
             Some(recorded) => recorded,
             None => {
-                let proposed = configured.unwrap_or(1);
+                let proposed = match configured {
+                    Some(configured) => configured,
+                    None if log_is_empty(&db).await.map_err(database_error)? => {
+                        default_partitions(db.backend())
+                    }
+                    None => 1,
+                };
                 refuse_dropping_used_partitions(&db, proposed).await?;
                 // Replicas starting together race here; the first insert wins and the others
                 // read its count below.
@@ -257,18 +276,13 @@ impl EventLog {
 
     /// The partition a workspace's events go to: a stable hash (FNV-1a) of its id.
     pub fn partition_of(&self, workspace: WorkspaceId) -> u32 {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in workspace.as_uuid().as_bytes() {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        (hash % u64::from(self.inner.partitions)) as u32
+        partition_of(workspace, self.inner.partitions)
     }
 
     /// Appends an event inside the caller's transaction. `encode` receives the event's position
-    /// and returns the encoded event message. Call this as the transaction's last statement: it
-    /// locks the partition's head row until commit. The event's workspace sequence is taken under
-    /// that lock, so it too follows an event that has committed.
+    /// and returns the encoded event message. Call this late in the transaction: it locks the
+    /// partition's head row until commit. The event's workspace sequence is taken under that
+    /// lock, so it too follows an event that has committed.
     pub async fn append(
         &self,
         conn: &mut AnyConnection,
@@ -276,45 +290,90 @@ impl EventLog {
         occurred_at: SystemTime,
         encode: impl FnOnce(EventPosition) -> Vec<u8>,
     ) -> Result<EventPosition, ApiError> {
+        let mut encode = Some(encode);
+        let appended = self
+            .append_all(conn, workspace, &[occurred_at], |_, position| {
+                encode
+                    .take()
+                    .map(|encode| encode(position))
+                    .unwrap_or_default()
+            })
+            .await?;
+        Ok(appended[0].position)
+    }
+
+    /// Appends one event per entry of `occurred_at`, in that order, inside the caller's
+    /// transaction: the head row moves once by the count, and multi-row inserts write the events
+    /// (one for up to 1,000). `encode(index, position)` returns the
+    /// encoded message of event `index`. Call this late in the transaction, like [`Self::append`].
+    pub async fn append_all(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        occurred_at: &[SystemTime],
+        mut encode: impl FnMut(usize, EventPosition) -> Vec<u8>,
+    ) -> Result<Vec<AppendedEvent>, ApiError> {
+        if occurred_at.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = occurred_at.len() as i64;
         let partition = self.partition_of(workspace);
-        let sequence: i64 = sqlx::query(
-            "INSERT INTO event_log_heads (partition_no, last_seq) VALUES ($1, 1)
-             ON CONFLICT (partition_no) DO UPDATE SET last_seq = event_log_heads.last_seq + 1
+        let last: i64 = sqlx::query(
+            "INSERT INTO event_log_heads (partition_no, last_seq) VALUES ($1, $2)
+             ON CONFLICT (partition_no) DO UPDATE SET last_seq = event_log_heads.last_seq + $2
              RETURNING last_seq",
         )
         .bind(i64::from(partition))
+        .bind(count)
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
-        let position = EventPosition {
-            event_id: Uuid::now_v7(),
-            partition,
-            sequence: sequence as u64,
-        };
-        let payload = encode(position);
-        sqlx::query(
-            "INSERT INTO event_log
-                 (partition_no, seq, event_id, workspace_id, occurred_at, payload, workspace_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, COALESCE(
-                 (SELECT max(workspace_seq) FROM event_log WHERE workspace_id = $4), 0) + 1)",
-        )
-        .bind(i64::from(partition))
-        .bind(sequence)
-        .bind(position.event_id.to_string())
-        .bind(workspace.to_string())
-        .bind(to_micros(occurred_at))
-        .bind(payload)
-        .execute(&mut *conn)
-        .await?;
-        if self.inner.db.backend() == Backend::Postgres {
-            // PostgreSQL folds identical notifications of one transaction into one.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(commit_notice(partition, workspace))
-                .execute(&mut *conn)
-                .await?;
+        let first = last - count + 1;
+        let positions: Vec<EventPosition> = (0..count)
+            .map(|offset| EventPosition {
+                event_id: Uuid::now_v7(),
+                partition,
+                sequence: (first + offset) as u64,
+            })
+            .collect();
+        let mut workspace_sequences = BTreeMap::new();
+        let rows: Vec<(usize, &EventPosition)> = positions.iter().enumerate().collect();
+        for chunk in rows.chunks(EVENTS_PER_INSERT) {
+            let sql = insert_events_sql(self.inner.db.backend(), chunk.len());
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(workspace.to_string())
+                .bind(i64::from(partition));
+            if self.inner.db.backend() == Backend::Postgres {
+                query = query
+                    .bind(NOTIFY_CHANNEL)
+                    .bind(commit_notice(partition, workspace));
+            }
+            for (offset, (index, position)) in chunk.iter().enumerate() {
+                query = query
+                    .bind(position.sequence as i64)
+                    .bind(position.event_id.to_string())
+                    .bind(to_micros(occurred_at[*index]))
+                    .bind(encode(*index, **position))
+                    .bind(offset as i64);
+            }
+            for row in query.fetch_all(&mut *conn).await? {
+                let sequence: i64 = row.try_get(0)?;
+                let workspace_sequence: i64 = row.try_get(1)?;
+                workspace_sequences.insert(sequence as u64, workspace_sequence as u64);
+            }
         }
-        Ok(position)
+        positions
+            .into_iter()
+            .map(|position| {
+                let workspace_sequence = *workspace_sequences
+                    .get(&position.sequence)
+                    .ok_or_else(|| ApiError::Internal("an appended event went missing".into()))?;
+                Ok(AppendedEvent {
+                    position,
+                    workspace_sequence,
+                })
+            })
+            .collect()
     }
 
     /// Wakes this process's streams that a committed transaction concerns: it appended events of
@@ -535,6 +594,73 @@ impl EventLog {
             }
         }
     }
+}
+
+/// The multi-row insert of `rows` events of one workspace ($1) into one partition ($2), returning
+/// each event's partition and workspace sequences. Each row binds its sequence, event id,
+/// occurred_at, payload and its offset among the rows; workspace sequences continue from the
+/// workspace's last one, read once (the head row lock makes it stable, see the module comment).
+/// On PostgreSQL the same statement issues the commit's `NOTIFY` ($3 channel, $4 payload): one
+/// round trip fewer per write.
+fn insert_events_sql(backend: Backend, rows: usize) -> String {
+    let first = match backend {
+        Backend::Postgres => 5,
+        Backend::Sqlite => 3,
+    };
+    let values: Vec<String> = (0..rows)
+        .map(|row| {
+            let n = first + row * 5;
+            format!("(${n}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+        })
+        .collect();
+    let (notify, from_notify) = match backend {
+        Backend::Postgres => (
+            "WITH notified AS (SELECT pg_notify($3, $4)) ",
+            " CROSS JOIN notified",
+        ),
+        Backend::Sqlite => ("", ""),
+    };
+    format!(
+        "{notify}INSERT INTO event_log
+             (partition_no, seq, event_id, workspace_id, occurred_at, payload, workspace_seq)
+         SELECT $2, fresh.column1, fresh.column2, $1, fresh.column3, fresh.column4,
+                prior.workspace_seq + fresh.column5 + 1
+         FROM (VALUES {}) AS fresh
+         CROSS JOIN (SELECT COALESCE(max(workspace_seq), 0) AS workspace_seq
+                     FROM event_log WHERE workspace_id = $1) AS prior{from_notify}
+         RETURNING seq, workspace_seq",
+        values.join(", ")
+    )
+}
+
+/// The partition of `partitions` a workspace's events go to: a stable hash (FNV-1a) of its id.
+pub fn partition_of(workspace: WorkspaceId, partitions: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in workspace.as_uuid().as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % u64::from(partitions.max(1))) as u32
+}
+
+/// The partition count a new log gets when none is configured. SQLite has one writer at a time,
+/// so more partitions would only split the stream. On PostgreSQL each partition's head row is a
+/// lock its writers queue on until they commit: 16 lets writers to different workspaces commit
+/// side by side (and share fsyncs) and lets up to 16 metrics replicas each lease a partition,
+/// while a consumer's read of every partition stays 16 cheap index lookups.
+pub fn default_partitions(backend: Backend) -> u32 {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 16,
+    }
+}
+
+/// Whether no event was ever appended to the log in `db`.
+async fn log_is_empty(db: &Database) -> Result<bool, sqlx::Error> {
+    let any = sqlx::query("SELECT 1 FROM event_log_heads LIMIT 1")
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(any.is_none())
 }
 
 /// The partition count recorded in `db`, if one is.

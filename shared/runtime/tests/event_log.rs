@@ -67,6 +67,8 @@ backend_tests!(
     events_stream_in_sequence_order_and_new_ones_are_pushed,
     the_partition_count_never_goes_down,
     the_partition_count_is_recorded_at_the_first_start,
+    an_unrecorded_log_in_use_keeps_one_partition,
+    events_appended_together_are_numbered_in_order,
     a_scoped_stream_numbers_its_workspace_events_alone,
     a_commit_wakes_only_the_streams_it_concerns,
     events_written_before_the_upgrade_get_workspace_sequences,
@@ -97,22 +99,56 @@ async fn the_partition_count_is_recorded_at_the_first_start(backend: Backend) {
         return;
     };
     let db = Database::connect(&url, &LOG_ONLY).await.unwrap();
+    // Unset, a new log gets the engine's default: one writer at a time on SQLite, writers to
+    // different workspaces side by side on PostgreSQL.
+    let default = match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 16,
+    };
+    assert_eq!(event_log::default_partitions(db.backend()), default);
     assert_eq!(
         EventLog::open(db.clone(), None).await.unwrap().partitions(),
-        1
+        default
     );
     let error = EventLog::open(db.clone(), Some(4)).await.unwrap_err();
     assert_eq!(
         error.to_string(),
-        "CHARLA_EVENT_PARTITIONS is 4, but this database's event log was created with 1 (the \
-         partition count is recorded at the first start and fixed for the database's life); set \
-         1, or leave it unset to use the recorded count"
+        format!(
+            "CHARLA_EVENT_PARTITIONS is 4, but this database's event log was created with \
+             {default} (the partition count is recorded at the first start and fixed for the \
+             database's life); set {default}, or leave it unset to use the recorded count"
+        )
     );
     assert_eq!(
-        EventLog::open(db, Some(1)).await.unwrap().partitions(),
-        1,
+        EventLog::open(db.clone(), Some(default))
+            .await
+            .unwrap()
+            .partitions(),
+        default,
         "the recorded count itself is fine"
     );
+    assert_eq!(
+        EventLog::open(db, None).await.unwrap().partitions(),
+        default,
+        "a later start keeps the recorded count"
+    );
+}
+
+/// A log written before partition counts were recorded keeps the one partition it was using
+/// when none is configured, whatever the engine's default for a new log.
+async fn an_unrecorded_log_in_use_keeps_one_partition(backend: Backend) {
+    let Some(url) = fresh_database_url(backend).await else {
+        return;
+    };
+    let db = Database::connect(&url, &LOG_ONLY).await.unwrap();
+    let unrecorded = EventLog::new(db.clone(), 1);
+    commit_one(
+        &unrecorded,
+        WorkspaceId::new(Uuid::now_v7()),
+        "before counts",
+    )
+    .await;
+    assert_eq!(EventLog::open(db, None).await.unwrap().partitions(), 1);
 }
 
 async fn events_stream_in_sequence_order_and_new_ones_are_pushed(backend: Backend) {
@@ -446,4 +482,49 @@ async fn writers_to_different_partitions_do_not_wait_for_each_other() {
         .await
         .expect("the other partition's writer is not blocked");
     open.commit().await.unwrap();
+}
+
+/// Several events appended in one call take consecutive partition and workspace sequences after
+/// what the partition and the workspace hold, each with the payload encoded for its position.
+async fn events_appended_together_are_numbered_in_order(backend: Backend) {
+    let Some(log) = log_with(backend, 1).await else {
+        return;
+    };
+    let (mine, other) = (
+        WorkspaceId::new(Uuid::now_v7()),
+        WorkspaceId::new(Uuid::now_v7()),
+    );
+    commit_one(&log, other, "other 1").await;
+    commit_one(&log, mine, "mine 1").await;
+    let mut tx = log_pool(&log).begin().await.unwrap();
+    let now = SystemTime::now();
+    let appended = log
+        .append_all(&mut tx, mine, &[now, now, now], |index, position| {
+            format!("mine {} at {}", index + 2, position.sequence).into_bytes()
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let numbers: Vec<(u64, u64)> = appended
+        .iter()
+        .map(|event| (event.position.sequence, event.workspace_sequence))
+        .collect();
+    assert_eq!(numbers, [(3, 2), (4, 3), (5, 4)]);
+    let read: Vec<(u64, String)> = log
+        .read_workspace(mine, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| (event.sequence, String::from_utf8(event.payload).unwrap()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (1, "mine 1".to_owned()),
+            (2, "mine 2 at 3".to_owned()),
+            (3, "mine 3 at 4".to_owned()),
+            (4, "mine 4 at 5".to_owned()),
+        ]
+    );
+    assert_eq!(commit_one(&log, other, "other 2").await, 6);
 }

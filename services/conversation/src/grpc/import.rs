@@ -1,6 +1,7 @@
-//! ImportConversations: one result per item, each item committed on its own, until the stream
-//! ends or the import must answer early (shutdown, deadline, a full answer) with the items it
-//! handled; and turning an item into a checked `History`, naming the field of anything wrong.
+//! ImportConversations: one result per item, items written a batch per transaction (each item
+//! answered as if written on its own), until the stream ends or the import must answer early
+//! (shutdown, deadline, a full answer) with the items it handled; and turning an item into a
+//! checked `History`, naming the field of anything wrong.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -37,65 +38,110 @@ pub async fn import_conversations(
     let mut items = ImportRows::new(&metadata, items, shutdown, request_timeout);
     let mut response = pb::ImportConversationsResponse::default();
     let mut known_contacts = HashSet::new();
-    loop {
-        let next = match items.next().await? {
-            Next::Row(next) => next,
-            Next::End => break,
-            Next::Stop(_) => {
-                response.stopped_early = true;
-                break;
-            }
-        };
-        let mut result = pb::ImportConversationResult {
-            item: i32::try_from(response.results.len()).unwrap_or(i32::MAX),
-            external_id: next
-                .conversation
-                .as_ref()
-                .map(|c| c.external_id.clone())
-                .unwrap_or_default(),
-            ..Default::default()
-        };
-        let imported = match parse_history(next.conversation.as_ref()) {
-            Ok(history) => {
-                store
-                    .import(workspace, &history, contacts, &mut known_contacts)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
-        match imported {
-            Ok(ImportOutcome::Imported(id, last)) => {
-                response.imported_count += 1;
-                result.conversation_id = id.to_string();
-                result.set_outcome(pb::ImportOutcome::Imported);
-                result.event_position = Some(PartitionCursor {
-                    partition: last.partition,
-                    sequence: last.sequence,
-                });
-            }
-            Ok(ImportOutcome::Unchanged(id)) => {
-                response.unchanged_count += 1;
-                result.conversation_id = id.to_string();
-                result.set_outcome(pb::ImportOutcome::Unchanged);
-                result.event_position =
-                    store
-                        .latest_position(workspace, id)
-                        .await?
-                        .map(|(partition, sequence)| PartitionCursor {
-                            partition,
-                            sequence,
-                        });
-            }
-            Err(error) => {
-                response.refused_count += 1;
-                result.error = Some(to_rpc_status(error));
-                result.set_outcome(pb::ImportOutcome::Refused);
-            }
+    let mut finished = false;
+    while !finished {
+        // Read a batch, answering unreadable items at once; then write the batch's histories.
+        let mut batch: Vec<(pb::ImportConversationResult, Result<History, ApiError>)> = Vec::new();
+        while batch.len() < BATCH {
+            let next = if batch.is_empty() {
+                items.next().await?
+            } else {
+                // Items that keep coming join the batch; a client that pauses gets what it sent
+                // written now. (Reading the stream is cancel safe: an item not yet whole stays
+                // buffered for the next read.)
+                match tokio::time::timeout(GATHER_WAIT, items.next()).await {
+                    Ok(next) => next?,
+                    Err(_paused) => break,
+                }
+            };
+            let next = match next {
+                Next::Row(next) => next,
+                Next::End => {
+                    finished = true;
+                    break;
+                }
+                Next::Stop(_) => {
+                    response.stopped_early = true;
+                    finished = true;
+                    break;
+                }
+            };
+            let result = pb::ImportConversationResult {
+                item: i32::try_from(response.results.len() + batch.len()).unwrap_or(i32::MAX),
+                external_id: next
+                    .conversation
+                    .as_ref()
+                    .map(|c| c.external_id.clone())
+                    .unwrap_or_default(),
+                ..Default::default()
+            };
+            batch.push((result, parse_history(next.conversation.as_ref())));
         }
-        items.answered(result.encoded_len());
-        response.results.push(result);
+        let histories: Vec<History> = batch
+            .iter()
+            .filter_map(|(_, history)| history.as_ref().ok().cloned())
+            .collect();
+        let mut imported = store
+            .import_batch(workspace, &histories, contacts, &mut known_contacts)
+            .await
+            .into_iter();
+        for (mut result, history) in batch {
+            let outcome = match history {
+                Ok(_) => imported.next().expect("an outcome per history"),
+                Err(error) => Err(error),
+            };
+            answer(store, workspace, &mut result, &mut response, outcome).await?;
+            items.answered(result.encoded_len());
+            response.results.push(result);
+        }
     }
     Ok(Response::new(response))
+}
+
+/// Items written per transaction at most (see `ConversationStore::import_batch`): enough to
+/// share a commit among many, few enough to keep a transaction short.
+const BATCH: usize = 100;
+/// How long a batch waits for the stream's next item before it is written without it.
+const GATHER_WAIT: Duration = Duration::from_millis(2);
+
+/// Fills in `result` with what became of its item, and counts it.
+async fn answer(
+    store: &ConversationStore,
+    workspace: charla_runtime::workspace::WorkspaceId,
+    result: &mut pb::ImportConversationResult,
+    response: &mut pb::ImportConversationsResponse,
+    outcome: Result<ImportOutcome, ApiError>,
+) -> Result<(), Status> {
+    match outcome {
+        Ok(ImportOutcome::Imported(id, last)) => {
+            response.imported_count += 1;
+            result.conversation_id = id.to_string();
+            result.set_outcome(pb::ImportOutcome::Imported);
+            result.event_position = Some(PartitionCursor {
+                partition: last.partition,
+                sequence: last.sequence,
+            });
+        }
+        Ok(ImportOutcome::Unchanged(id)) => {
+            response.unchanged_count += 1;
+            result.conversation_id = id.to_string();
+            result.set_outcome(pb::ImportOutcome::Unchanged);
+            result.event_position =
+                store
+                    .latest_position(workspace, id)
+                    .await?
+                    .map(|(partition, sequence)| PartitionCursor {
+                        partition,
+                        sequence,
+                    });
+        }
+        Err(error) => {
+            response.refused_count += 1;
+            result.error = Some(to_rpc_status(error));
+            result.set_outcome(pb::ImportOutcome::Refused);
+        }
+    }
+    Ok(())
 }
 
 const ITEM: &str = "conversation";

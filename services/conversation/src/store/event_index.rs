@@ -3,10 +3,10 @@
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_runtime::ApiError;
-use charla_runtime::event_log::{EventPosition, StoredEvent};
+use charla_runtime::event_log::StoredEvent;
 use charla_runtime::workspace::WorkspaceId;
 use prost::Message as _;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::ConversationStore;
 use crate::domain::ConversationId;
@@ -22,22 +22,34 @@ pub struct EventPage {
     pub next_after: Option<u64>,
 }
 
-/// Inside the transaction that appended the event at `position`: files it under `conversation`.
+/// Inside the transaction that appended them: files each event (conversation, workspace sequence)
+/// of `workspace` under its conversation, in one statement.
 pub(super) async fn index(
     conn: &mut AnyConnection,
-    conversation: ConversationId,
-    position: EventPosition,
+    workspace: WorkspaceId,
+    events: &[(ConversationId, u64)],
 ) -> Result<(), ApiError> {
-    sqlx::query(
-        "INSERT INTO conversation_events (workspace_id, conversation_id, workspace_seq)
-         SELECT workspace_id, $1, workspace_seq FROM event_log
-         WHERE partition_no = $2 AND seq = $3",
-    )
-    .bind(conversation.to_string())
-    .bind(i64::from(position.partition))
-    .bind(position.sequence as i64)
-    .execute(&mut *conn)
-    .await?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Two bound values a row: a long imported history is indexed in several inserts.
+    for chunk in events.chunks(5000) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| format!("($1, ${}, ${})", 2 + row * 2, 3 + row * 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO conversation_events (workspace_id, conversation_id, workspace_seq) \
+             VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workspace.to_string());
+        for (conversation, workspace_sequence) in chunk {
+            query = query
+                .bind(conversation.to_string())
+                .bind(*workspace_sequence as i64);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

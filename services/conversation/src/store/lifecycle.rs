@@ -129,6 +129,10 @@ impl ConversationStore {
     /// the contact's open conversation or opens one (after checking the contact); an outbound
     /// message attaches to the open conversation, or is kept alone when there is none (after
     /// checking that the contact exists).
+    ///
+    /// Into an open conversation (the common path) this is one transaction of six statements:
+    /// the conversation locked with the settings read alongside, the message row, the
+    /// conversation row written once, and the event (head, event row with its notice, index).
     pub async fn record_message(
         &self,
         workspace: WorkspaceId,
@@ -142,77 +146,162 @@ impl ConversationStore {
         let mut contact_checked = false;
         for _ in 0..RACE_ATTEMPTS {
             let mut tx = self.db.pool().begin().await?;
-            let existing = self.open_of(&mut tx, workspace, contact, true).await?;
-            let now = self.now();
-            let (mut conversation, opened) = match existing {
-                Some(open) => (Some(open), false),
-                None if message.direction == crate::domain::Direction::Inbound => {
-                    // A network call has no place inside a transaction: check first, then retry.
-                    drop(tx);
-                    if self.message_known(workspace, &message).await? {
-                        return self.replay_of(workspace, contact, &message).await;
-                    }
-                    contacts.ensure_can_open(workspace, contact).await?;
-                    tx = self.db.pool().begin().await?;
-                    self.guard_contact(&mut tx, workspace, contact).await?;
-                    let opened = Conversation::open(
-                        workspace,
-                        contact,
-                        channel.clone(),
-                        OpenSource::InboundMessage,
-                        None,
-                        now,
-                    );
-                    match self.insert_opened(&mut tx, &opened).await {
-                        Err(InsertError::LostRace) => continue,
-                        Err(InsertError::Api(error)) => return Err(error),
-                        Ok(_) => {}
-                    }
-                    (Some(opened), true)
+            if let Some((open, settings)) = self
+                .open_of_reading_settings(&mut tx, workspace, contact)
+                .await?
+            {
+                return self
+                    .record_into_open(tx, workspace, contact, open, &settings, &message)
+                    .await;
+            }
+            // Nothing is open: what follows needs the network, which has no place inside a
+            // transaction. This one only read, so ending it costs nothing.
+            tx.commit().await?;
+            if self.message_known(workspace, &message).await? {
+                return self.replay_of(workspace, contact, &message).await;
+            }
+            if message.direction == crate::domain::Direction::Inbound {
+                contacts.ensure_can_open(workspace, contact).await?;
+                match self
+                    .record_opening(workspace, contact, &channel, &message)
+                    .await
+                {
+                    Err(InsertError::LostRace) => continue,
+                    Err(InsertError::Api(error)) => return Err(error),
+                    Ok(recorded) => return Ok(recorded),
                 }
-                None if !contact_checked => {
-                    // An outbound message with nothing open is kept on its own, but its contact
-                    // must still be one of the workspace's. Checked outside the transaction like
-                    // an opening; then start over, as a conversation may have opened meanwhile.
-                    drop(tx);
-                    if self.message_known(workspace, &message).await? {
-                        return self.replay_of(workspace, contact, &message).await;
-                    }
-                    contacts.ensure_exists(workspace, contact).await?;
-                    contact_checked = true;
-                    continue;
-                }
-                None => (None, false),
-            };
-            let fresh = self
-                .insert_message(&mut tx, workspace, contact, conversation.as_ref(), &message)
-                .await?;
-            if !fresh {
+            }
+            if !contact_checked {
+                // An outbound message with nothing open is kept on its own, but its contact must
+                // still be one of the workspace's. Then start over: a conversation may have
+                // opened meanwhile.
+                contacts.ensure_exists(workspace, contact).await?;
+                contact_checked = true;
+                continue;
+            }
+            let mut tx = self.db.pool().begin().await?;
+            if self
+                .open_of(&mut tx, workspace, contact, true)
+                .await?
+                .is_some()
+            {
+                // Opened since the check above: attach to it on the next attempt.
+                continue;
+            }
+            if !self
+                .insert_message(&mut tx, workspace, contact, None, &message)
+                .await?
+            {
                 drop(tx);
                 return self.replay_of(workspace, contact, &message).await;
             }
-            let mut position = None;
-            if let Some(conversation) = conversation.as_mut() {
-                let settings = self.settings_in(&mut tx, workspace).await?;
-                let effect = conversation.record(&message, now, &settings);
-                self.save(&mut tx, conversation).await?;
-                let change = ConversationChange::MessageRecorded {
-                    message: &message,
-                    effect,
-                    opened_conversation: opened,
-                };
-                position = Some(self.record(&mut tx, conversation, now, change).await?);
-            }
             tx.commit().await?;
-            self.events.notify_committed(workspace);
             return Ok(Recorded {
-                conversation,
+                conversation: None,
                 recorded: true,
-                opened,
-                position,
+                opened: false,
+                position: None,
             });
         }
         Err(busy())
+    }
+
+    /// Records `message` into the contact's `open` conversation, locked by `tx`, and commits.
+    async fn record_into_open(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        mut conversation: Conversation,
+        settings: &crate::domain::WorkspaceSettings,
+        message: &Message,
+    ) -> Result<Recorded, ApiError> {
+        if !self
+            .insert_message(&mut tx, workspace, contact, Some(&conversation), message)
+            .await?
+        {
+            drop(tx);
+            return self.replay_of(workspace, contact, message).await;
+        }
+        let now = self.now();
+        let effect = conversation.record(message, now, settings);
+        self.save(&mut tx, &conversation).await?;
+        let change = ConversationChange::MessageRecorded {
+            message,
+            effect,
+            opened_conversation: false,
+        };
+        let position = self.record(&mut tx, &conversation, now, change).await?;
+        tx.commit().await?;
+        self.events.notify_committed(workspace);
+        Ok(Recorded {
+            conversation: Some(conversation),
+            recorded: true,
+            opened: false,
+            position: Some(position),
+        })
+    }
+
+    /// Opens a conversation with an inbound `message`, the contact checked already: one
+    /// transaction that writes the conversation row once (as the message leaves it), the message
+    /// row and both events (opened, message recorded). `LostRace` when another call opened one
+    /// for the contact first.
+    async fn record_opening(
+        &self,
+        workspace: WorkspaceId,
+        contact: ContactId,
+        channel: &Channel,
+        message: &Message,
+    ) -> Result<Recorded, InsertError> {
+        let mut tx = self.db.pool().begin().await.map_err(ApiError::from)?;
+        let settings = self
+            .guard_contact_reading_settings(&mut tx, workspace, contact)
+            .await?;
+        let now = self.now();
+        let opened = Conversation::open(
+            workspace,
+            contact,
+            channel.clone(),
+            OpenSource::InboundMessage,
+            None,
+            now,
+        );
+        let mut conversation = opened.clone();
+        let effect = conversation.record(message, now, &settings);
+        match self.save(&mut tx, &conversation).await {
+            Err(error) if is_unique_violation(&error) => return Err(InsertError::LostRace),
+            other => other.map_err(ApiError::from)?,
+        }
+        if !self
+            .insert_message(&mut tx, workspace, contact, Some(&conversation), message)
+            .await?
+        {
+            // Recorded by a concurrent call since the check: answer as a retry.
+            drop(tx);
+            return Ok(self.replay_of(workspace, contact, message).await?);
+        }
+        let recorded = ConversationChange::MessageRecorded {
+            message,
+            effect,
+            opened_conversation: true,
+        };
+        let positions = self
+            .record_all(
+                &mut tx,
+                &mut [
+                    (&opened, opened.opened_at, Some(ConversationChange::Opened)),
+                    (&conversation, now, Some(recorded)),
+                ],
+            )
+            .await?;
+        tx.commit().await.map_err(ApiError::from)?;
+        self.events.notify_committed(workspace);
+        Ok(Recorded {
+            conversation: Some(conversation),
+            recorded: true,
+            opened: true,
+            position: positions.last().copied(),
+        })
     }
 
     /// Inserts a message's row; false when its id was recorded before.

@@ -21,7 +21,9 @@ use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use crate::domain::{ContactId, Conversation, ConversationError, ConversationId};
+use crate::domain::{
+    ContactId, Conversation, ConversationError, ConversationId, WorkspaceSettings,
+};
 use crate::events::{self, ConversationChange};
 
 pub use event_index::EventPage;
@@ -164,6 +166,35 @@ impl ConversationStore {
         row.as_ref().map(rows::conversation_from_row).transpose()
     }
 
+    /// The contact's open conversation, locked, with the workspace's settings read in the same
+    /// statement: the first statement of a message's transaction. `None` when none is open.
+    async fn open_of_reading_settings(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<Option<(Conversation, WorkspaceSettings)>, ApiError> {
+        let sql = format!(
+            "SELECT {}, {} FROM conversations
+             WHERE workspace_id = $1 AND contact_id = $2 AND status = 'open'{}",
+            rows::COLUMNS.join(", "),
+            settings::COLUMNS_OF_WORKSPACE_1,
+            self.db.row_lock()
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(workspace.to_string())
+            .bind(contact.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.map(|row| {
+            Ok((
+                rows::conversation_from_row(&row)?,
+                settings::settings_from_row(&row)?,
+            ))
+        })
+        .transpose()
+    }
+
     /// Writes the conversation's row. Fails with a unique violation when it is a second open
     /// conversation of its contact.
     async fn save(&self, conn: &mut AnyConnection, c: &Conversation) -> Result<(), sqlx::Error> {
@@ -181,14 +212,40 @@ impl ConversationStore {
         occurred_at: SystemTime,
         change: ConversationChange<'_>,
     ) -> Result<EventPosition, ApiError> {
-        let position = self
+        let positions = self
+            .record_all(conn, &mut [(conversation, occurred_at, Some(change))])
+            .await?;
+        Ok(positions[0])
+    }
+
+    /// Appends the events of one workspace's `changes` in order, each with the conversation as
+    /// that change left it, and indexes each under its conversation: four statements whatever
+    /// their number (see `EventLog::append_all`). Each change is taken out of its slot as it is
+    /// encoded.
+    async fn record_all(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &mut [(&Conversation, SystemTime, Option<ConversationChange<'_>>)],
+    ) -> Result<Vec<EventPosition>, ApiError> {
+        let Some(workspace) = changes.first().map(|(c, _, _)| c.workspace) else {
+            return Ok(Vec::new());
+        };
+        let times: Vec<SystemTime> = changes.iter().map(|(_, at, _)| *at).collect();
+        let appended = self
             .events
-            .append(conn, conversation.workspace, occurred_at, |position| {
-                events::encode(position, conversation, occurred_at, change)
+            .append_all(conn, workspace, &times, |index, position| {
+                let (conversation, at, change) = &mut changes[index];
+                let change = change.take().expect("each change is encoded once");
+                events::encode(position, conversation, *at, change)
             })
             .await?;
-        event_index::index(conn, conversation.id, position).await?;
-        Ok(position)
+        let indexed: Vec<(ConversationId, u64)> = changes
+            .iter()
+            .zip(&appended)
+            .map(|((conversation, _, _), event)| (conversation.id, event.workspace_sequence))
+            .collect();
+        event_index::index(conn, workspace, &indexed).await?;
+        Ok(appended.iter().map(|event| event.position).collect())
     }
 
     /// Inside a transaction that opens a conversation for `contact` or applies its merge: takes
@@ -200,27 +257,45 @@ impl ConversationStore {
         workspace: WorkspaceId,
         contact: ContactId,
     ) -> Result<(), ApiError> {
+        self.guard_contact_reading_settings(conn, workspace, contact)
+            .await
+            .map(drop)
+    }
+
+    /// [`Self::guard_contact`], reading the workspace's settings in the same statement as the
+    /// merge check (an opening needs both; one round trip fewer).
+    async fn guard_contact_reading_settings(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: WorkspaceId,
+        contact: ContactId,
+    ) -> Result<WorkspaceSettings, ApiError> {
         if self.db.backend() == Backend::Postgres {
+            // A statement of its own: a statement's snapshot is taken when it starts, so a merge
+            // that commits while this waits for the lock is seen only by the next statement.
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(contact_lock_key(workspace, contact))
                 .execute(&mut *conn)
                 .await?;
         }
-        let merged = sqlx::query(
-            "SELECT merged_into FROM merged_contacts WHERE workspace_id = $1 AND contact_id = $2",
-        )
-        .bind(workspace.to_string())
-        .bind(contact.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = merged {
-            let into: String = row.try_get(0)?;
+        let sql = format!(
+            "SELECT (SELECT merged_into FROM merged_contacts
+                     WHERE workspace_id = $1 AND contact_id = $2) AS merged_into, {}",
+            settings::COLUMNS_OF_WORKSPACE_1
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(workspace.to_string())
+            .bind(contact.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+        let merged: Option<String> = row.try_get("merged_into")?;
+        if let Some(into) = merged {
             let into = Uuid::parse_str(&into)
                 .map(ContactId::from_uuid)
                 .map_err(|e| ApiError::Internal(format!("stored merge: {e}")))?;
             return Err(ConversationError::ContactMerged { contact, into }.into());
         }
-        Ok(())
+        settings::settings_from_row(&row)
     }
 
     /// The conversation an idempotency key already produced, if it was used before.

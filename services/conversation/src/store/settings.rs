@@ -5,10 +5,41 @@ use std::time::{Duration, SystemTime};
 use charla_runtime::ApiError;
 use charla_runtime::clock::{from_micros, to_micros};
 use charla_runtime::workspace::WorkspaceId;
-use sqlx::{AnyConnection, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::ConversationStore;
 use crate::domain::{AutoClose, ClosingNotePolicy, WorkspaceSettings};
+
+/// The settings of the workspace bound as `$1`, as select-list items (scalar subqueries, each
+/// NULL when the workspace never changed its settings) that any statement binding the workspace
+/// as `$1` can add to its own: reading them costs no round trip of its own.
+pub(super) const COLUMNS_OF_WORKSPACE_1: &str = "\
+    (SELECT closing_note_policy FROM workspace_settings WHERE workspace_id = $1) AS settings_policy, \
+    (SELECT closing_categories FROM workspace_settings WHERE workspace_id = $1) AS settings_categories, \
+    (SELECT auto_close_after_micros FROM workspace_settings WHERE workspace_id = $1) AS settings_auto_close, \
+    (SELECT updated_at FROM workspace_settings WHERE workspace_id = $1) AS settings_updated_at";
+
+/// The settings in a row selected with [`COLUMNS_OF_WORKSPACE_1`]; the defaults when unset.
+pub(super) fn settings_from_row(row: &AnyRow) -> Result<WorkspaceSettings, ApiError> {
+    let policy: Option<String> = row.try_get("settings_policy")?;
+    let Some(policy) = policy else {
+        return Ok(WorkspaceSettings::default());
+    };
+    let corrupt = |what: &str| ApiError::Internal(format!("stored settings: bad {what}"));
+    let categories: Option<String> = row.try_get("settings_categories")?;
+    let auto_close: Option<i64> = row.try_get("settings_auto_close")?;
+    Ok(WorkspaceSettings {
+        closing_note_policy: ClosingNotePolicy::from_name(&policy)
+            .ok_or_else(|| corrupt("policy"))?,
+        closing_categories: serde_json::from_str(categories.as_deref().unwrap_or("[]"))
+            .map_err(|_| corrupt("categories"))?,
+        auto_close: auto_close
+            .map(|micros| AutoClose::new(Duration::from_micros(micros.max(0) as u64)))
+            .transpose()
+            .map_err(|_| corrupt("auto-close"))?,
+    })
+}
 
 impl ConversationStore {
     /// A workspace's settings with when they last changed; the defaults (and `None`) for a
@@ -18,31 +49,13 @@ impl ConversationStore {
         conn: &mut AnyConnection,
         workspace: WorkspaceId,
     ) -> Result<(WorkspaceSettings, Option<SystemTime>), ApiError> {
-        let row = sqlx::query(
-            "SELECT closing_note_policy, closing_categories, auto_close_after_micros, updated_at
-             FROM workspace_settings WHERE workspace_id = $1",
-        )
-        .bind(workspace.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(row) = row else {
-            return Ok((WorkspaceSettings::default(), None));
-        };
-        let corrupt = |what: &str| ApiError::Internal(format!("stored settings: bad {what}"));
-        let policy: String = row.try_get("closing_note_policy")?;
-        let categories: String = row.try_get("closing_categories")?;
-        let auto_close: Option<i64> = row.try_get("auto_close_after_micros")?;
-        let settings = WorkspaceSettings {
-            closing_note_policy: ClosingNotePolicy::from_name(&policy)
-                .ok_or_else(|| corrupt("policy"))?,
-            closing_categories: serde_json::from_str(&categories)
-                .map_err(|_| corrupt("categories"))?,
-            auto_close: auto_close
-                .map(|micros| AutoClose::new(Duration::from_micros(micros.max(0) as u64)))
-                .transpose()
-                .map_err(|_| corrupt("auto-close"))?,
-        };
-        Ok((settings, Some(from_micros(row.try_get("updated_at")?))))
+        let sql = format!("SELECT {COLUMNS_OF_WORKSPACE_1}");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(workspace.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+        let updated_at: Option<i64> = row.try_get("settings_updated_at")?;
+        Ok((settings_from_row(&row)?, updated_at.map(from_micros)))
     }
 
     /// A workspace's settings, inside a transaction.

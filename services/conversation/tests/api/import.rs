@@ -18,6 +18,7 @@ backend_tests!(
     bad_items_are_refused_naming_the_field_while_good_ones_land,
     thousands_of_small_items_one_per_frame_keep_the_connection,
     on_shutdown_an_import_answers_with_exactly_the_items_it_wrote,
+    items_written_together_are_answered_as_if_written_one_by_one,
 );
 
 fn ago(hours: u64) -> Option<prost_types::Timestamp> {
@@ -434,4 +435,115 @@ async fn on_shutdown_an_import_answers_with_exactly_the_items_it_wrote(backend: 
     assert!(!rest.stopped_early);
     assert_eq!(rest.imported_count as usize, items.len() - handled);
     assert_eq!(stored_ids(&env).await.len(), items.len());
+}
+
+/// Items of one call are written in batches, but each is answered as if written on its own, in
+/// order: an external id twice in the call imports once, a message id taken by an earlier call
+/// or by an earlier item is refused naming it, and their neighbours land.
+async fn items_written_together_are_answered_as_if_written_one_by_one(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let (ana, bea, cai) = (
+        env.new_contact().await,
+        env.new_contact().await,
+        env.new_contact().await,
+    );
+    let earlier = import(&env, vec![closed_item("earlier", &ana, 100, 90)]).await;
+    assert_eq!(earlier.imported_count, 1);
+
+    let mut taken_earlier = closed_item("taken-earlier", &bea, 80, 70);
+    taken_earlier.messages[0].message_id = "earlier-in".into();
+    let mut taken_in_call = closed_item("taken-in-call", &cai, 60, 50);
+    taken_in_call.messages[1].message_id = "first-out".into();
+    let items = vec![
+        closed_item("first", &ana, 20, 10),
+        taken_earlier,
+        closed_item("first", &ana, 20, 10),
+        closed_item("second", &bea, 40, 30),
+        taken_in_call,
+        closed_item("third", &cai, 8, 6),
+    ];
+    let response = import(&env, items).await;
+    let outcome: Vec<(String, i32, String)> = response
+        .results
+        .iter()
+        .map(|r| {
+            let error = r.error.clone().unwrap_or_default();
+            let field = error.message.split(':').next().unwrap_or("").to_owned();
+            (r.external_id.clone(), r.outcome, field)
+        })
+        .collect();
+    let (imported, unchanged, refused) = (
+        pb::ImportOutcome::Imported as i32,
+        pb::ImportOutcome::Unchanged as i32,
+        pb::ImportOutcome::Refused as i32,
+    );
+    assert_eq!(
+        outcome,
+        [
+            ("first".to_owned(), imported, String::new()),
+            (
+                "taken-earlier".to_owned(),
+                refused,
+                "conversation.messages[0].message_id".to_owned()
+            ),
+            ("first".to_owned(), unchanged, String::new()),
+            ("second".to_owned(), imported, String::new()),
+            (
+                "taken-in-call".to_owned(),
+                refused,
+                "conversation.messages[1].message_id".to_owned()
+            ),
+            ("third".to_owned(), imported, String::new()),
+        ]
+    );
+    assert_eq!(
+        response.results[0].conversation_id,
+        response.results[2].conversation_id
+    );
+    assert_eq!(
+        (
+            response.imported_count,
+            response.unchanged_count,
+            response.refused_count
+        ),
+        (3, 1, 2)
+    );
+    assert_eq!(
+        stored_ids(&env).await.len(),
+        4,
+        "refused items wrote nothing"
+    );
+    // Each imported conversation has its own events, in its own order, and the answer points at
+    // its last one.
+    for result in response.results.iter().filter(|r| r.outcome == imported) {
+        let events = env
+            .conversations()
+            .await
+            .list_conversation_events(env.req(pb::ListConversationEventsRequest {
+                conversation_id: result.conversation_id.clone(),
+                ..Default::default()
+            }))
+            .await
+            .expect("list its events")
+            .into_inner()
+            .events;
+        assert_eq!(
+            kinds(&events),
+            ["opened", "assigned", "message", "message", "closed"]
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| e.conversation_id == result.conversation_id)
+        );
+        let last = events.last().unwrap();
+        let position = result.event_position.as_ref().expect("a position");
+        assert_eq!(
+            (position.partition, position.sequence),
+            (last.partition, last.sequence),
+            "the answer points at the item's last event"
+        );
+    }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as contact_pb;
 use charla_proto::charla::conversation::v1 as pb;
+use charla_runtime::event_log;
+use charla_runtime::workspace::WorkspaceId;
 use charla_testing::{Backend, backend_tests};
 use tonic::Streaming;
 use uuid::Uuid;
@@ -56,10 +58,34 @@ async fn as_workspace<T>(
     result
 }
 
+/// The partition of `workspace`'s events (PostgreSQL logs have several by default).
+async fn partition_of(env: &TestEnv, workspace: Uuid) -> u32 {
+    let partitions = env
+        .conversations()
+        .await
+        .get_conversation_event_stream_info(pb::GetConversationEventStreamInfoRequest {})
+        .await
+        .expect("stream info")
+        .into_inner()
+        .partition_count;
+    event_log::partition_of(WorkspaceId::new(workspace), partitions)
+}
+
+/// Another workspace whose events share the test workspace's partition.
+async fn neighbour(env: &TestEnv) -> Uuid {
+    let mine = partition_of(env, env.workspace).await;
+    loop {
+        let other = Uuid::now_v7();
+        if partition_of(env, other).await == mine {
+            return other;
+        }
+    }
+}
+
 /// Writes, in one partition: 2 events elsewhere, 2 here (an opening inbound message), 1
 /// elsewhere, 1 here (a reply). Returns this workspace's conversation and the other workspace.
 async fn interleave(env: &mut TestEnv) -> (String, Uuid) {
-    let other = Uuid::now_v7();
+    let other = neighbour(env).await;
     let elsewhere = as_workspace(env, other, async |env| {
         let contact = env.new_contact().await;
         env.inbound(&contact).await;
@@ -158,7 +184,7 @@ async fn an_unscoped_stream_keeps_partition_sequences(backend: Backend) {
         &env,
         tonic::Request::new(pb::StreamConversationEventsRequest {
             cursor: vec![contact_pb::PartitionCursor {
-                partition: 0,
+                partition: partition_of(&env, env.workspace).await,
                 sequence: 4,
             }],
             partitions: vec![],
