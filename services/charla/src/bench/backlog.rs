@@ -69,39 +69,64 @@ struct Synthetic {
     closed_at: SystemTime,
 }
 
-/// `count` conversations of one workspace, in opening order, among `count / 3` contacts.
-fn conversations(seed: u64, count: usize, now: SystemTime) -> Vec<Synthetic> {
-    let mut random = Random(seed);
-    let start = now - SPAN;
-    let contacts: Vec<String> = (0..(count / 3).max(1))
-        .map(|_| uuid::Uuid::now_v7().to_string())
-        .collect();
-    let mut all: Vec<Synthetic> = (0..count)
-        .map(|_| {
-            let opened_at = start + random.seconds(0, SPAN.as_secs() - 86_400);
-            let assigned_at = opened_at + random.seconds(5, 600);
-            let first_response_at = assigned_at + random.seconds(5, 3_600);
-            let closed_at = first_response_at + random.seconds(60, 8 * 3_600);
-            let assignee = random.below(ASSIGNEES as u64) as usize;
-            Synthetic {
-                id: uuid::Uuid::now_v7().to_string(),
-                contact: contacts[random.below(contacts.len() as u64) as usize].clone(),
-                channel: pb::Channel {
-                    channel_type: CHANNELS[random.below(4) as usize] as i32,
-                    channel_id: "bench".into(),
-                },
-                assignee: format!("agent-{assignee:02}"),
-                team: TEAMS[assignee % TEAMS.len()].into(),
-                category: CATEGORIES[random.below(CATEGORIES.len() as u64) as usize],
-                opened_at,
-                assigned_at,
-                first_response_at,
-                closed_at,
-            }
-        })
-        .collect();
-    all.sort_by_key(|c| c.opened_at);
-    all
+/// Makes the conversations of one workspace a chunk at a time (a million of them need not sit in
+/// memory): `count` in all, opened in order over the span, among `count / 3` contacts.
+struct Generator {
+    random: Random,
+    contacts: Vec<String>,
+    start: SystemTime,
+    /// The opening times are spread evenly over this, each moved by up to one step.
+    step: Duration,
+    made: usize,
+    count: usize,
+}
+
+impl Generator {
+    fn new(seed: u64, count: usize, now: SystemTime) -> Self {
+        let span = SPAN - Duration::from_secs(86_400);
+        Self {
+            random: Random(seed),
+            contacts: (0..(count / 3).max(1))
+                .map(|_| uuid::Uuid::now_v7().to_string())
+                .collect(),
+            start: now - SPAN,
+            step: span / count.max(1) as u32,
+            made: 0,
+            count,
+        }
+    }
+
+    /// Up to `n` more conversations, in opening order.
+    fn chunk(&mut self, n: usize) -> Vec<Synthetic> {
+        let n = n.min(self.count - self.made);
+        (0..n).map(|_| self.one()).collect()
+    }
+
+    fn one(&mut self) -> Synthetic {
+        let random = &mut self.random;
+        let jitter = self.step.mul_f64(random.below(1_000) as f64 / 1_000.0);
+        let opened_at = self.start + self.step * self.made as u32 + jitter;
+        self.made += 1;
+        let assigned_at = opened_at + random.seconds(5, 600);
+        let first_response_at = assigned_at + random.seconds(5, 3_600);
+        let closed_at = first_response_at + random.seconds(60, 8 * 3_600);
+        let assignee = random.below(ASSIGNEES as u64) as usize;
+        Synthetic {
+            id: uuid::Uuid::now_v7().to_string(),
+            contact: self.contacts[random.below(self.contacts.len() as u64) as usize].clone(),
+            channel: pb::Channel {
+                channel_type: CHANNELS[random.below(4) as usize] as i32,
+                channel_id: "bench".into(),
+            },
+            assignee: format!("agent-{assignee:02}"),
+            team: TEAMS[assignee % TEAMS.len()].into(),
+            category: CATEGORIES[random.below(CATEGORIES.len() as u64) as usize],
+            opened_at,
+            assigned_at,
+            first_response_at,
+            closed_at,
+        }
+    }
 }
 
 fn timestamp(time: SystemTime) -> Option<prost_types::Timestamp> {
@@ -207,15 +232,20 @@ pub async fn append(
     mut progress: impl FnMut(usize),
 ) -> Result<Appended, String> {
     let now = SystemTime::now() - Duration::from_secs(3_600);
-    let all = conversations(seed, count, now);
+    let mut generator = Generator::new(seed, count, now);
     let mut appended = Appended { events: 0, head: 0 };
-    for (index, chunk) in all.chunks(CONVERSATIONS_PER_TRANSACTION).enumerate() {
-        appended = append_chunk(db, target, workspace, partition, chunk)
+    loop {
+        let chunk = generator.chunk(CONVERSATIONS_PER_TRANSACTION);
+        if chunk.is_empty() {
+            break;
+        }
+        appended.head = append_chunk(db, target, workspace, partition, &chunk)
             .await
-            .map_err(|e| format!("the bulk append failed: {e}"))?;
-        progress((index * CONVERSATIONS_PER_TRANSACTION + chunk.len()).min(count));
+            .map_err(|e| format!("the bulk append failed: {e}"))?
+            .head;
+        appended.events += chunk.len() as u64 * 3;
+        progress(generator.made);
     }
-    appended.events = all.len() as u64 * 3;
     Ok(appended)
 }
 
@@ -325,7 +355,10 @@ mod tests {
     #[test]
     fn synthetic_conversations_are_ordered_and_spread_over_assignees_teams_and_contacts() {
         let now = SystemTime::now();
-        let all = conversations(1, 3_000, now);
+        let mut generator = Generator::new(1, 3_000, now);
+        let mut all = generator.chunk(2_000);
+        all.extend(generator.chunk(2_000));
+        assert_eq!(all.len(), 3_000);
         assert!(all.windows(2).all(|w| w[0].opened_at <= w[1].opened_at));
         assert!(all.iter().all(|c| c.opened_at < c.assigned_at
             && c.assigned_at < c.first_response_at
