@@ -159,7 +159,10 @@ fn section_table(section: &Section) -> String {
         let (floor, ratio) = match &figure.floor {
             Some(floor) => (
                 format!("{}: {}", floor.what, number(floor.value, floor.unit)),
-                figure.ratio().map_or("-".into(), |r| format!("{r:.2}×")),
+                figure.ratio().map_or("-".into(), |r| {
+                    let digits = if r < 0.1 { 3 } else { 2 };
+                    format!("{r:.digits$}×")
+                }),
             ),
             None => ("-".into(), "-".into()),
         };

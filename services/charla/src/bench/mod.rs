@@ -139,7 +139,11 @@ pub async fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let measured = measure(&mut fleet, &plan).await;
+    // Ctrl-C still drops the run's databases and folder.
+    let measured = tokio::select! {
+        measured = measure(&mut fleet, &plan) => measured,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+    };
     fleet.stop().await;
     let report = match measured {
         Ok(report) => report,
