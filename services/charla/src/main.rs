@@ -2,6 +2,7 @@
 //! process, each on its own port with its own SQLite file, until Ctrl-C; `charla demo` fills it with
 //! a month of history; `charla import` brings history from elsewhere.
 
+mod bench;
 mod credentials;
 mod demo;
 mod history_json;
@@ -34,6 +35,9 @@ enum Command {
     /// Run one service, configured by flags or the environment (as in a container).
     #[command(subcommand)]
     Serve(serve::Service),
+    /// Measure the services (started here, on SQLite or PostgreSQL): each figure beside its
+    /// floor, measured in the same run.
+    Bench(bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -45,5 +49,6 @@ async fn main() -> std::process::ExitCode {
         Command::Import(command) => import::run(command).await,
         Command::Token(args) => credentials::run_token(args),
         Command::Serve(service) => serve::run(service).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
