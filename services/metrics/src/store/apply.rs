@@ -57,6 +57,9 @@ pub(super) fn dimensions_of(row: &sqlx::any::AnyRow) -> Result<Dimensions, ApiEr
     })
 }
 
+/// A coarse row of one workspace and grain: (dimension, bucket start, value).
+type CoarseKey<'a> = (DimensionKey, i64, &'a str);
+
 impl MetricsStore {
     /// Applies `events` (in stream order) in one transaction, skipping those applied before.
     /// Returns how many were applied now.
@@ -252,18 +255,22 @@ impl MetricsStore {
                     self.db.backend(),
                     "SELECT r.bucket_start, r.assignee, r.team, r.channel_type, r.channel_id,
                          r.opened_by, r.closed_by, r.category, r.stats
-                     FROM closed_rollup r JOIN (",
+                     FROM (",
                 );
                 query.push_values(chunk, |row, (bucket, dimensions)| {
                     row.push_bind(*bucket);
                     push_dimensions(row, dimensions);
                 });
+                // CROSS JOIN: SQLite then loops over the keys and looks each up by the primary
+                // key (as a plain join it may scan the table once per key); PostgreSQL plans it
+                // as any inner join.
                 query.push(
-                    ") AS k ON r.bucket_start = k.column1 AND r.assignee = k.column2
+                    ") AS k CROSS JOIN closed_rollup r
+                     WHERE r.bucket_start = k.column1 AND r.assignee = k.column2
                          AND r.team = k.column3 AND r.channel_type = k.column4
                          AND r.channel_id = k.column5 AND r.opened_by = k.column6
                          AND r.closed_by = k.column7 AND r.category = k.column8
-                     WHERE r.workspace_id = ",
+                         AND r.workspace_id = ",
                 );
                 query.push_bind(workspace.to_owned());
                 for row in query.query().fetch_all(&mut *conn).await? {
@@ -314,7 +321,7 @@ impl MetricsStore {
             .map(|(key, delta)| (key, (delta.opened, delta.closed.clone())))
             .collect();
         // Only the rows with closed statistics to merge are read, by their keys.
-        let mut keys: BTreeMap<(&str, Grain), Vec<(DimensionKey, i64, &str)>> = BTreeMap::new();
+        let mut keys: BTreeMap<(&str, Grain), Vec<CoarseKey<'_>>> = BTreeMap::new();
         for ((workspace, dimension, grain, bucket, value), (_, closed)) in &merged {
             if closed.is_some() {
                 keys.entry((workspace, *grain))
@@ -326,8 +333,7 @@ impl MetricsStore {
             for chunk in keys.chunks(ROWS_PER_STATEMENT) {
                 let mut query = Statement::new(
                     self.db.backend(),
-                    "SELECT r.dimension, r.bucket_start, r.value, r.stats FROM dimension_rollup r
-                     JOIN (",
+                    "SELECT r.dimension, r.bucket_start, r.value, r.stats FROM (",
                 );
                 query.push_values(chunk, |row, (dimension, bucket, value)| {
                     row.push_bind(dimension_name(*dimension))
@@ -335,9 +341,9 @@ impl MetricsStore {
                         .push_bind(*value);
                 });
                 query.push(
-                    ") AS k ON r.dimension = k.column1 AND r.bucket_start = k.column2
-                         AND r.value = k.column3
-                     WHERE r.stats IS NOT NULL AND r.workspace_id = ",
+                    ") AS k CROSS JOIN dimension_rollup r
+                     WHERE r.dimension = k.column1 AND r.bucket_start = k.column2
+                         AND r.value = k.column3 AND r.stats IS NOT NULL AND r.workspace_id = ",
                 );
                 query.push_bind(workspace.to_owned());
                 query.push(" AND r.grain = ");
