@@ -46,7 +46,11 @@ async fn the_stream_info_gives_partitions_and_heads(backend: Backend) {
         .map(|head| (head.partition, head.sequence))
         .filter(|(_, sequence)| *sequence > 0)
         .collect();
-    assert_eq!(heads, [(mine, 2)], "both events in the workspace's partition");
+    assert_eq!(
+        heads,
+        [(mine, 2)],
+        "both events in the workspace's partition"
+    );
 }
 
 /// The partition of `workspace`'s events among `partitions`.
