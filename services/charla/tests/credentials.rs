@@ -312,11 +312,15 @@ fn start_time() -> SystemTime {
 }
 
 fn config(database_url: &str) -> RuntimeConfig {
-    RuntimeConfig::new(
+    let mut config = RuntimeConfig::new(
         "127.0.0.1:0".parse().expect("an address"),
         database_url,
         charla_testing::auth_config(),
-    )
+    );
+    // One partition on both engines (PostgreSQL's default is 16): the checks of the unscoped
+    // streams read up to B's marker and rely on one partition's commit order (A wrote first).
+    config.event_partitions = Some(1);
+    config
 }
 
 impl Services {

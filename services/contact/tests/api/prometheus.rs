@@ -35,6 +35,19 @@ async fn metrics_counts_calls_by_method_and_code_and_reports_the_event_head(back
         .await;
     assert_eq!(invalid.unwrap_err().code(), tonic::Code::InvalidArgument);
 
+    let partitions = app
+        .client()
+        .await
+        .get_contact_event_stream_info(pb::GetContactEventStreamInfoRequest {})
+        .await
+        .expect("stream info")
+        .into_inner()
+        .partition_count;
+    let partition = charla_runtime::event_log::partition_of(
+        charla_runtime::workspace::WorkspaceId::new(app.workspace),
+        partitions,
+    )
+    .to_string();
     let (status, text) = http_get(admin, "/metrics").await;
     assert_eq!(status, 200, "{text}");
     let samples = parse_exposition(&text);
@@ -71,7 +84,7 @@ async fn metrics_counts_calls_by_method_and_code_and_reports_the_event_head(back
         value_of(
             &samples,
             "charla_event_head",
-            &[("stream", "contact"), ("partition", "0")]
+            &[("stream", "contact"), ("partition", partition.as_str())]
         ),
         Some(2.0),
         "two contacts created, two events"

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use charla_proto::charla::contact::v1 as pb;
+use charla_runtime::event_log;
+use charla_runtime::workspace::WorkspaceId;
 use charla_testing::{Backend, assert_invalid_field, backend_tests, in_workspace};
 use tonic::Streaming;
 
@@ -31,14 +33,40 @@ async fn the_stream_info_gives_partitions_and_heads(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(info.partition_count, 1);
+    // A new log's default: 1 partition on SQLite, 16 on PostgreSQL.
+    let expected = match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 16,
+    };
+    assert_eq!(info.partition_count, expected);
+    let mine = partition_of(app.workspace, expected);
+    let heads: Vec<(u32, u64)> = info
+        .heads
+        .iter()
+        .map(|head| (head.partition, head.sequence))
+        .filter(|(_, sequence)| *sequence > 0)
+        .collect();
     assert_eq!(
-        info.heads,
-        [pb::PartitionCursor {
-            partition: 0,
-            sequence: 2
-        }]
+        heads,
+        [(mine, 2)],
+        "both events in the workspace's partition"
     );
+}
+
+/// The partition of `workspace`'s events among `partitions`.
+fn partition_of(workspace: uuid::Uuid, partitions: u32) -> u32 {
+    event_log::partition_of(WorkspaceId::new(workspace), partitions)
+}
+
+/// The partition count of the app's contact event log.
+async fn partition_count(app: &TestApp) -> u32 {
+    app.client()
+        .await
+        .get_contact_event_stream_info(pb::GetContactEventStreamInfoRequest {})
+        .await
+        .expect("stream info")
+        .into_inner()
+        .partition_count
 }
 
 /// The next response, failing the test if none arrives within a generous bound (this guards
@@ -198,15 +226,19 @@ async fn a_workspace_scoped_stream_sees_only_its_workspace(backend: Backend) {
     );
 }
 
-/// Another workspace writes in the same partition (there is one) before, between and after this
-/// workspace's events: the scoped stream counts 1, 2, 3 with the workspace's own head, resumes
-/// from a workspace cursor, while the unscoped stream keeps partition sequences.
+/// Another workspace writes in the same partition before, between and after this workspace's
+/// events: the scoped stream counts 1, 2, 3 with the workspace's own head, resumes from a
+/// workspace cursor, while the unscoped stream keeps partition sequences.
 async fn a_workspace_scoped_stream_numbers_its_own_events_and_resumes_there(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     let mut client = app.client().await;
-    let other = uuid::Uuid::now_v7();
+    let partitions = partition_count(&app).await;
+    let mine = partition_of(app.workspace, partitions);
+    let other = std::iter::repeat_with(uuid::Uuid::now_v7)
+        .find(|other| partition_of(*other, partitions) == mine)
+        .expect("a workspace in the same partition");
     let elsewhere_first = create_elsewhere(&app, other, "Otra").await;
     let first = app.create("Ana", None).await.contact_id;
     create_elsewhere(&app, other, "Otro").await;
@@ -273,17 +305,18 @@ async fn a_stream_with_an_unknown_partition_is_refused(backend: Backend) {
         return;
     };
     let mut client = app.client().await;
+    let partitions = partition_count(&app).await;
     let result = client
         .stream_contact_events(pb::StreamContactEventsRequest {
             cursor: vec![],
-            partitions: vec![5],
+            partitions: vec![partitions],
         })
         .await;
     assert_invalid_field(result.map(|_| ()), "partitions");
     let result = client
         .stream_contact_events(pb::StreamContactEventsRequest {
             cursor: vec![pb::PartitionCursor {
-                partition: 9,
+                partition: partitions + 4,
                 sequence: 1,
             }],
             partitions: vec![],
