@@ -200,8 +200,8 @@ pub fn spawn(
 }
 
 /// The most events applied in one transaction: enough to share a commit among many events while
-/// catching up, small enough to keep a transaction short.
-const MAX_BATCH: usize = 1000;
+/// catching up, small enough to keep a transaction short and its statistics in memory small.
+const MAX_BATCH: usize = 500;
 
 /// The most trace links a batch's span carries (OpenTelemetry's default span link limit).
 const MAX_LINKS: usize = 128;

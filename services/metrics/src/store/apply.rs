@@ -75,8 +75,8 @@ impl MetricsStore {
         }
         self.write_facts(&mut tx, &batch).await?;
         self.write_opened_combos(&mut tx, &batch.combos).await?;
-        self.write_closed_combos(&mut tx, &batch.combos).await?;
-        self.write_dimension_rows(&mut tx, &batch.dimension_rows)
+        self.write_closed_combos(&mut tx, &mut batch.combos).await?;
+        self.write_dimension_rows(&mut tx, &mut batch.dimension_rows)
             .await?;
         for (workspace, live) in &batch.live {
             self.count_live(&mut tx, workspace, live.open, live.unassigned)
@@ -231,15 +231,16 @@ impl MetricsStore {
         Ok(())
     }
 
-    /// Merges the batch's closed statistics into the stored ones of the same buckets.
+    /// Merges the batch's closed statistics into the stored ones of the same buckets (taking
+    /// them out of the batch: a batch's statistics are its largest part).
     async fn write_closed_combos(
         &self,
         conn: &mut AnyConnection,
-        combos: &HashMap<ComboKey, Delta>,
+        combos: &mut HashMap<ComboKey, Delta>,
     ) -> Result<(), ApiError> {
         let mut merged: HashMap<&ComboKey, ClosedStats> = combos
-            .iter()
-            .filter_map(|(key, delta)| Some((key, delta.closed.clone()?)))
+            .iter_mut()
+            .filter_map(|(key, delta)| Some((key, delta.closed.take()?)))
             .collect();
         // Only the rows this batch changes are read (joined to a list of their keys): reading
         // whole buckets would cost more the more conversations share them.
@@ -313,12 +314,12 @@ impl MetricsStore {
     async fn write_dimension_rows(
         &self,
         conn: &mut AnyConnection,
-        rows: &HashMap<DimensionRowKey, Delta>,
+        rows: &mut HashMap<DimensionRowKey, Delta>,
     ) -> Result<(), ApiError> {
         let mut merged: HashMap<&DimensionRowKey, (i64, Option<ClosedStats>)> = rows
-            .iter()
+            .iter_mut()
             .filter(|(_, delta)| !delta.is_empty())
-            .map(|(key, delta)| (key, (delta.opened, delta.closed.clone())))
+            .map(|(key, delta)| (key, (delta.opened, delta.closed.take())))
             .collect();
         // Only the rows with closed statistics to merge are read, by their keys.
         let mut keys: BTreeMap<(&str, Grain), Vec<CoarseKey<'_>>> = BTreeMap::new();
