@@ -517,6 +517,7 @@ impl MetricsService for MetricsApi {
         self.reflect(&workspace, &metadata, &request.min_positions)
             .await?;
         let mut rows = self.export_rows(workspace, range);
+        let shutdown = self.shutdown.clone();
         let (sender, receiver) = mpsc::channel(4);
         tokio::spawn(async move {
             let send =
@@ -537,6 +538,14 @@ impl MetricsService for MetricsApi {
                 {
                     return;
                 }
+            }
+            if shutdown.is_cancelled() {
+                // The rows stopped early: a last chunk would make a cut document look whole.
+                let stopping = ApiError::Unavailable(
+                    "the metrics service is stopping; export the range again".into(),
+                );
+                let _closed = sender.send(Err(Status::from(stopping))).await;
+                return;
             }
             if let Some(chunk) = chunker.finish() {
                 let _closed = send(chunk).await;
