@@ -12,7 +12,7 @@ use crate::helpers::{MetricsEnv, spawn_env};
 backend_tests!(
     the_csv_holds_the_export_rows_quoted_in_chunks,
     an_empty_range_gives_the_header_alone,
-    a_bad_range_is_refused_by_field,
+    a_bad_range_or_filter_is_refused_by_field,
 );
 
 const HEADER: [&str; 31] = [
@@ -135,6 +135,17 @@ async fn allow_categories(env: &MetricsEnv) {
 
 /// The chunks of ExportConversationsCsv over `hours` from `from`.
 async fn csv_chunks(env: &MetricsEnv, from: SystemTime, hours: u64) -> Vec<Vec<u8>> {
+    filtered_csv_chunks(env, from, hours, None).await
+}
+
+/// The chunks of ExportConversationsCsv over `hours` from `from`, of the conversations `filter`
+/// lets through.
+async fn filtered_csv_chunks(
+    env: &MetricsEnv,
+    from: SystemTime,
+    hours: u64,
+    filter: Option<pb::ConversationFilter>,
+) -> Vec<Vec<u8>> {
     let (start_time, end_time) = range(from, hours);
     let mut stream = env
         .metrics()
@@ -142,6 +153,7 @@ async fn csv_chunks(env: &MetricsEnv, from: SystemTime, hours: u64) -> Vec<Vec<u
         .export_conversations_csv(env.req(pb::ExportConversationsCsvRequest {
             start_time,
             end_time,
+            filter,
             ..Default::default()
         }))
         .await
@@ -347,6 +359,17 @@ async fn the_csv_holds_the_export_rows_quoted_in_chunks(backend: Backend) {
     assert_eq!(records[1][23], "150.5", "resolution: 90.5 s + 60 s");
     assert_eq!(records[1][20], "90.5", "first response time");
     assert_eq!(records[2][25], summary, "the summary's line break survives");
+
+    // The filter is ExportConversations' too: only the awkward category's conversation.
+    let only_awkward = pb::ConversationFilter {
+        closing_categories: vec![AWKWARD_CATEGORY.into()],
+        ..Default::default()
+    };
+    let filtered = filtered_csv_chunks(&env, start(), 24, Some(only_awkward)).await;
+    let records = parse_csv(&String::from_utf8(filtered.concat()).unwrap());
+    assert_eq!(records.len(), 2, "the header and one row");
+    assert_eq!(records[1][0], ids[0]);
+    assert_record_is_row(&records[1], &rows[awkward]);
     env.stop().await;
 }
 
@@ -362,7 +385,7 @@ async fn an_empty_range_gives_the_header_alone(backend: Backend) {
     env.stop().await;
 }
 
-async fn a_bad_range_is_refused_by_field(backend: Backend) {
+async fn a_bad_range_or_filter_is_refused_by_field(backend: Backend) {
     let Some(env) = spawn_env(backend, start()).await else {
         return;
     };
@@ -399,6 +422,20 @@ async fn a_bad_range_is_refused_by_field(backend: Backend) {
             }))
             .await,
         "min_positions",
+    );
+    assert_invalid_field(
+        client
+            .export_conversations_csv(env.req(pb::ExportConversationsCsvRequest {
+                start_time,
+                end_time,
+                filter: Some(pb::ConversationFilter {
+                    channel_types: vec![999],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }))
+            .await,
+        "filter.channel_types[0]",
     );
     env.stop().await;
 }
