@@ -1,10 +1,12 @@
 //! `charla`: the one command a newcomer needs. `charla up` runs every charla service in this
 //! process, each on its own port with its own SQLite file, until Ctrl-C; `charla demo` fills it with
-//! a month of history; `charla import` brings history from elsewhere.
+//! a month of history; `charla import` brings history from elsewhere; `charla export` writes the
+//! conversations closed in a range as CSV.
 
 mod bench;
 mod credentials;
 mod demo;
+mod export;
 mod history_json;
 mod import;
 mod metrics_wait;
@@ -30,6 +32,8 @@ enum Command {
     /// Import history from another platform into a running charla.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Write the conversations closed in a time range to a file (CSV), from a running charla.
+    Export(export::ExportArgs),
     /// Print a token for calling charla, signed with the configured (or `charla up`'s) key set.
     Token(credentials::TokenArgs),
     /// Run one service, configured by flags or the environment (as in a container).
@@ -47,6 +51,7 @@ async fn main() -> std::process::ExitCode {
         Command::Up(args) => up::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Import(command) => import::run(command).await,
+        Command::Export(args) => export::run(args).await,
         Command::Token(args) => credentials::run_token(args),
         Command::Serve(service) => serve::run(service).await,
         Command::Bench(args) => bench::run(args).await,

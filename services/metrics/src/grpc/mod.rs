@@ -1,6 +1,7 @@
 //! The MetricsService gRPC handlers.
 
 pub mod convert;
+mod csv;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -20,8 +21,8 @@ use charla_runtime::validate::text;
 use charla_runtime::workspace::WORKSPACE_HEADER;
 use prost::Message as _;
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -123,6 +124,83 @@ impl MetricsApi {
         .await?;
         let positions = self.store.workspace_positions(workspace).await?;
         Ok(applied::to_cursor(&positions))
+    }
+}
+
+/// The closing-time range and filter of an export, checked.
+struct ExportRange {
+    start: i64,
+    end: i64,
+    filter: crate::domain::Filter,
+}
+
+impl ExportRange {
+    /// Checks the fields ExportConversations and ExportConversationsCsv share.
+    fn parse(
+        start_time: Option<&prost_types::Timestamp>,
+        end_time: Option<&prost_types::Timestamp>,
+        filter: Option<&pb::ConversationFilter>,
+    ) -> Result<Self, ApiError> {
+        let start = required_micros("start_time", start_time)?;
+        let end = required_micros("end_time", end_time)?;
+        if end <= start {
+            return Err(ApiError::invalid("end_time", "must be after start_time"));
+        }
+        Ok(Self {
+            start,
+            end,
+            filter: parse_filter(filter)?,
+        })
+    }
+}
+
+impl MetricsApi {
+    /// Streams every row of the range, page by page, in closing order; stops at the first error
+    /// (sent last) or when the receiver goes away.
+    fn export_rows(
+        &self,
+        workspace: String,
+        range: ExportRange,
+    ) -> mpsc::Receiver<Result<pb::ConversationExportRow, Status>> {
+        let (sender, receiver) = mpsc::channel(64);
+        let (store, shutdown) = (self.store.clone(), self.shutdown.clone());
+        tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                let page = match store
+                    .closed_facts(
+                        &workspace,
+                        range.start,
+                        range.end,
+                        after.clone(),
+                        EXPORT_PAGE,
+                    )
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let _closed = sender.send(Err(Status::from(error))).await;
+                        return;
+                    }
+                };
+                for fact in page
+                    .iter()
+                    .filter(|fact| range.filter.accepts(&fact.dimensions))
+                {
+                    let row = export_row(fact).map_err(Status::from);
+                    if shutdown.is_cancelled() || sender.send(row).await.is_err() {
+                        return;
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() as i64 == EXPORT_PAGE => {
+                        after = Some((last.closed_at, last.conversation.clone()));
+                    }
+                    _ => return,
+                }
+            }
+        });
+        receiver
     }
 }
 
@@ -409,44 +487,68 @@ impl MetricsService for MetricsApi {
         let slot = stream_slot(&request)?;
         let metadata = request.metadata().clone();
         let request = request.into_inner();
-        let start = required_micros("start_time", request.start_time.as_ref())?;
-        let end = required_micros("end_time", request.end_time.as_ref())?;
-        if end <= start {
-            return Err(ApiError::invalid("end_time", "must be after start_time").into());
-        }
-        let filter = parse_filter(request.filter.as_ref())?;
+        let range = ExportRange::parse(
+            request.start_time.as_ref(),
+            request.end_time.as_ref(),
+            request.filter.as_ref(),
+        )?;
         self.reflect(&workspace, &metadata, &request.min_positions)
             .await?;
-        let (sender, receiver) = mpsc::channel(64);
-        let (store, shutdown) = (self.store.clone(), self.shutdown.clone());
+        let rows = ReceiverStream::new(self.export_rows(workspace, range))
+            .map(|row| row.map(|row| pb::ExportConversationsResponse { row: Some(row) }));
+        Ok(Response::new(slot.hold(rows)))
+    }
+
+    type ExportConversationsCsvStream = Streamed<pb::ExportConversationsCsvResponse>;
+
+    async fn export_conversations_csv(
+        &self,
+        request: Request<pb::ExportConversationsCsvRequest>,
+    ) -> Result<Response<Self::ExportConversationsCsvStream>, Status> {
+        let workspace = authorize(&request, Role::Agent)?.to_string();
+        let slot = stream_slot(&request)?;
+        let metadata = request.metadata().clone();
+        let request = request.into_inner();
+        let range = ExportRange::parse(
+            request.start_time.as_ref(),
+            request.end_time.as_ref(),
+            request.filter.as_ref(),
+        )?;
+        self.reflect(&workspace, &metadata, &request.min_positions)
+            .await?;
+        let mut rows = self.export_rows(workspace, range);
+        let shutdown = self.shutdown.clone();
+        let (sender, receiver) = mpsc::channel(4);
         tokio::spawn(async move {
-            let mut after = None;
-            loop {
-                let page = match store
-                    .closed_facts(&workspace, start, end, after.clone(), EXPORT_PAGE)
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(error) => {
-                        let _closed = sender.send(Err(Status::from(error))).await;
+            let send =
+                |chunk: Vec<u8>| sender.send(Ok(pb::ExportConversationsCsvResponse { chunk }));
+            let mut chunker = csv::Chunker::default();
+            let _header_fits = chunker.push(csv::HEADER);
+            while let Some(row) = rows.recv().await {
+                let row = match row {
+                    Ok(row) => row,
+                    Err(status) => {
+                        let _closed = sender.send(Err(status)).await;
                         return;
                     }
                 };
-                for fact in page.iter().filter(|fact| filter.accepts(&fact.dimensions)) {
-                    let row = export_row(fact)
-                        .map(|row| pb::ExportConversationsResponse { row: Some(row) });
-                    if shutdown.is_cancelled()
-                        || sender.send(row.map_err(Status::from)).await.is_err()
-                    {
-                        return;
-                    }
+                let fields = csv::record(&row);
+                if let Some(chunk) = chunker.push(fields.iter().map(String::as_str))
+                    && send(chunk).await.is_err()
+                {
+                    return;
                 }
-                match page.last() {
-                    Some(last) if page.len() as i64 == EXPORT_PAGE => {
-                        after = Some((last.closed_at, last.conversation.clone()));
-                    }
-                    _ => return,
-                }
+            }
+            if shutdown.is_cancelled() {
+                // The rows stopped early: a last chunk would make a cut document look whole.
+                let stopping = ApiError::Unavailable(
+                    "the metrics service is stopping; export the range again".into(),
+                );
+                let _closed = sender.send(Err(Status::from(stopping))).await;
+                return;
+            }
+            if let Some(chunk) = chunker.finish() {
+                let _closed = send(chunk).await;
             }
         });
         Ok(Response::new(slot.hold(ReceiverStream::new(receiver))))

@@ -2,6 +2,7 @@
 //! SQLite and on PostgreSQL.
 
 mod batches;
+mod csv_export;
 mod export;
 mod health;
 mod helpers;
