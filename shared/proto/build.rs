@@ -16,13 +16,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for package in PACKAGES {
         files.extend(proto_files(&proto_root.join(package))?);
     }
-    for file in &files {
-        println!("cargo:rerun-if-changed={}", file.display());
+    // Paths relative to this package: cargo records them as given, and absolute ones would tie
+    // the build to one checkout (another clone sharing the target directory would then skip
+    // regenerating after its protos changed).
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in files.iter().chain([&proto_root.join("google")]) {
+        let relative = file.strip_prefix(manifest_dir).unwrap_or(file);
+        println!("cargo:rerun-if-changed={}", relative.display());
     }
-    println!(
-        "cargo:rerun-if-changed={}",
-        proto_root.join("google").display()
-    );
 
     let mut compiler = protox::Compiler::new([&proto_root])?;
     compiler
