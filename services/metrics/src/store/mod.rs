@@ -29,6 +29,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "dimension rollup",
             sql: include_str!("../../migrations/0004_dimension_rollup.sqlite.sql"),
         },
+        SIX_HOUR_ROLLUP_MIGRATION,
     ],
     postgres: &[
         MigrationFile {
@@ -43,6 +44,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "dimension rollup",
             sql: include_str!("../../migrations/0004_dimension_rollup.postgres.sql"),
         },
+        SIX_HOUR_ROLLUP_MIGRATION,
     ],
 };
 
@@ -50,6 +52,12 @@ const WORKSPACE_POSITIONS_MIGRATION: MigrationFile = MigrationFile {
     version: 3,
     description: "workspace positions",
     sql: include_str!("../../migrations/0003_workspace_positions.sql"),
+};
+
+const SIX_HOUR_ROLLUP_MIGRATION: MigrationFile = MigrationFile {
+    version: 5,
+    description: "six hour rollup",
+    sql: include_str!("../../migrations/0005_six_hour_rollup.sql"),
 };
 
 /// The consumer name of the conversation event stream.
