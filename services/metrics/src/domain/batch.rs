@@ -4,7 +4,7 @@
 //! event. The rules are those of one event at a time: applying a batch equals applying its events
 //! in order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::change::Change;
 use super::closed::{ClosedStats, Closure};
@@ -78,7 +78,7 @@ pub struct Batch {
     /// the store.
     facts: HashMap<(String, String), Option<Fact>>,
     /// The facts to write.
-    changed: Vec<(String, String)>,
+    changed: HashSet<(String, String)>,
     pub combos: HashMap<ComboKey, Delta>,
     pub dimension_rows: HashMap<DimensionRowKey, Delta>,
     pub live: HashMap<String, LiveDelta>,
@@ -206,9 +206,7 @@ impl Batch {
     }
 
     fn mark_changed(&mut self, key: (String, String)) {
-        if !self.changed.contains(&key) {
-            self.changed.push(key);
-        }
+        self.changed.insert(key);
     }
 
     fn open(
