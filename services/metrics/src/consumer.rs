@@ -20,7 +20,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::Instrument;
 
-use crate::domain::{Change, Closure, Dimensions};
+use crate::domain::{Automation, AutomationFacts, Change, Closure, Dimensions};
 use crate::store::{MetricsStore, StreamEvent};
 use futures_util::FutureExt as _;
 
@@ -474,6 +474,23 @@ pub fn translate(event: pb::ConversationEvent) -> Change {
         Some(Payload::Closed(closed)) => {
             let (channel_type, channel_id) = channel_names(closed.channel.as_ref());
             let record = closed.encode_to_vec();
+            let closed_by = pb::CloseSource::try_from(closed.closed_by)
+                .unwrap_or_default()
+                .as_str_name()
+                .to_owned();
+            let opened_at = micros(closed.opened_at);
+            let automation = Automation::of(
+                AutomationFacts {
+                    first_automated_message: closed.first_automated_message_at.map(|at| {
+                        Duration::from_micros(
+                            u64::try_from(micros(Some(at)) - opened_at).unwrap_or_default(),
+                        )
+                    }),
+                    first_human_message: duration(closed.first_response_time),
+                    first_assignment: duration(closed.time_to_first_assignment),
+                },
+                &closed_by,
+            );
             Change::Closed {
                 conversation,
                 contact: event.contact_id,
@@ -483,13 +500,10 @@ pub fn translate(event: pb::ConversationEvent) -> Change {
                     channel_type,
                     channel_id,
                     opened_by: open_source(closed.opened_by),
-                    closed_by: pb::CloseSource::try_from(closed.closed_by)
-                        .unwrap_or_default()
-                        .as_str_name()
-                        .to_owned(),
+                    closed_by,
                     category: closed.closing_category,
                 },
-                opened_at: micros(closed.opened_at),
+                opened_at,
                 closed_at: micros(closed.closed_at),
                 closure: Closure {
                     resolution: duration(closed.resolution_time).unwrap_or_default(),
@@ -501,6 +515,7 @@ pub fn translate(event: pb::ConversationEvent) -> Change {
                         .collect(),
                     time_to_first_assignment: duration(closed.time_to_first_assignment),
                     assignment_count: closed.assignment_count.max(0) as u32,
+                    automation,
                 },
                 imported: event.imported,
                 record,

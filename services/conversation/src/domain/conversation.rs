@@ -6,7 +6,7 @@ use charla_runtime::workspace::WorkspaceId;
 
 use super::error::ConversationError;
 use super::ids::{ActorId, ContactId, ConversationId, ExternalId};
-use super::message::{Direction, Message};
+use super::message::{AuthorKind, Direction, Message};
 use super::settings::{ClosingNote, WorkspaceSettings};
 use super::sources::{Channel, CloseSource, OpenSource};
 
@@ -48,6 +48,16 @@ pub struct MessageCounts {
     pub responses: u32,
 }
 
+/// The first message an automation (a bot, an AI agent or a workflow) wrote in a conversation:
+/// what the metrics tell contained conversations and handoffs by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutomatedReply {
+    pub at: SystemTime,
+    pub author_kind: AuthorKind,
+    /// The bot, AI agent or workflow, when the message named it.
+    pub author: Option<ActorId>,
+}
+
 /// A conversation between a contact and the workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
@@ -62,6 +72,8 @@ pub struct Conversation {
     pub assignment: Assignment,
     pub first_response_at: Option<SystemTime>,
     pub first_response_user: Option<ActorId>,
+    /// The first message an automation wrote, if one did.
+    pub first_automated: Option<AutomatedReply>,
     pub last_message_at: Option<SystemTime>,
     pub last_inbound_at: Option<SystemTime>,
     pub last_outbound_at: Option<SystemTime>,
@@ -137,6 +149,7 @@ impl Conversation {
             assignment: Assignment::default(),
             first_response_at: None,
             first_response_user: None,
+            first_automated: None,
             last_message_at: None,
             last_inbound_at: None,
             last_outbound_at: None,
@@ -172,7 +185,8 @@ impl Conversation {
 
     /// Records a message at `at`. A contact's message starts the wait for a reply and cancels
     /// auto-close; a human user's message answers the wait, may be the first response, and
-    /// (re)starts auto-close; bots, workflows, broadcasts, AI agents and echoes touch neither.
+    /// (re)starts auto-close; bots, workflows, broadcasts, AI agents and echoes touch neither. The
+    /// first message of a bot, an AI agent or a workflow is kept as the first automated reply.
     pub fn record(
         &mut self,
         message: &Message,
@@ -191,6 +205,13 @@ impl Conversation {
             Direction::Outbound => {
                 self.counts.outbound += 1;
                 self.last_outbound_at = Some(at);
+                if message.author_kind.is_automation() && self.first_automated.is_none() {
+                    self.first_automated = Some(AutomatedReply {
+                        at,
+                        author_kind: message.author_kind,
+                        author: message.author_id.clone(),
+                    });
+                }
             }
         }
         if message.author_kind.is_human_user() && message.direction == Direction::Outbound {

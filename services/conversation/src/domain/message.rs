@@ -35,6 +35,13 @@ impl AuthorKind {
         matches!(self, Self::User)
     }
 
+    /// An automation that talks with the contact on the workspace's behalf: a bot, an AI agent or
+    /// a workflow. Broadcasts (campaigns to many contacts), API messages (any integration) and
+    /// echoes (a human on the channel's own app) are not.
+    pub fn is_automation(&self) -> bool {
+        matches!(self, Self::Bot | Self::AiAgent | Self::Workflow)
+    }
+
     /// Whether this author writes in `direction` (contacts write inbound, everyone else outbound).
     pub fn writes(&self, direction: Direction) -> bool {
         match self {

@@ -10,7 +10,7 @@ mod settings;
 mod sources;
 
 pub use conversation::{
-    Assignment, AssignmentChange, AssignmentKind, AssignmentUpdate, Conversation,
+    Assignment, AssignmentChange, AssignmentKind, AssignmentUpdate, AutomatedReply, Conversation,
     ConversationStatus, MessageCounts, MessageEffect,
 };
 pub use error::ConversationError;

@@ -93,6 +93,21 @@ pub fn encode(
                 assignment_count: c.assignment.count as i32,
                 message_counts: Some(counts_to_proto(&c.counts)),
                 external_id: text(c.external_id.as_ref()),
+                first_automated_message_at: c
+                    .first_automated
+                    .as_ref()
+                    .map(|reply| to_timestamp(reply.at)),
+                first_automated_author_kind: c
+                    .first_automated
+                    .as_ref()
+                    .map_or(pb::AuthorKind::Unspecified, |reply| {
+                        author_kind_to_proto(reply.author_kind)
+                    }) as i32,
+                first_automated_author_id: text(
+                    c.first_automated
+                        .as_ref()
+                        .and_then(|reply| reply.author.as_ref()),
+                ),
             })
         }
         ConversationChange::Assigned { change, actor } => {

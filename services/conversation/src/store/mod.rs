@@ -42,6 +42,7 @@ pub const MIGRATIONS: Migrations = Migrations {
         CONVERSATION_EVENTS_MIGRATION,
         LAST_ASSIGNEE_MIGRATION,
         test_clock::fleet::MIGRATION,
+        FIRST_AUTOMATED_REPLY_MIGRATION,
     ],
     postgres: &[
         event_log::POSTGRES_MIGRATION,
@@ -52,7 +53,14 @@ pub const MIGRATIONS: Migrations = Migrations {
         CONVERSATION_EVENTS_MIGRATION,
         LAST_ASSIGNEE_MIGRATION,
         test_clock::fleet::MIGRATION,
+        FIRST_AUTOMATED_REPLY_MIGRATION,
     ],
+};
+
+const FIRST_AUTOMATED_REPLY_MIGRATION: MigrationFile = MigrationFile {
+    version: 6,
+    description: "first automated reply",
+    sql: include_str!("../../migrations/0006_first_automated_reply.sql"),
 };
 
 const LAST_ASSIGNEE_MIGRATION: MigrationFile = MigrationFile {

@@ -13,12 +13,12 @@ use sqlx::{Any, Row};
 use uuid::Uuid;
 
 use crate::domain::{
-    ActorId, Assignment, Channel, CloseSource, ClosingNote, ContactId, Conversation,
-    ConversationId, ConversationStatus, ExternalId, MessageCounts, OpenSource,
+    ActorId, Assignment, AuthorKind, AutomatedReply, Channel, CloseSource, ClosingNote, ContactId,
+    Conversation, ConversationId, ConversationStatus, ExternalId, MessageCounts, OpenSource,
 };
 
 /// Every column of `conversations`, in the order `bind_conversation` binds them.
-pub const COLUMNS: [&str; 35] = [
+pub const COLUMNS: [&str; 38] = [
     "workspace_id",
     "conversation_id",
     "contact_id",
@@ -54,6 +54,9 @@ pub const COLUMNS: [&str; 35] = [
     "external_id",
     "imported",
     "last_assignee_user_id",
+    "first_automated_at",
+    "first_automated_author_kind",
+    "first_automated_author_id",
 ];
 
 /// `SELECT <every column> FROM conversations`.
@@ -105,6 +108,7 @@ pub fn bind_conversation<'q>(
             note.clone(),
         ),
     };
+    let automated = c.first_automated.as_ref();
     let response_times: Vec<i64> = c
         .response_times
         .iter()
@@ -146,6 +150,9 @@ pub fn bind_conversation<'q>(
         .bind(text(c.external_id.as_ref()))
         .bind(i64::from(c.imported))
         .bind(text(c.assignment.last_assignee.as_ref()))
+        .bind(micros(automated.map(|reply| reply.at)))
+        .bind(automated.map(|reply| reply.author_kind.as_str()))
+        .bind(text(automated.and_then(|reply| reply.author.as_ref())))
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> ApiError {
@@ -171,6 +178,22 @@ fn time(row: &AnyRow, column: &str) -> Result<Option<SystemTime>, ApiError> {
 fn count(row: &AnyRow, column: &str) -> Result<u32, ApiError> {
     let value: i64 = row.try_get(column)?;
     u32::try_from(value).map_err(|e| corrupt(column, e))
+}
+
+fn automated_reply(row: &AnyRow) -> Result<Option<AutomatedReply>, ApiError> {
+    let Some(at) = time(row, "first_automated_at")? else {
+        return Ok(None);
+    };
+    let kind: Option<String> = row.try_get("first_automated_author_kind")?;
+    let author_kind = kind
+        .as_deref()
+        .and_then(AuthorKind::from_name)
+        .ok_or_else(|| corrupt("first_automated_author_kind", kind.as_deref().unwrap_or("")))?;
+    Ok(Some(AutomatedReply {
+        at,
+        author_kind,
+        author: actor(row, "first_automated_author_id")?,
+    }))
 }
 
 /// A conversation from a row selected with `SELECT`.
@@ -227,6 +250,7 @@ pub fn conversation_from_row(row: &AnyRow) -> Result<Conversation, ApiError> {
         },
         first_response_at: time(row, "first_response_at")?,
         first_response_user: actor(row, "first_response_user_id")?,
+        first_automated: automated_reply(row)?,
         last_message_at: time(row, "last_message_at")?,
         last_inbound_at: time(row, "last_inbound_at")?,
         last_outbound_at: time(row, "last_outbound_at")?,

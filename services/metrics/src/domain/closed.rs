@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::automation::Automation;
 use super::contacts::ContactSketch;
 use super::distribution::Distribution;
 
@@ -18,6 +19,8 @@ pub struct Closure {
     pub time_to_first_assignment: Option<Duration>,
     /// How many times a user was assigned.
     pub assignment_count: u32,
+    /// What automation did in it.
+    pub automation: Automation,
 }
 
 /// Counts of first response times in respond.io's bands.
@@ -120,6 +123,12 @@ pub struct ClosedStats {
     pub bands: Bands,
     /// The contacts of the closed conversations, each once.
     pub contacts: ContactSketch,
+    /// Automation wrote before any human took part (contained, handed off or abandoned).
+    pub automated: u64,
+    pub contained: u64,
+    pub handed_off: u64,
+    /// Microseconds from opening to the human taking over; handed-off conversations only.
+    pub time_to_handoff: Distribution,
 }
 
 impl ClosedStats {
@@ -142,6 +151,19 @@ impl ClosedStats {
         self.assignments_per_conversation
             .add(i64::from(closure.assignment_count));
         self.bands.add(closure.first_response);
+        match closure.automation {
+            Automation::NotAutomated => {}
+            Automation::Contained => {
+                self.automated += 1;
+                self.contained += 1;
+            }
+            Automation::HandedOff { after } => {
+                self.automated += 1;
+                self.handed_off += 1;
+                self.time_to_handoff.add(micros(after));
+            }
+            Automation::Abandoned => self.automated += 1,
+        }
     }
 
     /// Adds everything `other` counts.
@@ -158,6 +180,10 @@ impl ClosedStats {
             .merge(&other.assignments_per_conversation);
         self.bands.merge(&other.bands);
         self.contacts.merge(&other.contacts);
+        self.automated += other.automated;
+        self.contained += other.contained;
+        self.handed_off += other.handed_off;
+        self.time_to_handoff.merge(&other.time_to_handoff);
     }
 }
 
@@ -187,6 +213,9 @@ mod tests {
                 response_times: vec![Duration::from_secs(60), Duration::from_secs(30)],
                 time_to_first_assignment: None,
                 assignment_count: 0,
+                automation: Automation::HandedOff {
+                    after: Duration::from_secs(45),
+                },
             },
         );
         assert_eq!(stats.closed, 1);
@@ -195,5 +224,10 @@ mod tests {
         assert_eq!(stats.responses_per_conversation.summary().unwrap().sum, 2);
         assert_eq!(stats.bands.from_30s_to_2m, 1);
         assert_eq!(stats.contacts.estimate(), 1);
+        assert_eq!(
+            (stats.automated, stats.handed_off, stats.contained),
+            (1, 1, 0)
+        );
+        assert_eq!(stats.time_to_handoff.summary().unwrap().sum, 45_000_000);
     }
 }

@@ -2,6 +2,7 @@
 //! conversations, the dimensions they break down by, and calendar arithmetic in any time zone.
 //! No gRPC, no SQL.
 
+mod automation;
 mod batch;
 mod calendar;
 mod change;
@@ -12,6 +13,7 @@ mod distribution;
 mod grains;
 mod report;
 
+pub use automation::{Automation, AutomationFacts};
 pub use batch::{Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta};
 pub use calendar::{
     BUCKET, CalendarError, Granularity, MAX_SERIES_BUCKETS, bucket_start, series_edges,

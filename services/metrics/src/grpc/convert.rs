@@ -206,6 +206,23 @@ pub fn metrics_to_proto(tally: &Tally) -> pb::ConversationMetrics {
             over_1h: bands.over_1h as i64,
             no_response: bands.no_response as i64,
         }),
+        automation: Some(pb::AutomationStats {
+            automated_count: closed.automated as i64,
+            contained_count: closed.contained as i64,
+            handed_off_count: closed.handed_off as i64,
+            containment_rate: rate(closed.contained, closed.automated),
+            handoff_rate: rate(closed.handed_off, closed.automated),
+            time_to_handoff: duration_stats(closed.time_to_handoff.summary()),
+        }),
+    }
+}
+
+/// `part / whole`, 0 when `whole` is 0.
+fn rate(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
     }
 }
 

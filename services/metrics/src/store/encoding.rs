@@ -31,6 +31,15 @@ struct StoredClosedStats {
     /// The contacts' sketch (`ContactSketch::to_bytes`).
     #[prost(bytes = "vec", tag = "4")]
     contacts: Vec<u8>,
+    #[prost(uint64, tag = "5")]
+    automated: u64,
+    #[prost(uint64, tag = "6")]
+    contained: u64,
+    #[prost(uint64, tag = "7")]
+    handed_off: u64,
+    /// Apart from `distributions`: most rows have no handoff, and an absent one costs nothing.
+    #[prost(message, optional, tag = "8")]
+    time_to_handoff: Option<StoredDistribution>,
 }
 
 fn store(distribution: &Distribution) -> StoredDistribution {
@@ -72,6 +81,10 @@ pub fn encode(stats: &ClosedStats) -> Vec<u8> {
         .collect(),
         bands: stats.bands.to_array().to_vec(),
         contacts: stats.contacts.to_bytes(),
+        automated: stats.automated,
+        contained: stats.contained,
+        handed_off: stats.handed_off,
+        time_to_handoff: (stats.time_to_handoff.count() > 0).then(|| store(&stats.time_to_handoff)),
     }
     .encode_to_vec()
 }
@@ -99,5 +112,12 @@ pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
         assignments_per_conversation: load(&assignments)?,
         bands: Bands::from_array(bands),
         contacts: ContactSketch::from_bytes(&stored.contacts).ok_or_else(corrupt)?,
+        automated: stored.automated,
+        contained: stored.contained,
+        handed_off: stored.handed_off,
+        time_to_handoff: match &stored.time_to_handoff {
+            Some(stored) => load(stored)?,
+            None => Distribution::default(),
+        },
     })
 }

@@ -30,6 +30,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/0004_dimension_rollup.sqlite.sql"),
         },
         SIX_HOUR_ROLLUP_MIGRATION,
+        AUTOMATION_MIGRATION,
     ],
     postgres: &[
         MigrationFile {
@@ -45,6 +46,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/0004_dimension_rollup.postgres.sql"),
         },
         SIX_HOUR_ROLLUP_MIGRATION,
+        AUTOMATION_MIGRATION,
     ],
 };
 
@@ -58,6 +60,12 @@ const SIX_HOUR_ROLLUP_MIGRATION: MigrationFile = MigrationFile {
     version: 5,
     description: "six hour rollup",
     sql: include_str!("../../migrations/0005_six_hour_rollup.sql"),
+};
+
+const AUTOMATION_MIGRATION: MigrationFile = MigrationFile {
+    version: 6,
+    description: "automation",
+    sql: include_str!("../../migrations/0006_automation.sql"),
 };
 
 /// The consumer name of the conversation event stream.

@@ -1,6 +1,7 @@
 //! The metrics service through real gRPC, fed by real contact and conversation services, on
 //! SQLite and on PostgreSQL.
 
+mod automation;
 mod batches;
 mod csv_export;
 mod export;

@@ -240,3 +240,32 @@ fn one_reassignment_sets_a_user_and_clears_the_team() {
         "nothing left to clear"
     );
 }
+
+#[test]
+fn the_first_bot_ai_agent_or_workflow_message_is_the_first_automated_reply() {
+    let settings = WorkspaceSettings::default();
+    for kind in [AuthorKind::Bot, AuthorKind::AiAgent, AuthorKind::Workflow] {
+        let mut c = conversation();
+        c.record(&message(AuthorKind::Contact), t(1), &settings);
+        for not_automation in [
+            AuthorKind::Broadcast,
+            AuthorKind::Api,
+            AuthorKind::Echo,
+            AuthorKind::User,
+        ] {
+            c.record(&message(not_automation), t(2), &settings);
+        }
+        assert_eq!(c.first_automated, None, "{kind:?}");
+        c.record(&message(kind), t(3), &settings);
+        c.record(&message(AuthorKind::Bot), t(4), &settings);
+        assert_eq!(
+            c.first_automated,
+            Some(AutomatedReply {
+                at: t(3),
+                author_kind: kind,
+                author: Some(ActorId::parse("agent-1").unwrap()),
+            }),
+            "the first one stays"
+        );
+    }
+}
