@@ -515,6 +515,10 @@ const REQUIRED_ROLES: &[(&str, Role)] = &[
     ),
     ("charla.conversation.v1.TestClockService", Role::Service),
     (
+        "charla.metrics.v1.MetricsService/UpdateReportSettings",
+        Role::Admin,
+    ),
+    (
         "charla.metrics.v1.MetricsService/RebuildAggregates",
         Role::Service,
     ),

@@ -502,6 +502,10 @@ pub fn translate(event: pb::ConversationEvent) -> Change {
                     opened_by: open_source(closed.opened_by),
                     closed_by,
                     category: closed.closing_category,
+                    automated_by: match automation {
+                        Automation::NotAutomated => String::new(),
+                        _ => closed.first_automated_author_id,
+                    },
                 },
                 opened_at,
                 closed_at: micros(closed.closed_at),

@@ -146,6 +146,7 @@ pub async fn run(
                     filter: None,
                     group_by: metrics_pb::GroupBy::Assignee as i32,
                     min_positions: Vec::new(),
+                    recontact_window: None,
                 });
                 let asked = Instant::now();
                 let answer = metrics

@@ -7,9 +7,10 @@
 use std::collections::{HashMap, HashSet};
 
 use super::change::Change;
-use super::closed::{ClosedStats, Closure};
+use super::closed::ClosedStats;
 use super::dimensions::{Dimension, Dimensions};
 use super::grains::Grain;
+use super::recontact::{MAX_GAP_MICROS, gap_bin};
 
 /// A conversation as the aggregates know it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,9 @@ pub struct Fact {
     pub closed_at: Option<i64>,
     /// The close event as received, when it closed in this batch (kept for exports).
     pub close_record: Option<Vec<u8>>,
+    /// Once closed: microseconds from its close to its contact's next opening, when that came
+    /// within the longest re-contact window.
+    pub recontact_gap: Option<i64>,
 }
 
 /// The rows a single dimension is rolled up under: '' (every conversation), or a dimension.
@@ -77,6 +81,8 @@ pub struct Batch {
     /// Conversations the batch read or wrote, by (workspace, conversation); `None`: unknown to
     /// the store.
     facts: HashMap<(String, String), Option<Fact>>,
+    /// The conversations of each (workspace, contact) among the facts, for re-contacts.
+    by_contact: HashMap<(String, String), Vec<String>>,
     /// The facts to write.
     changed: HashSet<(String, String)>,
     pub combos: HashMap<ComboKey, Delta>,
@@ -86,11 +92,37 @@ pub struct Batch {
 
 impl Batch {
     /// A batch over the stored facts of the conversations its events name (`None` for those the
-    /// store doesn't have).
+    /// store doesn't have), and of the conversations of their contacts that closed or opened
+    /// since `Batch::recontact_horizon` (re-contacts are found among them).
     pub fn new(known: HashMap<(String, String), Option<Fact>>) -> Self {
+        let mut by_contact: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for ((workspace, conversation), fact) in &known {
+            if let Some(fact) = fact {
+                by_contact
+                    .entry((workspace.clone(), fact.contact.clone()))
+                    .or_default()
+                    .push(conversation.clone());
+            }
+        }
         Self {
             facts: known,
+            by_contact,
             ..Self::default()
+        }
+    }
+
+    /// The contact a change names and the time that matters to its re-contacts; a batch must
+    /// know the contact's conversations that closed or opened since the earliest such time less
+    /// the longest re-contact window.
+    pub fn recontact_horizon(change: &Change) -> Option<(&str, i64)> {
+        match change {
+            Change::Opened {
+                contact, opened_at, ..
+            } => Some((contact, opened_at.saturating_sub(MAX_GAP_MICROS))),
+            Change::Closed {
+                contact, opened_at, ..
+            } => Some((contact, opened_at.saturating_sub(MAX_GAP_MICROS))),
+            Change::Assigned { .. } | Change::Nothing => None,
         }
     }
 
@@ -183,14 +215,22 @@ impl Batch {
                 let was_unassigned = i64::from(fact.dimensions.assignee.is_empty());
                 let contact = fact.contact.clone();
                 self.move_to(workspace, conversation, dimensions);
+                // History imported out of order: the contact may have come back already.
+                let gap = self.next_opening_gap(workspace, &contact, conversation, *closed_at);
                 if let Some(Some(fact)) = self
                     .facts
                     .get_mut(&(workspace.to_owned(), conversation.clone()))
                 {
                     fact.closed_at = Some(*closed_at);
                     fact.close_record = Some(record.clone());
+                    fact.recontact_gap = gap;
                 }
-                self.count_closed(workspace, *closed_at, dimensions, &contact, closure);
+                let mut stats = ClosedStats::default();
+                stats.add(&contact, closure);
+                if let Some(bin) = gap.and_then(gap_bin) {
+                    stats.recontact.add(bin, 1);
+                }
+                self.count_closed(workspace, *closed_at, dimensions, &stats);
                 let live = self.live_mut(workspace);
                 live.open -= 1;
                 live.unassigned -= was_unassigned;
@@ -228,9 +268,15 @@ impl Batch {
                 imported,
                 closed_at: None,
                 close_record: None,
+                recontact_gap: None,
             }),
         );
         self.mark_changed(key);
+        self.recontacted(workspace, contact, opened_at);
+        self.by_contact
+            .entry((workspace.to_owned(), contact.to_owned()))
+            .or_default()
+            .push(conversation.to_owned());
         self.count_opened(workspace, opened_at, dimensions, 1);
         let live = self.live_mut(workspace);
         live.open += 1;
@@ -284,21 +330,85 @@ impl Batch {
         }
     }
 
+    /// The gap from a close at `closed_at` to the earliest later opening of another conversation
+    /// of the contact, when within the longest re-contact window.
+    fn next_opening_gap(
+        &self,
+        workspace: &str,
+        contact: &str,
+        conversation: &str,
+        closed_at: i64,
+    ) -> Option<i64> {
+        let siblings = self
+            .by_contact
+            .get(&(workspace.to_owned(), contact.to_owned()))?;
+        siblings
+            .iter()
+            .filter(|sibling| sibling.as_str() != conversation)
+            .filter_map(|sibling| self.fact(workspace, sibling))
+            .map(|sibling| sibling.opened_at - closed_at)
+            .filter(|gap| (0..=MAX_GAP_MICROS).contains(gap))
+            .min()
+    }
+
+    /// A conversation of `contact` opened at `opened_at`: the contact's conversations closed
+    /// within the longest window before it now have this opening as their next one, unless an
+    /// earlier one came after their close already.
+    fn recontacted(&mut self, workspace: &str, contact: &str, opened_at: i64) {
+        let Some(siblings) = self
+            .by_contact
+            .get(&(workspace.to_owned(), contact.to_owned()))
+        else {
+            return;
+        };
+        let mut moved = Vec::new();
+        for sibling in siblings {
+            let Some(Some(fact)) = self.facts.get(&(workspace.to_owned(), sibling.clone())) else {
+                continue;
+            };
+            let Some(closed_at) = fact.closed_at else {
+                continue;
+            };
+            let gap = opened_at - closed_at;
+            let shorter = fact.recontact_gap.is_none_or(|known| gap < known);
+            if (0..=MAX_GAP_MICROS).contains(&gap) && shorter {
+                moved.push((sibling.clone(), gap));
+            }
+        }
+        for (sibling, gap) in moved {
+            let key = (workspace.to_owned(), sibling);
+            let Some(Some(fact)) = self.facts.get_mut(&key) else {
+                continue;
+            };
+            let mut stats = ClosedStats::default();
+            if let Some(bin) = fact.recontact_gap.and_then(gap_bin) {
+                stats.recontact.add(bin, -1);
+            }
+            if let Some(bin) = gap_bin(gap) {
+                stats.recontact.add(bin, 1);
+            }
+            fact.recontact_gap = Some(gap);
+            let (closed_at, dimensions) = (fact.closed_at, fact.dimensions.clone());
+            self.mark_changed(key);
+            if let Some(closed_at) = closed_at {
+                self.count_closed(workspace, closed_at, &dimensions, &stats);
+            }
+        }
+    }
+
+    /// Adds `stats` to the closed rows of `dimensions` at `closed_at`.
     fn count_closed(
         &mut self,
         workspace: &str,
         closed_at: i64,
         dimensions: &Dimensions,
-        contact: &str,
-        closure: &Closure,
+        stats: &ClosedStats,
     ) {
-        let mut stats = ClosedStats::default();
-        stats.add(contact, closure);
         let quarter = Grain::Quarter.bucket(closed_at);
         self.combos
             .entry((workspace.to_owned(), quarter, dimensions.clone()))
             .or_default()
-            .close(&stats);
+            .close(stats);
         for grain in Grain::COARSE {
             let bucket = grain.bucket(closed_at);
             for (dimension, value) in dimension_values(dimensions) {
@@ -311,7 +421,7 @@ impl Batch {
                         value.to_owned(),
                     ))
                     .or_default()
-                    .close(&stats);
+                    .close(stats);
             }
         }
     }
@@ -325,6 +435,7 @@ impl Batch {
 mod tests {
     use std::time::Duration;
 
+    use super::super::closed::Closure;
     use super::*;
 
     const HOUR: i64 = 3_600_000_000;
@@ -450,6 +561,7 @@ mod tests {
             imported: false,
             closed_at: None,
             close_record: None,
+            recontact_gap: None,
         };
         let mut batch = Batch::new(HashMap::from([(("w".into(), "known".into()), Some(known))]));
         batch.apply("w", &opened("known", at));

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::automation::Automation;
 use super::contacts::ContactSketch;
 use super::distribution::Distribution;
+use super::recontact::RecontactGaps;
 
 /// What the metrics take from one closed conversation (a ConversationClosed event).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,6 +130,9 @@ pub struct ClosedStats {
     pub handed_off: u64,
     /// Microseconds from opening to the human taking over; handed-off conversations only.
     pub time_to_handoff: Distribution,
+    /// The closed conversations whose contact opened a new one within the longest window, by
+    /// the hour bin of the gap.
+    pub recontact: RecontactGaps,
 }
 
 impl ClosedStats {
@@ -184,6 +188,7 @@ impl ClosedStats {
         self.contained += other.contained;
         self.handed_off += other.handed_off;
         self.time_to_handoff.merge(&other.time_to_handoff);
+        self.recontact.merge(&other.recontact);
     }
 }
 

@@ -12,6 +12,8 @@ pub struct Dimensions {
     pub opened_by: String,
     pub closed_by: String,
     pub category: String,
+    /// The bot, AI agent or workflow that made a closed conversation automated (`Automation`).
+    pub automated_by: String,
 }
 
 /// A dimension, for filters and group-by.
@@ -24,10 +26,11 @@ pub enum Dimension {
     OpenedBy,
     ClosedBy,
     Category,
+    AutomatedBy,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 7] = [
+    pub const ALL: [Dimension; 8] = [
         Self::Assignee,
         Self::Team,
         Self::ChannelType,
@@ -35,6 +38,7 @@ impl Dimension {
         Self::OpenedBy,
         Self::ClosedBy,
         Self::Category,
+        Self::AutomatedBy,
     ];
 
     /// The column that holds this dimension.
@@ -47,6 +51,7 @@ impl Dimension {
             Self::OpenedBy => "opened_by",
             Self::ClosedBy => "closed_by",
             Self::Category => "category",
+            Self::AutomatedBy => "automated_by",
         }
     }
 
@@ -56,8 +61,8 @@ impl Dimension {
         Self::ALL.into_iter().find(|d| d.column() == column)
     }
 
-    /// This dimension's value in `dimensions`; `None` for the closing source and category of a
-    /// conversation still open, which has neither (not even "none": a filter on them never
+    /// This dimension's value in `dimensions`; `None` for the closing source, category and
+    /// automation of a conversation still open, which has neither (not even "none": a filter on them never
     /// matches it, and it is in no group of theirs).
     pub fn value_in<'a>(&self, dimensions: &'a Dimensions) -> Option<&'a str> {
         let closed = !dimensions.closed_by.is_empty();
@@ -69,6 +74,7 @@ impl Dimension {
             Self::OpenedBy => Some(&dimensions.opened_by),
             Self::ClosedBy => closed.then_some(dimensions.closed_by.as_str()),
             Self::Category => closed.then_some(dimensions.category.as_str()),
+            Self::AutomatedBy => closed.then_some(dimensions.automated_by.as_str()),
         }
     }
 }

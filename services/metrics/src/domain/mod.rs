@@ -11,7 +11,9 @@ mod contacts;
 mod dimensions;
 mod distribution;
 mod grains;
+mod recontact;
 mod report;
+mod settings;
 
 pub use automation::{Automation, AutomationFacts};
 pub use batch::{Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta};
@@ -25,4 +27,8 @@ pub use contacts::{ContactSketch, STANDARD_ERROR as CONTACTS_STANDARD_ERROR};
 pub use dimensions::{Dimension, Dimensions, Filter};
 pub use distribution::{Distribution, Summary};
 pub use grains::{Cover, Grain};
+pub use recontact::{
+    MAX_GAP_MICROS, MAX_WINDOW_HOURS, RecontactGaps, RecontactWindow, WindowError, gap_bin,
+};
 pub use report::{ReadPlan, Report, ReportBuilder, RollupRow, RowKey, Tally};
+pub use settings::ReportSettings;

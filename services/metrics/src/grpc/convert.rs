@@ -10,7 +10,8 @@ use charla_runtime::ApiError;
 use charla_runtime::clock::to_timestamp;
 use charla_runtime::validate::text_list;
 
-use crate::domain::{Dimension, Filter, Granularity, Summary, Tally};
+use super::settings::window_to_proto;
+use crate::domain::{Dimension, Filter, Granularity, RecontactWindow, Summary, Tally};
 
 /// An instant field, required, as microseconds since the epoch.
 pub fn required_micros(
@@ -58,6 +59,7 @@ pub fn parse_group_by(value: i32) -> Result<Option<Dimension>, ApiError> {
         Ok(pb::GroupBy::OpenedBy) => Dimension::OpenedBy,
         Ok(pb::GroupBy::ClosedBy) => Dimension::ClosedBy,
         Ok(pb::GroupBy::ClosingCategory) => Dimension::Category,
+        Ok(pb::GroupBy::AutomatedBy) => Dimension::AutomatedBy,
         Err(_) => {
             return Err(ApiError::invalid(
                 "group_by",
@@ -151,6 +153,10 @@ pub fn parse_filter(filter: Option<&pb::ConversationFilter>) -> Result<Filter, A
         Dimension::Category,
         strings("filter.closing_categories", &filter.closing_categories)?,
     );
+    parsed.only(
+        Dimension::AutomatedBy,
+        strings("filter.automated_by_ids", &filter.automated_by_ids)?,
+    );
     Ok(parsed)
 }
 
@@ -182,8 +188,8 @@ fn count_stats(summary: Option<Summary>) -> Option<pb::CountStats> {
     })
 }
 
-/// The proto form of a tally.
-pub fn metrics_to_proto(tally: &Tally) -> pb::ConversationMetrics {
+/// The proto form of a tally, its re-contacts counted within `window`.
+pub fn metrics_to_proto(tally: &Tally, window: RecontactWindow) -> pb::ConversationMetrics {
     let closed = &tally.closed;
     let bands = closed.bands;
     pb::ConversationMetrics {
@@ -213,6 +219,11 @@ pub fn metrics_to_proto(tally: &Tally) -> pb::ConversationMetrics {
             containment_rate: rate(closed.contained, closed.automated),
             handoff_rate: rate(closed.handed_off, closed.automated),
             time_to_handoff: duration_stats(closed.time_to_handoff.summary()),
+        }),
+        recontact: Some(pb::RecontactStats {
+            window: Some(window_to_proto(window)),
+            recontacted_count: closed.recontact.within(window) as i64,
+            recontact_rate: rate(closed.recontact.within(window), closed.closed),
         }),
     }
 }
@@ -245,6 +256,7 @@ pub fn group_key(dimension: Dimension, value: &str) -> pb::GroupKey {
                 .unwrap_or(conversation_pb::CloseSource::Unspecified) as i32,
         ),
         Dimension::Category => Key::ClosingCategory(value.to_owned()),
+        Dimension::AutomatedBy => Key::AutomatedById(value.to_owned()),
     };
     pb::GroupKey { key: Some(key) }
 }

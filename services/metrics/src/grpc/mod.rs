@@ -2,6 +2,7 @@
 
 pub mod convert;
 mod csv;
+pub mod settings;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -304,20 +305,34 @@ impl MetricsService for MetricsApi {
             filter: parse_filter(request.filter.as_ref())?,
             group_by: parse_group_by(request.group_by)?,
         };
+        let window = request
+            .recontact_window
+            .as_ref()
+            .map(|window| settings::parse_window("recontact_window", window))
+            .transpose()?;
         let positions = self
             .reflect(&workspace, &metadata, &request.min_positions)
             .await?;
+        let window = match window {
+            Some(window) => window,
+            None => {
+                self.store
+                    .report_settings(&workspace)
+                    .await?
+                    .recontact_window
+            }
+        };
         let report = reports::metrics(&self.store, &workspace, &query).await?;
         Ok(Response::new(pb::GetConversationMetricsResponse {
             positions,
-            totals: Some(metrics_to_proto(&report.totals)),
+            totals: Some(metrics_to_proto(&report.totals, window)),
             series: report
                 .series
                 .iter()
                 .map(|(start, end, tally)| pb::MetricsBucket {
                     start_time: Some(timestamp(*start)),
                     end_time: Some(timestamp(*end)),
-                    metrics: Some(metrics_to_proto(tally)),
+                    metrics: Some(metrics_to_proto(tally, window)),
                 })
                 .collect(),
             groups: match query.group_by {
@@ -326,7 +341,7 @@ impl MetricsService for MetricsApi {
                     .iter()
                     .map(|(value, tally)| pb::MetricsGroup {
                         key: Some(group_key(dimension, value)),
-                        metrics: Some(metrics_to_proto(tally)),
+                        metrics: Some(metrics_to_proto(tally, window)),
                     })
                     .collect(),
                 None => Vec::new(),
@@ -552,6 +567,38 @@ impl MetricsService for MetricsApi {
             }
         });
         Ok(Response::new(slot.hold(ReceiverStream::new(receiver))))
+    }
+
+    async fn get_report_settings(
+        &self,
+        request: Request<pb::GetReportSettingsRequest>,
+    ) -> Result<Response<pb::GetReportSettingsResponse>, Status> {
+        let workspace = authorize(&request, Role::Agent)?.to_string();
+        let settings = self.store.report_settings(&workspace).await?;
+        Ok(Response::new(pb::GetReportSettingsResponse {
+            settings: Some(settings::settings_to_proto(&settings)),
+        }))
+    }
+
+    async fn update_report_settings(
+        &self,
+        request: Request<pb::UpdateReportSettingsRequest>,
+    ) -> Result<Response<pb::UpdateReportSettingsResponse>, Status> {
+        let workspace = authorize(&request, Role::Admin)?.to_string();
+        let request = request.into_inner();
+        let settings = self
+            .store
+            .update_report_settings(&workspace, |current| {
+                settings::apply_update(
+                    current,
+                    request.settings.as_ref(),
+                    request.update_mask.as_ref(),
+                )
+            })
+            .await?;
+        Ok(Response::new(pb::UpdateReportSettingsResponse {
+            settings: Some(settings::settings_to_proto(&settings)),
+        }))
     }
 
     async fn rebuild_aggregates(

@@ -3,6 +3,7 @@
 //! changed row written once, in multi-row statements.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
 
 use charla_runtime::ApiError;
 use sqlx::{AnyConnection, Row};
@@ -24,11 +25,11 @@ pub struct StreamEvent {
 }
 
 /// Rows per multi-row statement: under both engines' limits on bound parameters (SQLite 32,766)
-/// at 14 columns, and small enough to plan quickly.
+/// at 16 columns, and small enough to plan quickly.
 const ROWS_PER_STATEMENT: usize = 500;
 
 pub(super) const DIMENSION_COLUMNS: &str =
-    "assignee, team, channel_type, channel_id, opened_by, closed_by, category";
+    "assignee, team, channel_type, channel_id, opened_by, closed_by, category, automated_by";
 
 /// The stored name of a dimension key: '' for every conversation.
 pub(super) fn dimension_name(dimension: DimensionKey) -> &'static str {
@@ -42,7 +43,8 @@ fn push_dimensions(row: &mut Tuple<'_>, d: &Dimensions) {
         .push_bind(d.channel_id.clone())
         .push_bind(d.opened_by.clone())
         .push_bind(d.closed_by.clone())
-        .push_bind(d.category.clone());
+        .push_bind(d.category.clone())
+        .push_bind(d.automated_by.clone());
 }
 
 pub(super) fn dimensions_of(row: &sqlx::any::AnyRow) -> Result<Dimensions, ApiError> {
@@ -54,7 +56,31 @@ pub(super) fn dimensions_of(row: &sqlx::any::AnyRow) -> Result<Dimensions, ApiEr
         opened_by: row.try_get("opened_by")?,
         closed_by: row.try_get("closed_by")?,
         category: row.try_get("category")?,
+        automated_by: row.try_get("automated_by")?,
     })
+}
+
+/// `SELECT <a fact's columns> FROM conversation_facts`.
+static SELECT_FACTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT conversation_id, contact_id, {DIMENSION_COLUMNS}, opened_at, closed_at, imported,
+             recontact_gap
+         FROM conversation_facts"
+    )
+});
+
+/// A conversation and its fact, from a row selected with `SELECT_FACTS`.
+fn fact_of(row: &sqlx::any::AnyRow) -> Result<(String, Fact), ApiError> {
+    let fact = Fact {
+        contact: row.try_get("contact_id")?,
+        dimensions: dimensions_of(row)?,
+        opened_at: row.try_get("opened_at")?,
+        imported: row.try_get::<i64, _>("imported")? != 0,
+        closed_at: row.try_get("closed_at")?,
+        close_record: None,
+        recontact_gap: row.try_get("recontact_gap")?,
+    };
+    Ok((row.try_get("conversation_id")?, fact))
 }
 
 /// A coarse row of one workspace and grain: (dimension, bucket start, value).
@@ -143,24 +169,52 @@ impl MetricsStore {
         }
         for (workspace, conversations) in by_workspace {
             for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
-                let mut query = Statement::new(self.db.backend(), format!(
-                    "SELECT conversation_id, contact_id, {DIMENSION_COLUMNS}, opened_at, closed_at, imported
-                     FROM conversation_facts WHERE workspace_id = "
-                ));
+                let mut query = Statement::new(
+                    self.db.backend(),
+                    format!("{} WHERE workspace_id = ", *SELECT_FACTS),
+                );
                 query.push_bind(workspace.to_owned());
                 query.push(" AND conversation_id IN ");
                 query.push_list(chunk.iter().cloned());
                 for row in query.query().fetch_all(&mut *conn).await? {
-                    let fact = Fact {
-                        contact: row.try_get("contact_id")?,
-                        dimensions: dimensions_of(&row)?,
-                        opened_at: row.try_get("opened_at")?,
-                        imported: row.try_get::<i64, _>("imported")? != 0,
-                        closed_at: row.try_get("closed_at")?,
-                        close_record: None,
-                    };
-                    let conversation: String = row.try_get("conversation_id")?;
+                    let (conversation, fact) = fact_of(&row)?;
                     facts.insert((workspace.to_owned(), conversation), Some(fact));
+                }
+            }
+        }
+        // The contacts' other conversations that may be re-contacted by an opening of the batch,
+        // or re-contact a close of it.
+        let mut horizons: BTreeMap<&str, (i64, Vec<String>)> = BTreeMap::new();
+        for event in events {
+            if let Some((contact, horizon)) = Batch::recontact_horizon(&event.change) {
+                let (earliest, contacts) = horizons
+                    .entry(&event.workspace)
+                    .or_insert((horizon, Vec::new()));
+                *earliest = (*earliest).min(horizon);
+                contacts.push(contact.to_owned());
+            }
+        }
+        for (workspace, (horizon, mut contacts)) in horizons {
+            contacts.sort_unstable();
+            contacts.dedup();
+            for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
+                let mut query = Statement::new(
+                    self.db.backend(),
+                    format!("{} WHERE workspace_id = ", *SELECT_FACTS),
+                );
+                query.push_bind(workspace.to_owned());
+                query.push(" AND contact_id IN ");
+                query.push_list(chunk.iter().cloned());
+                query.push(" AND (closed_at >= ");
+                query.push_bind(horizon);
+                query.push(" OR opened_at >= ");
+                query.push_bind(horizon);
+                query.push(")");
+                for row in query.query().fetch_all(&mut *conn).await? {
+                    let (conversation, fact) = fact_of(&row)?;
+                    facts
+                        .entry((workspace.to_owned(), conversation))
+                        .or_insert(Some(fact));
                 }
             }
         }
@@ -174,7 +228,8 @@ impl MetricsStore {
                 self.db.backend(),
                 format!(
                     "INSERT INTO conversation_facts (workspace_id, conversation_id, contact_id,
-                     {DIMENSION_COLUMNS}, opened_at, closed_at, imported, close_event) "
+                     {DIMENSION_COLUMNS}, opened_at, closed_at, imported, close_event,
+                     recontact_gap) "
                 ),
             );
             query.push_values(chunk, |row, (workspace, conversation, fact)| {
@@ -185,15 +240,17 @@ impl MetricsStore {
                 row.push_bind(fact.opened_at)
                     .push_bind(fact.closed_at)
                     .push_bind(i64::from(fact.imported))
-                    .push_bind(fact.close_record.clone());
+                    .push_bind(fact.close_record.clone())
+                    .push_bind(fact.recontact_gap);
             });
             query.push(
                 " ON CONFLICT (workspace_id, conversation_id) DO UPDATE SET
                      assignee = excluded.assignee, team = excluded.team,
                      channel_type = excluded.channel_type, channel_id = excluded.channel_id,
                      opened_by = excluded.opened_by, closed_by = excluded.closed_by,
-                     category = excluded.category, closed_at = excluded.closed_at,
-                     close_event = excluded.close_event",
+                     category = excluded.category, automated_by = excluded.automated_by,
+                     closed_at = excluded.closed_at, recontact_gap = excluded.recontact_gap,
+                     close_event = COALESCE(excluded.close_event, conversation_facts.close_event)",
             );
             query.query().execute(&mut *conn).await?;
         }
@@ -255,7 +312,7 @@ impl MetricsStore {
                 let mut query = Statement::new(
                     self.db.backend(),
                     "SELECT r.bucket_start, r.assignee, r.team, r.channel_type, r.channel_id,
-                         r.opened_by, r.closed_by, r.category, r.stats
+                         r.opened_by, r.closed_by, r.category, r.automated_by, r.stats
                      FROM (",
                 );
                 query.push_values(chunk, |row, (bucket, dimensions)| {
@@ -271,7 +328,7 @@ impl MetricsStore {
                          AND r.team = k.column3 AND r.channel_type = k.column4
                          AND r.channel_id = k.column5 AND r.opened_by = k.column6
                          AND r.closed_by = k.column7 AND r.category = k.column8
-                         AND r.workspace_id = ",
+                         AND r.automated_by = k.column9 AND r.workspace_id = ",
                 );
                 query.push_bind(workspace.to_owned());
                 for row in query.query().fetch_all(&mut *conn).await? {

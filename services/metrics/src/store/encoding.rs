@@ -4,7 +4,9 @@
 use charla_runtime::ApiError;
 use prost::Message;
 
-use crate::domain::{Bands, ClosedStats, ContactSketch, Distribution};
+use std::collections::BTreeMap;
+
+use crate::domain::{Bands, ClosedStats, ContactSketch, Distribution, RecontactGaps};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct StoredDistribution {
@@ -40,6 +42,9 @@ struct StoredClosedStats {
     /// Apart from `distributions`: most rows have no handoff, and an absent one costs nothing.
     #[prost(message, optional, tag = "8")]
     time_to_handoff: Option<StoredDistribution>,
+    /// Re-contacted conversations by the hour bin of their gap (`RecontactGaps`).
+    #[prost(btree_map = "uint32, int64", tag = "9")]
+    recontact: BTreeMap<u32, i64>,
 }
 
 fn store(distribution: &Distribution) -> StoredDistribution {
@@ -85,6 +90,7 @@ pub fn encode(stats: &ClosedStats) -> Vec<u8> {
         contained: stats.contained,
         handed_off: stats.handed_off,
         time_to_handoff: (stats.time_to_handoff.count() > 0).then(|| store(&stats.time_to_handoff)),
+        recontact: stats.recontact.counts().clone(),
     }
     .encode_to_vec()
 }
@@ -119,5 +125,6 @@ pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
             Some(stored) => load(stored)?,
             None => Distribution::default(),
         },
+        recontact: RecontactGaps::from_counts(stored.recontact),
     })
 }

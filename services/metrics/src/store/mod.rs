@@ -5,6 +5,7 @@ mod apply;
 mod encoding;
 mod positions;
 mod queries;
+mod settings;
 mod statement;
 
 use charla_runtime::consumer::ConsumerCursor;
@@ -30,7 +31,12 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/0004_dimension_rollup.sqlite.sql"),
         },
         SIX_HOUR_ROLLUP_MIGRATION,
-        AUTOMATION_MIGRATION,
+        MigrationFile {
+            version: 6,
+            description: "automation",
+            sql: include_str!("../../migrations/0006_automation.sqlite.sql"),
+        },
+        REPORT_SETTINGS_MIGRATION,
     ],
     postgres: &[
         MigrationFile {
@@ -46,7 +52,12 @@ pub const MIGRATIONS: Migrations = Migrations {
             sql: include_str!("../../migrations/0004_dimension_rollup.postgres.sql"),
         },
         SIX_HOUR_ROLLUP_MIGRATION,
-        AUTOMATION_MIGRATION,
+        MigrationFile {
+            version: 6,
+            description: "automation",
+            sql: include_str!("../../migrations/0006_automation.postgres.sql"),
+        },
+        REPORT_SETTINGS_MIGRATION,
     ],
 };
 
@@ -62,10 +73,10 @@ const SIX_HOUR_ROLLUP_MIGRATION: MigrationFile = MigrationFile {
     sql: include_str!("../../migrations/0005_six_hour_rollup.sql"),
 };
 
-const AUTOMATION_MIGRATION: MigrationFile = MigrationFile {
-    version: 6,
-    description: "automation",
-    sql: include_str!("../../migrations/0006_automation.sql"),
+const REPORT_SETTINGS_MIGRATION: MigrationFile = MigrationFile {
+    version: 7,
+    description: "report settings",
+    sql: include_str!("../../migrations/0007_report_settings.sql"),
 };
 
 /// The consumer name of the conversation event stream.

@@ -146,6 +146,24 @@ const CASES: [Case; 12] = [
     case(Telegram, Some((AuthorKind::Bot, 1)), None, None, None),
 ];
 
+/// The author id of each kind's messages in the table.
+fn author_of(kind: AuthorKind) -> &'static str {
+    match kind {
+        AuthorKind::Bot => "faq-bot",
+        AuthorKind::AiAgent => "ai-sofia",
+        AuthorKind::Workflow => "welcome-flow",
+        _ => "campaign",
+    }
+}
+
+/// The automated_by value of a closed case: its automation's author when it was automated.
+fn automated_by(case: &Case) -> &'static str {
+    match (expected(case), case.automated) {
+        ((true, _, _), Some((kind, _))) => author_of(kind),
+        _ => "",
+    }
+}
+
 fn is_automation(kind: AuthorKind) -> bool {
     matches!(
         kind,
@@ -295,7 +313,7 @@ async fn play(env: &MetricsEnv, start: SystemTime) {
             }
             1 => {
                 let (kind, _) = case.automated.unwrap();
-                env.message(env.workspace, contact, case.channel, kind, "helper-1")
+                env.message(env.workspace, contact, case.channel, kind, author_of(kind))
                     .await;
             }
             2 => {
@@ -343,7 +361,7 @@ fn history_of(
     let minute = |m: u64| proto_time(opened + MINUTE * m as u32);
     let mut messages = vec![(0, AuthorKind::Contact, "")];
     if let Some((kind, m)) = case.automated {
-        messages.push((m, kind, "helper-1"));
+        messages.push((m, kind, author_of(kind)));
     }
     if let Some(m) = case.human_reply {
         messages.push((m, AuthorKind::User, "ana"));
@@ -452,6 +470,73 @@ async fn check(env: &MetricsEnv, start: SystemTime) -> pb::GetConversationMetric
         );
         let automation = group.metrics.as_ref().unwrap().automation.unwrap();
         assert_automation(&automation, &want, &format!("closed by {source}"));
+    }
+
+    let by_automation = metrics
+        .get_conversation_metrics(env.req(report_request(start, pb::GroupBy::AutomatedBy)))
+        .await
+        .unwrap()
+        .into_inner();
+    let closed = || CASES.iter().filter(|c| c.close.is_some());
+    let mut values: Vec<&str> = closed().map(automated_by).collect();
+    values.sort();
+    values.dedup();
+    assert_eq!(values, ["", "ai-sofia", "faq-bot", "welcome-flow"]);
+    assert_eq!(by_automation.groups.len(), values.len());
+    for group in &by_automation.groups {
+        let Some(pb::group_key::Key::AutomatedById(id)) = group.key.clone().unwrap().key else {
+            panic!("an automation group: {group:?}");
+        };
+        let cases: Vec<&Case> = closed().filter(|c| automated_by(c) == id).collect();
+        let metrics = group.metrics.unwrap();
+        assert_eq!(
+            metrics.closed_count,
+            cases.len() as i64,
+            "automated by {id:?}"
+        );
+        assert_automation(
+            &metrics.automation.unwrap(),
+            &expected_of(cases),
+            &format!("automated by {id:?}"),
+        );
+    }
+    // A filter on two bots and a breakdown by channel: only their conversations count.
+    let mut filtered = report_request(start, pb::GroupBy::ChannelType);
+    filtered.filter = Some(pb::ConversationFilter {
+        automated_by_ids: vec!["faq-bot".into(), "ai-sofia".into()],
+        ..Default::default()
+    });
+    let filtered = metrics
+        .get_conversation_metrics(env.req(filtered))
+        .await
+        .unwrap()
+        .into_inner();
+    let chosen = |c: &&Case| ["faq-bot", "ai-sofia"].contains(&automated_by(c));
+    let totals = filtered.totals.unwrap();
+    assert_eq!(totals.closed_count, closed().filter(chosen).count() as i64);
+    assert_eq!(
+        totals.opened_count, totals.closed_count,
+        "open ones match no automation"
+    );
+    assert_automation(
+        &totals.automation.unwrap(),
+        &expected_of(closed().filter(chosen)),
+        "filtered",
+    );
+    for group in &filtered.groups {
+        let Some(pb::group_key::Key::ChannelType(channel)) = group.key.as_ref().unwrap().key else {
+            panic!("a channel group: {group:?}");
+        };
+        let want = expected_of(
+            closed()
+                .filter(chosen)
+                .filter(|c| c.channel as i32 == channel),
+        );
+        assert_automation(
+            &group.metrics.unwrap().automation.unwrap(),
+            &want,
+            &format!("filtered, channel {channel}"),
+        );
     }
     by_channel
 }

@@ -157,10 +157,12 @@ async fn report_errors_are_google_rpc_status_json() {
 
 /// Every `google.api.http` route of metrics.proto, and of test_clock.proto (the tests run the
 /// service on a test clock, which serves TestClockService).
-const ROUTES: [(&str, &str); 7] = [
+const ROUTES: [(&str, &str); 9] = [
     ("get", "/v1/metrics/conversations"),
     ("get", "/v1/metrics/dashboard"),
     ("get", "/v1/metrics/leaderboard"),
+    ("get", "/v1/metrics/settings"),
+    ("patch", "/v1/metrics/settings"),
     ("post", "/v1/metrics:rebuild"),
     ("get", "/v1/testClock"),
     ("post", "/v1/testClock:set"),
@@ -192,6 +194,35 @@ async fn the_openapi_document_describes_every_metrics_route_and_no_other() {
         .collect();
     assert!(names.contains(&"filter.channel_types"), "{names:?}");
     assert!(names.contains(&"start_time"), "{names:?}");
+    env.stop().await;
+}
+
+/// Report settings over HTTP: an admin's PATCH with the mask in the query, then a GET; a bad
+/// window names its JSON field's proto path.
+#[tokio::test]
+async fn report_settings_change_over_http() {
+    let env = spawn_env(Backend::Sqlite, SystemTime::now()).await.unwrap();
+    let admin = client(&env, HttpVersion::Http1, Some(Role::Admin));
+    let changed = admin
+        .patch(
+            "/v1/metrics/settings?updateMask=recontactWindow",
+            serde_json::json!({"recontactWindow": "172800s"}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{:?}", changed.json);
+    assert_eq!(changed.json["settings"]["recontactWindow"], "172800s");
+    let read = client(&env, HttpVersion::Http1, Some(Role::Agent))
+        .get("/v1/metrics/settings")
+        .await;
+    assert_eq!(read.json["settings"]["recontactWindow"], "172800s");
+    let refused = admin
+        .patch(
+            "/v1/metrics/settings?updateMask=recontactWindow",
+            serde_json::json!({"recontactWindow": "5400s"}),
+        )
+        .await;
+    refused.assert_error(tonic::Code::InvalidArgument);
+    assert_eq!(refused.bad_request_fields(), ["settings.recontact_window"]);
     env.stop().await;
 }
 

@@ -10,6 +10,7 @@ mod helpers;
 mod hostile_input;
 mod http_json;
 mod read_your_writes;
+mod recontact;
 mod scenario;
 mod store;
 mod tls;

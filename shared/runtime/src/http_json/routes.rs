@@ -143,6 +143,8 @@ mod tests {
                 ("GET", "/v1/metrics/conversations"),
                 ("GET", "/v1/metrics/dashboard"),
                 ("GET", "/v1/metrics/leaderboard"),
+                ("GET", "/v1/metrics/settings"),
+                ("PATCH", "/v1/metrics/settings"),
                 ("POST", "/v1/metrics:rebuild"),
             ]
             .map(|(m, p)| (m.to_owned(), p.to_owned()))

@@ -1,0 +1,67 @@
+//! Report settings at the gRPC edge: the proto form, and an update by field mask.
+
+use charla_proto::charla::metrics::v1 as pb;
+use charla_runtime::ApiError;
+use charla_runtime::validate::quote;
+
+use crate::domain::{RecontactWindow, ReportSettings};
+
+/// The proto form of `settings`.
+pub fn settings_to_proto(settings: &ReportSettings) -> pb::ReportSettings {
+    pb::ReportSettings {
+        recontact_window: Some(window_to_proto(settings.recontact_window)),
+    }
+}
+
+/// The proto form of a re-contact window.
+pub fn window_to_proto(window: RecontactWindow) -> prost_types::Duration {
+    prost_types::Duration::try_from(window.duration()).unwrap_or_default()
+}
+
+/// A re-contact window field: whole hours, 1 hour to 7 days.
+pub fn parse_window(
+    field: &str,
+    value: &prost_types::Duration,
+) -> Result<RecontactWindow, ApiError> {
+    let duration = charla_runtime::clock::parse_duration(field, value)?;
+    RecontactWindow::new(duration).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+/// `current` with the fields `mask` names taken from `update`.
+pub fn apply_update(
+    current: &ReportSettings,
+    update: Option<&pb::ReportSettings>,
+    mask: Option<&prost_types::FieldMask>,
+) -> Result<ReportSettings, ApiError> {
+    let update = update.ok_or_else(|| ApiError::invalid("settings", "is required"))?;
+    let mask = mask.ok_or_else(|| ApiError::invalid("update_mask", "is required"))?;
+    if mask.paths.is_empty() {
+        return Err(ApiError::invalid(
+            "update_mask",
+            "must name at least one field",
+        ));
+    }
+    let mut next = *current;
+    for path in &mask.paths {
+        match path.as_str() {
+            "recontact_window" => {
+                let field = "settings.recontact_window";
+                let window = update
+                    .recontact_window
+                    .as_ref()
+                    .ok_or_else(|| ApiError::invalid(field, "is required"))?;
+                next.recontact_window = parse_window(field, window)?;
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    "update_mask",
+                    format!(
+                        "{} can't be updated; updatable fields: recontact_window",
+                        quote(other)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(next)
+}
