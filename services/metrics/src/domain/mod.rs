@@ -3,6 +3,7 @@
 //! No gRPC, no SQL.
 
 mod batch;
+mod business_hours;
 mod calendar;
 mod change;
 mod closed;
@@ -13,6 +14,9 @@ mod grains;
 mod report;
 
 pub use batch::{Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta};
+pub use business_hours::{
+    BusinessHours, BusinessHoursDraft, BusinessHoursError, Interval, IntervalDraft, TimeOfDay,
+};
 pub use calendar::{
     BUCKET, CalendarError, Granularity, MAX_SERIES_BUCKETS, bucket_start, series_edges,
     start_of_day, zone,
