@@ -4,6 +4,7 @@
 
 mod automation;
 mod batch;
+mod business_hours;
 mod calendar;
 mod change;
 mod closed;
@@ -17,6 +18,9 @@ mod settings;
 
 pub use automation::{Automation, AutomationFacts};
 pub use batch::{Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta};
+pub use business_hours::{
+    BusinessHours, BusinessHoursDraft, BusinessHoursError, Interval, IntervalDraft, TimeOfDay,
+};
 pub use calendar::{
     BUCKET, CalendarError, Granularity, MAX_SERIES_BUCKETS, bucket_start, series_edges,
     start_of_day, zone,

@@ -1,5 +1,6 @@
 //! The MetricsService gRPC handlers.
 
+pub mod business_hours;
 pub mod convert;
 mod csv;
 pub mod settings;
