@@ -11,6 +11,7 @@ use super::closed::ClosedStats;
 use super::dimensions::{Dimension, Dimensions};
 use super::grains::Grain;
 use super::recontact::{MAX_GAP_MICROS, gap_bin};
+use super::schedules::{BusinessDurations, ScheduleHistory};
 
 /// A conversation as the aggregates know it.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +89,8 @@ pub struct Batch {
     pub combos: HashMap<ComboKey, Delta>,
     pub dimension_rows: HashMap<DimensionRowKey, Delta>,
     pub live: HashMap<String, LiveDelta>,
+    /// The business hours of the batch's workspaces over time (none: no business time).
+    schedules: HashMap<String, ScheduleHistory>,
 }
 
 impl Batch {
@@ -109,6 +112,11 @@ impl Batch {
             by_contact,
             ..Self::default()
         }
+    }
+
+    /// Measures the conversations of each workspace in business time by its schedules.
+    pub fn set_schedules(&mut self, schedules: HashMap<String, ScheduleHistory>) {
+        self.schedules = schedules;
     }
 
     /// The contact a change names and the time that matters to its re-contacts; a batch must
@@ -213,7 +221,7 @@ impl Batch {
                     return;
                 }
                 let was_unassigned = i64::from(fact.dimensions.assignee.is_empty());
-                let contact = fact.contact.clone();
+                let (contact, fact_opened_at) = (fact.contact.clone(), fact.opened_at);
                 self.move_to(workspace, conversation, dimensions);
                 // History imported out of order: the contact may have come back already.
                 let gap = self.next_opening_gap(workspace, &contact, conversation, *closed_at);
@@ -227,6 +235,18 @@ impl Batch {
                 }
                 let mut stats = ClosedStats::default();
                 stats.add(&contact, closure);
+                let schedule = self
+                    .schedules
+                    .get(workspace)
+                    .and_then(|history| history.in_effect_at(fact_opened_at));
+                if let Some(hours) = schedule {
+                    stats.add_business(&BusinessDurations::measure(
+                        hours,
+                        fact_opened_at,
+                        *closed_at,
+                        closure,
+                    ));
+                }
                 if let Some(bin) = gap.and_then(gap_bin) {
                     stats.recontact.add(bin, 1);
                 }

@@ -6,6 +6,7 @@ use super::automation::Automation;
 use super::contacts::ContactSketch;
 use super::distribution::Distribution;
 use super::recontact::RecontactGaps;
+use super::schedules::BusinessDurations;
 
 /// What the metrics take from one closed conversation (a ConversationClosed event).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,6 +134,10 @@ pub struct ClosedStats {
     /// The closed conversations whose contact opened a new one within the longest window, by
     /// the hour bin of the gap.
     pub recontact: RecontactGaps,
+    /// Microseconds of business time; conversations opened under business hours only.
+    pub business_resolution: Distribution,
+    pub business_first_response: Distribution,
+    pub business_time_to_first_assignment: Distribution,
 }
 
 impl ClosedStats {
@@ -170,6 +175,17 @@ impl ClosedStats {
         }
     }
 
+    /// Counts the business-time durations of a closed conversation counted with `add`.
+    pub fn add_business(&mut self, durations: &BusinessDurations) {
+        self.business_resolution.add(micros(durations.resolution));
+        if let Some(first) = durations.first_response {
+            self.business_first_response.add(micros(first));
+        }
+        if let Some(first) = durations.time_to_first_assignment {
+            self.business_time_to_first_assignment.add(micros(first));
+        }
+    }
+
     /// Adds everything `other` counts.
     pub fn merge(&mut self, other: &ClosedStats) {
         self.closed += other.closed;
@@ -189,6 +205,11 @@ impl ClosedStats {
         self.handed_off += other.handed_off;
         self.time_to_handoff.merge(&other.time_to_handoff);
         self.recontact.merge(&other.recontact);
+        self.business_resolution.merge(&other.business_resolution);
+        self.business_first_response
+            .merge(&other.business_first_response);
+        self.business_time_to_first_assignment
+            .merge(&other.business_time_to_first_assignment);
     }
 }
 

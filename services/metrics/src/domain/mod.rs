@@ -14,6 +14,7 @@ mod distribution;
 mod grains;
 mod recontact;
 mod report;
+mod schedules;
 mod settings;
 
 pub use automation::{Automation, AutomationFacts};
@@ -35,4 +36,5 @@ pub use recontact::{
     MAX_GAP_MICROS, MAX_WINDOW_HOURS, RecontactGaps, RecontactWindow, WindowError, gap_bin,
 };
 pub use report::{ReadPlan, Report, ReportBuilder, RollupRow, RowKey, Tally};
+pub use schedules::{BusinessDurations, ScheduleHistory};
 pub use settings::ReportSettings;

@@ -220,6 +220,13 @@ pub fn metrics_to_proto(tally: &Tally, window: RecontactWindow) -> pb::Conversat
             handoff_rate: rate(closed.handed_off, closed.automated),
             time_to_handoff: duration_stats(closed.time_to_handoff.summary()),
         }),
+        business_time: Some(pb::BusinessTimeStats {
+            resolution_time: duration_stats(closed.business_resolution.summary()),
+            first_response_time: duration_stats(closed.business_first_response.summary()),
+            time_to_first_assignment: duration_stats(
+                closed.business_time_to_first_assignment.summary(),
+            ),
+        }),
         recontact: Some(pb::RecontactStats {
             window: Some(window_to_proto(window)),
             recontacted_count: closed.recontact.within(window) as i64,

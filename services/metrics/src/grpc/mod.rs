@@ -589,7 +589,7 @@ impl MetricsService for MetricsApi {
         let request = request.into_inner();
         let settings = self
             .store
-            .update_report_settings(&workspace, |current| {
+            .update_report_settings(&workspace, to_micros(self.clock.now()), |current| {
                 settings::apply_update(
                     current,
                     request.settings.as_ref(),

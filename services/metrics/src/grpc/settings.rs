@@ -4,12 +4,17 @@ use charla_proto::charla::metrics::v1 as pb;
 use charla_runtime::ApiError;
 use charla_runtime::validate::quote;
 
+use super::business_hours::{business_hours_to_proto, parse_business_hours};
 use crate::domain::{RecontactWindow, ReportSettings};
 
 /// The proto form of `settings`.
 pub fn settings_to_proto(settings: &ReportSettings) -> pb::ReportSettings {
     pb::ReportSettings {
         recontact_window: Some(window_to_proto(settings.recontact_window)),
+        business_hours: settings
+            .business_hours
+            .as_ref()
+            .map(business_hours_to_proto),
     }
 }
 
@@ -41,7 +46,7 @@ pub fn apply_update(
             "must name at least one field",
         ));
     }
-    let mut next = *current;
+    let mut next = current.clone();
     for path in &mask.paths {
         match path.as_str() {
             "recontact_window" => {
@@ -52,11 +57,18 @@ pub fn apply_update(
                     .ok_or_else(|| ApiError::invalid(field, "is required"))?;
                 next.recontact_window = parse_window(field, window)?;
             }
+            "business_hours" => {
+                next.business_hours = update
+                    .business_hours
+                    .as_ref()
+                    .map(|hours| parse_business_hours("settings.business_hours", Some(hours)))
+                    .transpose()?;
+            }
             other => {
                 return Err(ApiError::invalid(
                     "update_mask",
                     format!(
-                        "{} can't be updated; updatable fields: recontact_window",
+                        "{} can't be updated; updatable fields: recontact_window, business_hours",
                         quote(other)
                     ),
                 ));

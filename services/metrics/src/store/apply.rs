@@ -96,6 +96,14 @@ impl MetricsStore {
             return Ok(0);
         }
         let mut batch = Batch::new(self.load_facts(&mut tx, &fresh).await?);
+        let mut workspaces: Vec<&str> = fresh
+            .iter()
+            .filter(|event| matches!(event.change, Change::Closed { .. }))
+            .map(|event| event.workspace.as_str())
+            .collect();
+        workspaces.sort_unstable();
+        workspaces.dedup();
+        batch.set_schedules(self.schedule_histories(&mut tx, &workspaces).await?);
         for event in &fresh {
             batch.apply(&event.workspace, &event.change);
         }

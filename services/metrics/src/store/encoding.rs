@@ -45,6 +45,22 @@ struct StoredClosedStats {
     /// Re-contacted conversations by the hour bin of their gap (`RecontactGaps`).
     #[prost(btree_map = "uint32, int64", tag = "9")]
     recontact: BTreeMap<u32, i64>,
+    /// Business-time distributions, each absent while empty (workspaces without business hours).
+    #[prost(message, optional, tag = "10")]
+    business_resolution: Option<StoredDistribution>,
+    #[prost(message, optional, tag = "11")]
+    business_first_response: Option<StoredDistribution>,
+    #[prost(message, optional, tag = "12")]
+    business_time_to_first_assignment: Option<StoredDistribution>,
+}
+
+/// A distribution that may be absent: stored only when it holds values.
+fn store_optional(distribution: &Distribution) -> Option<StoredDistribution> {
+    (distribution.count() > 0).then(|| store(distribution))
+}
+
+fn load_optional(stored: Option<&StoredDistribution>) -> Result<Distribution, ApiError> {
+    stored.map_or_else(|| Ok(Distribution::default()), load)
 }
 
 fn store(distribution: &Distribution) -> StoredDistribution {
@@ -89,8 +105,11 @@ pub fn encode(stats: &ClosedStats) -> Vec<u8> {
         automated: stats.automated,
         contained: stats.contained,
         handed_off: stats.handed_off,
-        time_to_handoff: (stats.time_to_handoff.count() > 0).then(|| store(&stats.time_to_handoff)),
+        time_to_handoff: store_optional(&stats.time_to_handoff),
         recontact: stats.recontact.counts().clone(),
+        business_resolution: store_optional(&stats.business_resolution),
+        business_first_response: store_optional(&stats.business_first_response),
+        business_time_to_first_assignment: store_optional(&stats.business_time_to_first_assignment),
     }
     .encode_to_vec()
 }
@@ -121,10 +140,12 @@ pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
         automated: stored.automated,
         contained: stored.contained,
         handed_off: stored.handed_off,
-        time_to_handoff: match &stored.time_to_handoff {
-            Some(stored) => load(stored)?,
-            None => Distribution::default(),
-        },
+        time_to_handoff: load_optional(stored.time_to_handoff.as_ref())?,
         recontact: RecontactGaps::from_counts(stored.recontact),
+        business_resolution: load_optional(stored.business_resolution.as_ref())?,
+        business_first_response: load_optional(stored.business_first_response.as_ref())?,
+        business_time_to_first_assignment: load_optional(
+            stored.business_time_to_first_assignment.as_ref(),
+        )?,
     })
 }

@@ -36,7 +36,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "automation",
             sql: include_str!("../../migrations/0006_automation.sqlite.sql"),
         },
-        REPORT_SETTINGS_MIGRATION,
+        MigrationFile {
+            version: 7,
+            description: "report settings",
+            sql: include_str!("../../migrations/0007_report_settings.sqlite.sql"),
+        },
     ],
     postgres: &[
         MigrationFile {
@@ -57,7 +61,11 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "automation",
             sql: include_str!("../../migrations/0006_automation.postgres.sql"),
         },
-        REPORT_SETTINGS_MIGRATION,
+        MigrationFile {
+            version: 7,
+            description: "report settings",
+            sql: include_str!("../../migrations/0007_report_settings.postgres.sql"),
+        },
     ],
 };
 
@@ -71,12 +79,6 @@ const SIX_HOUR_ROLLUP_MIGRATION: MigrationFile = MigrationFile {
     version: 5,
     description: "six hour rollup",
     sql: include_str!("../../migrations/0005_six_hour_rollup.sql"),
-};
-
-const REPORT_SETTINGS_MIGRATION: MigrationFile = MigrationFile {
-    version: 7,
-    description: "report settings",
-    sql: include_str!("../../migrations/0007_report_settings.sql"),
 };
 
 /// The consumer name of the conversation event stream.

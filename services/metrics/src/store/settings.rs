@@ -1,42 +1,87 @@
-//! The workspaces' report settings.
+//! The workspaces' report settings: the re-contact window, read by reports, and the versions of
+//! their business hours, read as conversations are counted.
 
+use std::collections::HashMap;
+
+use charla_proto::charla::metrics::v1 as pb;
 use charla_runtime::ApiError;
-use sqlx::Row;
+use prost::Message as _;
+use sqlx::{AnyConnection, Row};
 
 use super::MetricsStore;
-use crate::domain::{RecontactWindow, ReportSettings};
+use super::statement::Statement;
+use crate::domain::{BusinessHours, RecontactWindow, ReportSettings, ScheduleHistory};
+use crate::grpc::business_hours::{business_hours_to_proto, parse_business_hours};
 
-fn settings_of(row: Option<sqlx::any::AnyRow>) -> Result<ReportSettings, ApiError> {
-    let mut settings = ReportSettings::default();
-    let Some(row) = row else {
-        return Ok(settings);
+/// A schedule's stored bytes: the API's own message, a format that never changes meaning.
+fn encode_schedule(hours: &BusinessHours) -> Vec<u8> {
+    business_hours_to_proto(hours).encode_to_vec()
+}
+
+fn decode_schedule(bytes: &[u8]) -> Result<BusinessHours, ApiError> {
+    let unreadable = || ApiError::Internal("a stored business hours schedule is unreadable".into());
+    let message = pb::BusinessHours::decode(bytes).map_err(|_| unreadable())?;
+    parse_business_hours("business_hours", Some(&message)).map_err(|_| unreadable())
+}
+
+fn schedule_of(row: &sqlx::any::AnyRow) -> Result<Option<BusinessHours>, ApiError> {
+    row.try_get::<Option<Vec<u8>>, _>("schedule")?
+        .map(|bytes| decode_schedule(&bytes))
+        .transpose()
+}
+
+fn window_of(row: Option<sqlx::any::AnyRow>) -> Result<RecontactWindow, ApiError> {
+    let hours = match row {
+        Some(row) => row.try_get::<Option<i64>, _>("recontact_window_hours")?,
+        None => None,
     };
-    if let Some(hours) = row.try_get::<Option<i64>, _>("recontact_window_hours")? {
-        let seconds = u64::try_from(hours).unwrap_or_default() * 3600;
-        settings.recontact_window =
-            RecontactWindow::new(std::time::Duration::from_secs(seconds))
-                .map_err(|e| ApiError::Internal(format!("stored re-contact window: {e}")))?;
-    }
-    Ok(settings)
+    let Some(hours) = hours else {
+        return Ok(RecontactWindow::DEFAULT);
+    };
+    let seconds = u64::try_from(hours).unwrap_or_default() * 3600;
+    RecontactWindow::new(std::time::Duration::from_secs(seconds))
+        .map_err(|e| ApiError::Internal(format!("stored re-contact window: {e}")))
 }
 
 impl MetricsStore {
-    /// The report settings of `workspace` (the defaults when never changed).
+    /// The report settings of `workspace` (the defaults when never changed): its window, and
+    /// its latest business hours.
     pub async fn report_settings(&self, workspace: &str) -> Result<ReportSettings, ApiError> {
-        let row = sqlx::query(
+        let mut conn = self.db.pool().acquire().await?;
+        self.settings_in(&mut conn, workspace).await
+    }
+
+    async fn settings_in(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: &str,
+    ) -> Result<ReportSettings, ApiError> {
+        let window = sqlx::query(
             "SELECT recontact_window_hours FROM report_settings WHERE workspace_id = $1",
         )
         .bind(workspace.to_owned())
-        .fetch_optional(self.db.pool())
+        .fetch_optional(&mut *conn)
         .await?;
-        settings_of(row)
+        let latest = sqlx::query(
+            "SELECT schedule FROM business_hours_versions WHERE workspace_id = $1
+             ORDER BY effective_from DESC LIMIT 1",
+        )
+        .bind(workspace.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(ReportSettings {
+            recontact_window: window_of(window)?,
+            business_hours: latest.as_ref().map(schedule_of).transpose()?.flatten(),
+        })
     }
 
     /// Changes the report settings of `workspace` to what `update` makes of the current ones, in
-    /// one transaction (two admins' updates of different fields both hold).
+    /// one transaction (two admins' updates of different fields both hold). Changed business
+    /// hours take effect at `now` (microseconds).
     pub async fn update_report_settings(
         &self,
         workspace: &str,
+        now: i64,
         update: impl FnOnce(&ReportSettings) -> Result<ReportSettings, ApiError>,
     ) -> Result<ReportSettings, ApiError> {
         let mut tx = self.db.pool().begin().await?;
@@ -48,13 +93,8 @@ impl MetricsStore {
         .bind(workspace.to_owned())
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(
-            "SELECT recontact_window_hours FROM report_settings WHERE workspace_id = $1",
-        )
-        .bind(workspace.to_owned())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let next = update(&settings_of(row)?)?;
+        let current = self.settings_in(&mut tx, workspace).await?;
+        let next = update(&current)?;
         sqlx::query(
             "UPDATE report_settings SET recontact_window_hours = $2 WHERE workspace_id = $1",
         )
@@ -62,7 +102,46 @@ impl MetricsStore {
         .bind(i64::from(next.recontact_window.hours()))
         .execute(&mut *tx)
         .await?;
+        if next.business_hours != current.business_hours {
+            sqlx::query(
+                "INSERT INTO business_hours_versions (workspace_id, effective_from, schedule)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (workspace_id, effective_from) DO UPDATE SET schedule = excluded.schedule",
+            )
+            .bind(workspace.to_owned())
+            .bind(now)
+            .bind(next.business_hours.as_ref().map(encode_schedule))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(next)
+    }
+
+    /// Every version of the business hours of `workspaces`, for counting conversations.
+    pub(super) async fn schedule_histories(
+        &self,
+        conn: &mut AnyConnection,
+        workspaces: &[&str],
+    ) -> Result<HashMap<String, ScheduleHistory>, ApiError> {
+        let mut versions: HashMap<String, Vec<(i64, Option<BusinessHours>)>> = HashMap::new();
+        for chunk in workspaces.chunks(500) {
+            let mut query = Statement::new(
+                self.db.backend(),
+                "SELECT workspace_id, effective_from, schedule FROM business_hours_versions
+                 WHERE workspace_id IN ",
+            );
+            query.push_list(chunk.iter().map(|w| w.to_string()));
+            for row in query.query().fetch_all(&mut *conn).await? {
+                versions
+                    .entry(row.try_get("workspace_id")?)
+                    .or_default()
+                    .push((row.try_get("effective_from")?, schedule_of(&row)?));
+            }
+        }
+        Ok(versions
+            .into_iter()
+            .map(|(workspace, versions)| (workspace, ScheduleHistory::new(versions)))
+            .collect())
     }
 }

@@ -3,6 +3,7 @@
 
 mod automation;
 mod batches;
+mod business_time;
 mod csv_export;
 mod export;
 mod health;

@@ -189,6 +189,7 @@ async fn check_every_window(env: &MetricsEnv) {
                     seconds: 48 * 3600,
                     nanos: 0,
                 }),
+                business_hours: None,
             }),
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["recontact_window".into()],
@@ -323,12 +324,19 @@ async fn report_settings_refuse_bad_windows_naming_the_field(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(
-        defaults.settings.unwrap().recontact_window.unwrap().seconds,
+        defaults
+            .settings
+            .as_ref()
+            .unwrap()
+            .recontact_window
+            .unwrap()
+            .seconds,
         24 * 3600
     );
     let update = |seconds: i64, paths: &[&str]| pb::UpdateReportSettingsRequest {
         settings: Some(pb::ReportSettings {
             recontact_window: Some(prost_types::Duration { seconds, nanos: 0 }),
+            business_hours: None,
         }),
         update_mask: Some(prost_types::FieldMask {
             paths: paths.iter().map(|p| p.to_string()).collect(),
@@ -344,7 +352,7 @@ async fn report_settings_refuse_bad_windows_naming_the_field(backend: Backend) {
     }
     charla_testing::assert_invalid_field(
         metrics
-            .update_report_settings(env.req(update(3600, &["business_hours"])))
+            .update_report_settings(env.req(update(3600, &["sla_targets"])))
             .await,
         "update_mask",
     );
