@@ -17,8 +17,9 @@ use charla_runtime::db::Database;
 use prost::Message as _;
 use sqlx::{AssertSqlSafe, Row};
 
-/// Rows per INSERT statement: 7 values each, well inside both engines' bind limits.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Values per row of the INSERT statements (as many rows a statement as the engine binds fast:
+/// `Backend::max_binds`).
+const COLUMNS: usize = 7;
 /// Conversations per transaction.
 const CONVERSATIONS_PER_TRANSACTION: usize = 2_000;
 
@@ -306,10 +307,10 @@ async fn append_chunk(
             ));
         }
     }
-    for statement_rows in rows.chunks(ROWS_PER_STATEMENT) {
+    for statement_rows in rows.chunks(db.backend().max_binds() / COLUMNS) {
         let values: Vec<String> = (0..statement_rows.len())
             .map(|row| {
-                let p = row * 7;
+                let p = row * COLUMNS;
                 format!(
                     "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
                     p + 1,

@@ -355,7 +355,7 @@ impl ConversationStore {
         conversations: &[&Conversation],
     ) -> Result<(), ApiError> {
         let columns = rows::COLUMNS.len();
-        for chunk in conversations.chunks(MAX_BINDS / columns) {
+        for chunk in conversations.chunks((self.db.backend().max_binds() / columns).max(1)) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| format!("({})", placeholders(1 + row * columns, columns)))
                 .collect();
@@ -382,7 +382,7 @@ impl ConversationStore {
         messages: &[(&Conversation, &crate::domain::Message)],
     ) -> Result<(), ApiError> {
         const COLUMNS: usize = 8;
-        for chunk in messages.chunks(MAX_BINDS / COLUMNS) {
+        for chunk in messages.chunks((self.db.backend().max_binds() - 1) / COLUMNS) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| format!("($1, {})", placeholders(2 + row * COLUMNS, COLUMNS)))
                 .collect();
@@ -500,9 +500,6 @@ fn change_of<'a>(history: &'a History, step: &'a Step) -> ConversationChange<'a>
         Step::Closed => ConversationChange::Closed,
     }
 }
-
-/// Bound values per statement at most: well under SQLite's 32,766 and PostgreSQL's 65,535.
-const MAX_BINDS: usize = 16_000;
 
 /// `$first, $first+1, ...`, `count` of them.
 fn placeholders(first: usize, count: usize) -> String {
