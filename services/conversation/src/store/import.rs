@@ -277,8 +277,9 @@ impl ConversationStore {
         Ok(found)
     }
 
-    /// Checks, all at once, that the candidates' contacts not known yet exist; drops the
-    /// candidates whose contact can't be confirmed (their own import says why).
+    /// Checks, in one call to the contact service, that the candidates' contacts not known yet
+    /// exist; drops the candidates whose contact can't be confirmed (their own import says why:
+    /// NOT_FOUND for a missing contact, UNAVAILABLE when the contact service can't answer).
     async fn check_contacts(
         &self,
         workspace: WorkspaceId,
@@ -287,23 +288,15 @@ impl ConversationStore {
         contacts: &ContactDirectory,
         known: &mut HashSet<ContactId>,
     ) {
-        let unknown: HashSet<ContactId> = candidates
+        let mut unknown: Vec<ContactId> = candidates
             .iter()
             .map(|index| histories[*index].contact)
             .filter(|contact| !known.contains(contact))
             .collect();
-        let mut checks = tokio::task::JoinSet::new();
-        for contact in unknown {
-            let contacts = contacts.clone();
-            checks.spawn(async move {
-                let found = contacts.ensure_exists(workspace, contact).await.is_ok();
-                (contact, found)
-            });
-        }
-        while let Some(checked) = checks.join_next().await {
-            if let Ok((contact, true)) = checked {
-                known.insert(contact);
-            }
+        unknown.sort_unstable();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            known.extend(contacts.confirm_existing(workspace, &unknown).await);
         }
         candidates.retain(|index| known.contains(&histories[*index].contact));
     }
