@@ -11,7 +11,11 @@ const PACKAGES: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not baked in when it is compiled: a build script compiled in one
+    // checkout and reused by another sharing (or copied with) its target directory would
+    // otherwise read the first checkout's protos.
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
+    let proto_root = manifest_dir.join("../../proto");
     let mut files = Vec::new();
     for package in PACKAGES {
         files.extend(proto_files(&proto_root.join(package))?);
@@ -19,9 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Paths relative to this package: cargo records them as given, and absolute ones would tie
     // the build to one checkout (another clone sharing the target directory would then skip
     // regenerating after its protos changed).
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     for file in files.iter().chain([&proto_root.join("google")]) {
-        let relative = file.strip_prefix(manifest_dir).unwrap_or(file);
+        let relative = file.strip_prefix(&manifest_dir).unwrap_or(file);
         println!("cargo:rerun-if-changed={}", relative.display());
     }
 
