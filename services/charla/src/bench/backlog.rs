@@ -17,8 +17,10 @@ use charla_runtime::db::Database;
 use prost::Message as _;
 use sqlx::{AssertSqlSafe, Row};
 
-/// Values per row of the INSERT statements (as many rows a statement as the engine binds fast:
-/// `Backend::max_binds`).
+/// Rows per INSERT statement at most (7 values each), fewer on SQLite, which binds a few hundred
+/// values a statement fastest (`Backend::max_binds`).
+const ROWS_PER_STATEMENT: usize = 500;
+/// Values per row of the INSERT statements.
 const COLUMNS: usize = 7;
 /// Conversations per transaction.
 const CONVERSATIONS_PER_TRANSACTION: usize = 2_000;
@@ -307,7 +309,8 @@ async fn append_chunk(
             ));
         }
     }
-    for statement_rows in rows.chunks(db.backend().max_binds() / COLUMNS) {
+    let per_statement = ROWS_PER_STATEMENT.min(db.backend().max_binds() / COLUMNS);
+    for statement_rows in rows.chunks(per_statement) {
         let values: Vec<String> = (0..statement_rows.len())
             .map(|row| {
                 let p = row * COLUMNS;

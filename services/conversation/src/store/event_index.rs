@@ -14,6 +14,8 @@ use crate::domain::ConversationId;
 
 /// Events of the log read per query while indexing the events written before the index existed.
 const BACKFILL_BATCH: i64 = 1000;
+/// Events indexed by one insert at most.
+const MAX_ROWS_PER_INSERT: usize = 5000;
 
 /// A page of one conversation's events, numbered by workspace sequence.
 #[derive(Debug, Clone)]
@@ -36,7 +38,7 @@ pub(super) async fn index(
     }
     // Two bound values a row (and the workspace): a long imported history is indexed in several
     // inserts.
-    for chunk in events.chunks((backend.max_binds() - 1) / 2) {
+    for chunk in events.chunks(MAX_ROWS_PER_INSERT.min((backend.max_binds() - 1) / 2)) {
         let values: Vec<String> = (0..chunk.len())
             .map(|row| format!("($1, ${}, ${})", 2 + row * 2, 3 + row * 2))
             .collect();
