@@ -1655,6 +1655,14 @@ impl WorkspaceB {
                 ask!(contacts, get_contact, token, message)
             })
             .await;
+            // A's contact is left out of the answer, as an id nobody has is.
+            p.like_unknown(&what("BatchGetContacts"), &[None], async |t: &Target| {
+                let message = contact_pb::BatchGetContactsRequest {
+                    contact_ids: vec![t.contact.clone()],
+                };
+                ask!(contacts, batch_get_contacts, token, message)
+            })
+            .await;
             p.like_unknown(&what("UpdateContact"), NOT_FOUND, async |t: &Target| {
                 let message = contact_pb::UpdateContactRequest {
                     contact: Some(contact_pb::Contact {

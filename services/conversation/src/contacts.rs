@@ -1,6 +1,7 @@
 //! The contact service as this service sees it: can a conversation be opened for a contact? And
 //! the contact event stream, which the merge consumer reads.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use charla_proto::charla::contact::v1 as pb;
@@ -12,11 +13,14 @@ use charla_runtime::tls::PeerTls;
 use charla_runtime::workspace::{WORKSPACE_HEADER, WorkspaceId};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
+use tonic::metadata::errors::InvalidMetadataValue;
 
 use crate::domain::{ContactId, ConversationError};
 
 /// How many times a contact check is tried when a replica fails it without answering.
 const MAX_ATTEMPTS: u32 = 3;
+/// Ids one BatchGetContacts call takes at most (the contact API's limit).
+const BATCH_GET_LIMIT: usize = 1000;
 
 /// A client of the contact service, with a deadline on every check.
 #[derive(Debug, Clone)]
@@ -100,14 +104,75 @@ impl ContactDirectory {
         self.find(workspace, contact).await.map(drop)
     }
 
+    /// The contacts among `contacts` that exist in the workspace (whatever their status), in
+    /// one BatchGetContacts call per 1,000. A contact left out is missing or could not be checked
+    /// now (the contact service is away, or older than BatchGetContacts during a rolling
+    /// upgrade): a caller that must say which checks it with [`Self::ensure_exists`].
+    pub async fn confirm_existing(
+        &self,
+        workspace: WorkspaceId,
+        contacts: &[ContactId],
+    ) -> HashSet<ContactId> {
+        let mut found = HashSet::with_capacity(contacts.len());
+        for chunk in contacts.chunks(BATCH_GET_LIMIT) {
+            match self.batch_get(workspace, chunk).await {
+                Ok(contacts) => found.extend(contacts),
+                Err(status) => {
+                    tracing::debug!(
+                        code = ?status.code(),
+                        message = status.message(),
+                        "a batch of contacts could not be checked"
+                    );
+                }
+            }
+        }
+        found
+    }
+
+    /// The contacts of one BatchGetContacts call, retried like [`Self::find`].
+    async fn batch_get(
+        &self,
+        workspace: WorkspaceId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<ContactId>, tonic::Status> {
+        let header = workspace_header(workspace)
+            .map_err(|_| tonic::Status::internal("a UUID is valid metadata"))?;
+        let contact_ids: Vec<String> = contacts.iter().map(ToString::to_string).collect();
+        let give_up_at = Instant::now() + self.deadline;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut request = tonic::Request::new(pb::BatchGetContactsRequest {
+                contact_ids: contact_ids.clone(),
+            });
+            request.set_timeout(give_up_at.saturating_duration_since(Instant::now()));
+            request
+                .metadata_mut()
+                .insert(WORKSPACE_HEADER, header.clone());
+            let status = match self.client.clone().batch_get_contacts(request).await {
+                Ok(response) => {
+                    return Ok(response
+                        .into_inner()
+                        .contacts
+                        .iter()
+                        .filter_map(|contact| uuid::Uuid::parse_str(&contact.contact_id).ok())
+                        .map(ContactId::from_uuid)
+                        .collect());
+                }
+                Err(status) => status,
+            };
+            if !should_retry(&status, attempts, give_up_at) {
+                return Err(status);
+            }
+        }
+    }
+
     async fn find(
         &self,
         workspace: WorkspaceId,
         contact: ContactId,
     ) -> Result<pb::Contact, ApiError> {
-        let header: tonic::metadata::MetadataValue<_> = workspace
-            .to_string()
-            .parse()
+        let header = workspace_header(workspace)
             .map_err(|_| ApiError::Internal("a UUID is valid metadata".into()))?;
         let give_up_at = Instant::now() + self.deadline;
         let mut attempts = 0;
@@ -127,12 +192,7 @@ impl ContactDirectory {
                 }
                 Err(status) => status,
             };
-            // A replica that died since the last health check fails the call without an
-            // answer: the read is safe to repeat, and the balancer likely picks another.
-            let retry = status.code() == Code::Unavailable
-                && attempts < MAX_ATTEMPTS
-                && Instant::now() < give_up_at;
-            if !retry {
+            if !should_retry(&status, attempts, give_up_at) {
                 return Err(ApiError::Unavailable(format!(
                     "the contact service could not check contact {contact}: {}",
                     status.message()
@@ -140,4 +200,18 @@ impl ContactDirectory {
             }
         }
     }
+}
+
+/// The `x-workspace-id` value naming `workspace`.
+fn workspace_header(
+    workspace: WorkspaceId,
+) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, InvalidMetadataValue> {
+    workspace.to_string().parse()
+}
+
+/// Whether a failed read of the contact service is tried again: a replica that died since the
+/// last health check fails the call without an answer; the read is safe to repeat, and the
+/// balancer likely picks another replica.
+fn should_retry(status: &tonic::Status, attempts: u32, give_up_at: Instant) -> bool {
+    status.code() == Code::Unavailable && attempts < MAX_ATTEMPTS && Instant::now() < give_up_at
 }

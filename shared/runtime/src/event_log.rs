@@ -85,7 +85,8 @@ pub const POSTGRES_PARTITION_COUNT_MIGRATION: MigrationFile = MigrationFile {
 /// The PostgreSQL notification channel that announces commits to the log.
 const NOTIFY_CHANNEL: &str = "charla_event_log";
 /// Events written by one insert at most (5 bound values each): a long imported history is
-/// appended in several, well under either engine's limit on bound values.
+/// appended in several, well under either engine's limit on bound values (and SQLite's in
+/// smaller ones still: see `Backend::max_binds`).
 const EVENTS_PER_INSERT: usize = 1000;
 /// Events read from the database in one query.
 const READ_BATCH: i64 = 500;
@@ -338,7 +339,9 @@ impl EventLog {
             .collect();
         let mut workspace_sequences = BTreeMap::new();
         let rows: Vec<(usize, &EventPosition)> = positions.iter().enumerate().collect();
-        for chunk in rows.chunks(EVENTS_PER_INSERT) {
+        // Besides its rows' values, an insert binds up to 4 of its own.
+        let per_insert = EVENTS_PER_INSERT.min((self.inner.db.backend().max_binds() - 4) / 5);
+        for chunk in rows.chunks(per_insert) {
             let sql = insert_events_sql(self.inner.db.backend(), chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(workspace.to_string())

@@ -17,8 +17,11 @@ use charla_runtime::db::Database;
 use prost::Message as _;
 use sqlx::{AssertSqlSafe, Row};
 
-/// Rows per INSERT statement: 7 values each, well inside both engines' bind limits.
+/// Rows per INSERT statement at most (7 values each), fewer on SQLite, which binds a few hundred
+/// values a statement fastest (`Backend::max_binds`).
 const ROWS_PER_STATEMENT: usize = 500;
+/// Values per row of the INSERT statements.
+const COLUMNS: usize = 7;
 /// Conversations per transaction.
 const CONVERSATIONS_PER_TRANSACTION: usize = 2_000;
 
@@ -306,10 +309,11 @@ async fn append_chunk(
             ));
         }
     }
-    for statement_rows in rows.chunks(ROWS_PER_STATEMENT) {
+    let per_statement = ROWS_PER_STATEMENT.min(db.backend().max_binds() / COLUMNS);
+    for statement_rows in rows.chunks(per_statement) {
         let values: Vec<String> = (0..statement_rows.len())
             .map(|row| {
-                let p = row * 7;
+                let p = row * COLUMNS;
                 format!(
                     "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
                     p + 1,

@@ -51,6 +51,27 @@ fn contact_id(field: &str, value: &str) -> Result<ContactId, ApiError> {
     required_id(field, value).map(ContactId::from_uuid)
 }
 
+/// Ids one BatchGetContacts call takes at most.
+const MAX_BATCH_GET: usize = 1000;
+
+/// The ids of a BatchGetContacts call, naming the first bad one.
+fn contact_ids(values: &[String]) -> Result<Vec<ContactId>, ApiError> {
+    if values.len() > MAX_BATCH_GET {
+        return Err(ApiError::invalid(
+            "contact_ids",
+            format!(
+                "has {} ids; a call takes at most {MAX_BATCH_GET}",
+                values.len()
+            ),
+        ));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| contact_id(&format!("contact_ids[{index}]"), value))
+        .collect()
+}
+
 #[tonic::async_trait]
 impl ContactService for ContactApi {
     async fn create_contact(
@@ -83,6 +104,18 @@ impl ContactService for ContactApi {
         let contact = self.store.get(workspace, id).await?;
         Ok(Response::new(pb::GetContactResponse {
             contact: Some(contact_to_proto(&contact)),
+        }))
+    }
+
+    async fn batch_get_contacts(
+        &self,
+        request: Request<pb::BatchGetContactsRequest>,
+    ) -> Result<Response<pb::BatchGetContactsResponse>, Status> {
+        let workspace = authorize(&request, Role::Agent)?;
+        let ids = contact_ids(&request.get_ref().contact_ids)?;
+        let contacts = self.store.get_many(workspace, &ids).await?;
+        Ok(Response::new(pb::BatchGetContactsResponse {
+            contacts: contacts.iter().map(contact_to_proto).collect(),
         }))
     }
 

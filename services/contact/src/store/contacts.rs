@@ -1,6 +1,6 @@
 //! Creating, reading, updating, deleting and listing contacts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use charla_runtime::ApiError;
 use charla_runtime::clock::to_micros;
@@ -191,6 +191,45 @@ impl ContactStore {
     pub async fn get(&self, workspace: WorkspaceId, id: ContactId) -> Result<Contact, ApiError> {
         let mut conn = self.db.pool().acquire().await?;
         self.load(&mut conn, workspace, id, false).await
+    }
+
+    /// The contacts of `ids` that the workspace has, each once, in the order of their first place
+    /// in `ids`; the others are left out.
+    pub async fn get_many(
+        &self,
+        workspace: WorkspaceId,
+        ids: &[ContactId],
+    ) -> Result<Vec<Contact>, ApiError> {
+        let mut wanted: Vec<ContactId> = Vec::with_capacity(ids.len());
+        let mut seen = HashSet::with_capacity(ids.len());
+        wanted.extend(ids.iter().filter(|id| seen.insert(**id)));
+        let mut found: HashMap<ContactId, Contact> = HashMap::with_capacity(wanted.len());
+        let mut conn = self.db.pool().acquire().await?;
+        // The workspace is bound besides each chunk's ids.
+        for chunk in wanted.chunks(self.db.backend().max_binds() - 1) {
+            let sql = format!(
+                "SELECT {} FROM contacts WHERE workspace_id = $1 AND contact_id IN ({})",
+                rows::CONTACT_COLUMNS,
+                (0..chunk.len())
+                    .map(|i| format!("${}", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql)).bind(workspace.to_string());
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            let mut contacts = query
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|row| rows::contact_from_row(workspace, row))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.fill_identities(&mut conn, workspace, &mut contacts)
+                .await?;
+            found.extend(contacts.into_iter().map(|contact| (contact.id, contact)));
+        }
+        Ok(wanted.iter().filter_map(|id| found.remove(id)).collect())
     }
 
     /// Changes the named profile fields. A merged contact can't be changed.

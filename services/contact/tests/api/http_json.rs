@@ -59,6 +59,18 @@ async fn contacts_are_created_read_listed_and_changed_over_http_json() {
             .into_inner();
         assert_eq!(over_grpc.contact.unwrap().first_name, "Susana");
 
+        // POST with the whole request as the body: the ids found, in order.
+        let batch = http
+            .post(
+                "/v1/contacts:batchGet",
+                json!({"contactIds": [uuid::Uuid::now_v7().to_string(), id.clone()]}),
+            )
+            .await;
+        assert_eq!(batch.status, 200, "{:?}", batch.json);
+        let found = batch.json["contacts"].as_array().expect("contacts");
+        assert_eq!(found.len(), 1, "{:?}", batch.json);
+        assert_eq!(found[0]["contactId"], id.as_str());
+
         // POST with a path variable and a body.
         let added = http
             .post(
@@ -263,9 +275,10 @@ async fn a_json_call_past_the_request_timeout_answers_deadline_exceeded_as_json(
 }
 
 /// Every `google.api.http` route of contact.proto.
-const CONTACT_ROUTES: [(&str, &str); 12] = [
+const CONTACT_ROUTES: [(&str, &str); 13] = [
     ("post", "/v1/contacts"),
     ("get", "/v1/contacts/{contact_id}"),
+    ("post", "/v1/contacts:batchGet"),
     ("patch", "/v1/contacts/{contact.contact_id}"),
     ("delete", "/v1/contacts/{contact_id}"),
     ("get", "/v1/contacts"),

@@ -1,5 +1,6 @@
 //! The contact service through real gRPC, on an ephemeral port, on SQLite and on PostgreSQL.
 
+mod batch_get;
 mod browser;
 mod chromium;
 mod contacts;

@@ -3,6 +3,7 @@
 
 use charla_proto::charla::conversation::v1 as pb;
 use charla_runtime::ApiError;
+use charla_runtime::db::Backend;
 use charla_runtime::event_log::StoredEvent;
 use charla_runtime::workspace::WorkspaceId;
 use prost::Message as _;
@@ -13,6 +14,8 @@ use crate::domain::ConversationId;
 
 /// Events of the log read per query while indexing the events written before the index existed.
 const BACKFILL_BATCH: i64 = 1000;
+/// Events indexed by one insert at most.
+const MAX_ROWS_PER_INSERT: usize = 5000;
 
 /// A page of one conversation's events, numbered by workspace sequence.
 #[derive(Debug, Clone)]
@@ -26,14 +29,16 @@ pub struct EventPage {
 /// of `workspace` under its conversation, in one statement.
 pub(super) async fn index(
     conn: &mut AnyConnection,
+    backend: Backend,
     workspace: WorkspaceId,
     events: &[(ConversationId, u64)],
 ) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
     }
-    // Two bound values a row: a long imported history is indexed in several inserts.
-    for chunk in events.chunks(5000) {
+    // Two bound values a row (and the workspace): a long imported history is indexed in several
+    // inserts.
+    for chunk in events.chunks(MAX_ROWS_PER_INSERT.min((backend.max_binds() - 1) / 2)) {
         let values: Vec<String> = (0..chunk.len())
             .map(|row| format!("($1, ${}, ${})", 2 + row * 2, 3 + row * 2))
             .collect();

@@ -277,8 +277,9 @@ impl ConversationStore {
         Ok(found)
     }
 
-    /// Checks, all at once, that the candidates' contacts not known yet exist; drops the
-    /// candidates whose contact can't be confirmed (their own import says why).
+    /// Checks, in one call to the contact service, that the candidates' contacts not known yet
+    /// exist; drops the candidates whose contact can't be confirmed (their own import says why:
+    /// NOT_FOUND for a missing contact, UNAVAILABLE when the contact service can't answer).
     async fn check_contacts(
         &self,
         workspace: WorkspaceId,
@@ -287,23 +288,15 @@ impl ConversationStore {
         contacts: &ContactDirectory,
         known: &mut HashSet<ContactId>,
     ) {
-        let unknown: HashSet<ContactId> = candidates
+        let mut unknown: Vec<ContactId> = candidates
             .iter()
             .map(|index| histories[*index].contact)
             .filter(|contact| !known.contains(contact))
             .collect();
-        let mut checks = tokio::task::JoinSet::new();
-        for contact in unknown {
-            let contacts = contacts.clone();
-            checks.spawn(async move {
-                let found = contacts.ensure_exists(workspace, contact).await.is_ok();
-                (contact, found)
-            });
-        }
-        while let Some(checked) = checks.join_next().await {
-            if let Ok((contact, true)) = checked {
-                known.insert(contact);
-            }
+        unknown.sort_unstable();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            known.extend(contacts.confirm_existing(workspace, &unknown).await);
         }
         candidates.retain(|index| known.contains(&histories[*index].contact));
     }
@@ -355,7 +348,7 @@ impl ConversationStore {
         conversations: &[&Conversation],
     ) -> Result<(), ApiError> {
         let columns = rows::COLUMNS.len();
-        for chunk in conversations.chunks(MAX_BINDS / columns) {
+        for chunk in conversations.chunks((self.db.backend().max_binds() / columns).max(1)) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| format!("({})", placeholders(1 + row * columns, columns)))
                 .collect();
@@ -382,7 +375,7 @@ impl ConversationStore {
         messages: &[(&Conversation, &crate::domain::Message)],
     ) -> Result<(), ApiError> {
         const COLUMNS: usize = 8;
-        for chunk in messages.chunks(MAX_BINDS / COLUMNS) {
+        for chunk in messages.chunks((self.db.backend().max_binds() - 1) / COLUMNS) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| format!("($1, {})", placeholders(2 + row * COLUMNS, COLUMNS)))
                 .collect();
@@ -500,9 +493,6 @@ fn change_of<'a>(history: &'a History, step: &'a Step) -> ConversationChange<'a>
         Step::Closed => ConversationChange::Closed,
     }
 }
-
-/// Bound values per statement at most: well under SQLite's 32,766 and PostgreSQL's 65,535.
-const MAX_BINDS: usize = 16_000;
 
 /// `$first, $first+1, ...`, `count` of them.
 fn placeholders(first: usize, count: usize) -> String {

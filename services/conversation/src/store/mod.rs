@@ -252,7 +252,7 @@ impl ConversationStore {
             .zip(&appended)
             .map(|((conversation, _, _), event)| (conversation.id, event.workspace_sequence))
             .collect();
-        event_index::index(conn, workspace, &indexed).await?;
+        event_index::index(conn, self.db.backend(), workspace, &indexed).await?;
         Ok(appended.iter().map(|event| event.position).collect())
     }
 

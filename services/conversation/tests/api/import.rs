@@ -19,6 +19,7 @@ backend_tests!(
     thousands_of_small_items_one_per_frame_keep_the_connection,
     on_shutdown_an_import_answers_with_exactly_the_items_it_wrote,
     items_written_together_are_answered_as_if_written_one_by_one,
+    a_batch_mixing_known_and_unknown_contacts_refuses_only_the_unknown_ones,
 );
 
 fn ago(hours: u64) -> Option<prost_types::Timestamp> {
@@ -546,4 +547,58 @@ async fn items_written_together_are_answered_as_if_written_one_by_one(backend: B
             "the answer points at the item's last event"
         );
     }
+}
+
+/// The contacts of a batch are checked together: each item whose contact the workspace doesn't
+/// have is refused NOT_FOUND naming that contact, as it would be on its own, and the items of
+/// known contacts around it land.
+async fn a_batch_mixing_known_and_unknown_contacts_refuses_only_the_unknown_ones(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let (ana, bea) = (env.new_contact().await, env.new_contact().await);
+    let (nobody, nobody_else) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let items = vec![
+        closed_item("ana-1", &ana, 100, 90),
+        closed_item("nobody-1", &nobody, 100, 90),
+        closed_item("bea-1", &bea, 80, 70),
+        closed_item("nobody-else", &nobody_else, 60, 50),
+        closed_item("nobody-2", &nobody, 40, 30),
+        closed_item("ana-2", &ana, 20, 10),
+    ];
+    let response = import(&env, items).await;
+    let outcome: Vec<(&str, i32, &str)> = response
+        .results
+        .iter()
+        .map(|r| {
+            let error = r.error.as_ref();
+            (
+                r.external_id.as_str(),
+                error.map_or(0, |e| e.code),
+                error.map_or("", |e| e.message.as_str()),
+            )
+        })
+        .collect();
+    let not_found = Code::NotFound as i32;
+    let missing = |id: &str| format!("charla.contact.v1.Contact {id} not found");
+    assert_eq!(
+        outcome,
+        [
+            ("ana-1", 0, ""),
+            ("nobody-1", not_found, missing(&nobody).as_str()),
+            ("bea-1", 0, ""),
+            ("nobody-else", not_found, missing(&nobody_else).as_str()),
+            ("nobody-2", not_found, missing(&nobody).as_str()),
+            ("ana-2", 0, ""),
+        ]
+    );
+    assert_eq!((response.imported_count, response.refused_count), (3, 3));
+    assert_eq!(
+        stored_ids(&env).await.len(),
+        3,
+        "refused items wrote nothing"
+    );
 }
