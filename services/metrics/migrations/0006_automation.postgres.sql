@@ -38,9 +38,15 @@ CREATE TABLE closed_rollup (
     automated_by TEXT NOT NULL,
     closed_count BIGINT NOT NULL,
     stats BYTEA NOT NULL,
+    recontact BYTEA,
     PRIMARY KEY (workspace_id, bucket_start, assignee, team, channel_type, channel_id, opened_by,
                  closed_by, category, automated_by)
 );
+
+-- recontact: re-contacted conversations by the hour bin of the gap from their close to their
+-- contact's next opening (RecontactGaps), apart from stats so that a re-contact, which lands in
+-- an older bucket, rewrites a few bytes instead of every sketch.
+ALTER TABLE dimension_rollup ADD COLUMN recontact BYTEA;
 
 ALTER TABLE conversation_facts ADD COLUMN automated_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE conversation_facts ADD COLUMN recontact_gap BIGINT;

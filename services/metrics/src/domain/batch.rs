@@ -10,7 +10,7 @@ use super::change::Change;
 use super::closed::ClosedStats;
 use super::dimensions::{Dimension, Dimensions};
 use super::grains::Grain;
-use super::recontact::{MAX_GAP_MICROS, gap_bin};
+use super::recontact::{MAX_GAP_MICROS, RecontactGaps, gap_bin};
 use super::schedules::{BusinessDurations, ScheduleHistory};
 
 /// A conversation as the aggregates know it.
@@ -89,6 +89,11 @@ pub struct Batch {
     pub combos: HashMap<ComboKey, Delta>,
     pub dimension_rows: HashMap<DimensionRowKey, Delta>,
     pub live: HashMap<String, LiveDelta>,
+    /// Re-contacted conversations to add to the closed quarter-hour rows (kept apart from their
+    /// statistics: a re-contact lands in an older row, and rewrites only these counts).
+    pub recontact_combos: HashMap<ComboKey, RecontactGaps>,
+    /// Re-contacted conversations to add to the closed coarse rows.
+    pub recontact_rows: HashMap<DimensionRowKey, RecontactGaps>,
     /// The business hours of the batch's workspaces over time (none: no business time).
     schedules: HashMap<String, ScheduleHistory>,
 }
@@ -247,10 +252,10 @@ impl Batch {
                         closure,
                     ));
                 }
-                if let Some(bin) = gap.and_then(gap_bin) {
-                    stats.recontact.add(bin, 1);
-                }
                 self.count_closed(workspace, *closed_at, dimensions, &stats);
+                if let Some(bin) = gap.and_then(gap_bin) {
+                    self.count_recontact(workspace, *closed_at, dimensions, bin, 1);
+                }
                 let live = self.live_mut(workspace);
                 live.open -= 1;
                 live.unassigned -= was_unassigned;
@@ -400,18 +405,50 @@ impl Batch {
             let Some(Some(fact)) = self.facts.get_mut(&key) else {
                 continue;
             };
-            let mut stats = ClosedStats::default();
-            if let Some(bin) = fact.recontact_gap.and_then(gap_bin) {
-                stats.recontact.add(bin, -1);
-            }
-            if let Some(bin) = gap_bin(gap) {
-                stats.recontact.add(bin, 1);
-            }
+            let before = fact.recontact_gap.and_then(gap_bin);
             fact.recontact_gap = Some(gap);
             let (closed_at, dimensions) = (fact.closed_at, fact.dimensions.clone());
             self.mark_changed(key);
-            if let Some(closed_at) = closed_at {
-                self.count_closed(workspace, closed_at, &dimensions, &stats);
+            let Some(closed_at) = closed_at else {
+                continue;
+            };
+            if let Some(bin) = before {
+                self.count_recontact(workspace, closed_at, &dimensions, bin, -1);
+            }
+            if let Some(bin) = gap_bin(gap) {
+                self.count_recontact(workspace, closed_at, &dimensions, bin, 1);
+            }
+        }
+    }
+
+    /// Adds `delta` re-contacted conversations with a gap in `bin` to the rows of `dimensions`
+    /// closed at `closed_at`.
+    fn count_recontact(
+        &mut self,
+        workspace: &str,
+        closed_at: i64,
+        dimensions: &Dimensions,
+        bin: u32,
+        delta: i64,
+    ) {
+        let quarter = Grain::Quarter.bucket(closed_at);
+        self.recontact_combos
+            .entry((workspace.to_owned(), quarter, dimensions.clone()))
+            .or_default()
+            .add(bin, delta);
+        for grain in Grain::COARSE {
+            let bucket = grain.bucket(closed_at);
+            for (dimension, value) in dimension_values(dimensions) {
+                self.recontact_rows
+                    .entry((
+                        workspace.to_owned(),
+                        dimension,
+                        grain,
+                        bucket,
+                        value.to_owned(),
+                    ))
+                    .or_default()
+                    .add(bin, delta);
             }
         }
     }

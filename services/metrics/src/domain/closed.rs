@@ -132,7 +132,7 @@ pub struct ClosedStats {
     /// Microseconds from opening to the human taking over; handed-off conversations only.
     pub time_to_handoff: Distribution,
     /// The closed conversations whose contact opened a new one within the longest window, by
-    /// the hour bin of the gap.
+    /// the hour bin of the gap (kept in rows of their own, merged in when reports read them).
     pub recontact: RecontactGaps,
     /// Microseconds of business time; conversations opened under business hours only.
     pub business_resolution: Distribution,

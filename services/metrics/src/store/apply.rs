@@ -12,7 +12,7 @@ use super::statement::{Statement, Tuple};
 use super::{MetricsStore, encoding};
 use crate::domain::{
     Batch, Change, ClosedStats, ComboKey, Delta, Dimension, DimensionKey, DimensionRowKey,
-    Dimensions, Fact, Grain,
+    Dimensions, Fact, Grain, RecontactGaps,
 };
 
 /// An event of the conversation stream, reduced to what the metrics need.
@@ -83,6 +83,18 @@ fn fact_of(row: &sqlx::any::AnyRow) -> Result<(String, Fact), ApiError> {
     Ok((row.try_get("conversation_id")?, fact))
 }
 
+/// Matches a closed row `r` to a key `k` of (bucket start, every dimension), then names its
+/// workspace (bound next).
+const COMBO_KEY_MATCH: &str = "r.bucket_start = k.column1 AND r.assignee = k.column2
+     AND r.team = k.column3 AND r.channel_type = k.column4 AND r.channel_id = k.column5
+     AND r.opened_by = k.column6 AND r.closed_by = k.column7 AND r.category = k.column8
+     AND r.automated_by = k.column9 AND r.workspace_id = ";
+
+/// Matches a coarse row `r` to a key `k` of (dimension, bucket start, value), then names its
+/// workspace (bound next).
+const COARSE_KEY_MATCH: &str = "r.dimension = k.column1 AND r.bucket_start = k.column2
+     AND r.value = k.column3 AND r.workspace_id = ";
+
 /// A coarse row of one workspace and grain: (dimension, bucket start, value).
 type CoarseKey<'a> = (DimensionKey, i64, &'a str);
 
@@ -111,6 +123,11 @@ impl MetricsStore {
         self.write_opened_combos(&mut tx, &batch.combos).await?;
         self.write_closed_combos(&mut tx, &mut batch.combos).await?;
         self.write_dimension_rows(&mut tx, &mut batch.dimension_rows)
+            .await?;
+        // After the closed rows: a re-contact may be of a conversation this batch closed.
+        self.write_recontact_combos(&mut tx, &batch.recontact_combos)
+            .await?;
+        self.write_recontact_rows(&mut tx, &batch.recontact_rows)
             .await?;
         for (workspace, live) in &batch.live {
             self.count_live(&mut tx, workspace, live.open, live.unassigned)
@@ -458,6 +475,139 @@ impl MetricsStore {
                      stats = COALESCE(excluded.stats, dimension_rollup.stats)",
             );
             query.query().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds the batch's re-contacts to the counts of the closed quarter-hour rows (which exist:
+    /// their conversations closed before, or in this batch).
+    async fn write_recontact_combos(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &HashMap<ComboKey, RecontactGaps>,
+    ) -> Result<(), ApiError> {
+        let mut keys: BTreeMap<&str, Vec<(i64, &Dimensions, &RecontactGaps)>> = BTreeMap::new();
+        for ((workspace, bucket, dimensions), change) in changes {
+            keys.entry(workspace)
+                .or_default()
+                .push((*bucket, dimensions, change));
+        }
+        for (workspace, keys) in keys {
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                let mut merged: HashMap<(i64, Dimensions), RecontactGaps> = chunk
+                    .iter()
+                    .map(|(bucket, dimensions, change)| {
+                        ((*bucket, (*dimensions).clone()), (*change).clone())
+                    })
+                    .collect();
+                let mut query = Statement::new(
+                    self.db.backend(),
+                    "SELECT r.bucket_start, r.assignee, r.team, r.channel_type, r.channel_id,
+                         r.opened_by, r.closed_by, r.category, r.automated_by, r.recontact
+                     FROM (",
+                );
+                query.push_values(chunk, |row, (bucket, dimensions, _)| {
+                    row.push_bind(*bucket);
+                    push_dimensions(row, dimensions);
+                });
+                query.push(&format!(
+                    ") AS k CROSS JOIN closed_rollup r WHERE {COMBO_KEY_MATCH}"
+                ));
+                query.push_bind(workspace.to_owned());
+                for row in query.query().fetch_all(&mut *conn).await? {
+                    let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("recontact")? else {
+                        continue;
+                    };
+                    let key = (row.try_get("bucket_start")?, dimensions_of(&row)?);
+                    if let Some(gaps) = merged.get_mut(&key) {
+                        gaps.merge(&encoding::decode_gaps(&bytes)?);
+                    }
+                }
+                let rows: Vec<_> = merged.into_iter().collect();
+                let mut update = Statement::new(
+                    self.db.backend(),
+                    "UPDATE closed_rollup AS r SET recontact = k.column10 FROM (",
+                );
+                update.push_values(&rows, |row, ((bucket, dimensions), gaps)| {
+                    row.push_bind(*bucket);
+                    push_dimensions(row, dimensions);
+                    row.push_bind(encoding::encode_gaps(gaps));
+                });
+                update.push(&format!(") AS k WHERE {COMBO_KEY_MATCH}"));
+                update.push_bind(workspace.to_owned());
+                update.query().execute(&mut *conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the batch's re-contacts to the counts of the closed coarse rows.
+    async fn write_recontact_rows(
+        &self,
+        conn: &mut AnyConnection,
+        changes: &HashMap<DimensionRowKey, RecontactGaps>,
+    ) -> Result<(), ApiError> {
+        let mut keys: BTreeMap<(&str, Grain), Vec<(CoarseKey<'_>, &RecontactGaps)>> =
+            BTreeMap::new();
+        for ((workspace, dimension, grain, bucket, value), change) in changes {
+            keys.entry((workspace, *grain))
+                .or_default()
+                .push(((*dimension, *bucket, value), change));
+        }
+        for ((workspace, grain), keys) in keys {
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                let mut merged: HashMap<(DimensionKey, i64, String), RecontactGaps> = chunk
+                    .iter()
+                    .map(|((dimension, bucket, value), change)| {
+                        ((*dimension, *bucket, value.to_string()), (*change).clone())
+                    })
+                    .collect();
+                let mut query = Statement::new(
+                    self.db.backend(),
+                    "SELECT r.dimension, r.bucket_start, r.value, r.recontact FROM (",
+                );
+                query.push_values(chunk, |row, ((dimension, bucket, value), _)| {
+                    row.push_bind(dimension_name(*dimension))
+                        .push_bind(*bucket)
+                        .push_bind(value.to_string());
+                });
+                query.push(&format!(
+                    ") AS k CROSS JOIN dimension_rollup r WHERE {COARSE_KEY_MATCH}"
+                ));
+                query.push_bind(workspace.to_owned());
+                query.push(" AND r.grain = ");
+                query.push_bind(grain.minutes());
+                for row in query.query().fetch_all(&mut *conn).await? {
+                    let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("recontact")? else {
+                        continue;
+                    };
+                    let name: String = row.try_get("dimension")?;
+                    let key = (
+                        Dimension::from_column(&name),
+                        row.try_get::<i64, _>("bucket_start")?,
+                        row.try_get::<String, _>("value")?,
+                    );
+                    if let Some(gaps) = merged.get_mut(&key) {
+                        gaps.merge(&encoding::decode_gaps(&bytes)?);
+                    }
+                }
+                let rows: Vec<_> = merged.into_iter().collect();
+                let mut update = Statement::new(
+                    self.db.backend(),
+                    "UPDATE dimension_rollup AS r SET recontact = k.column4 FROM (",
+                );
+                update.push_values(&rows, |row, ((dimension, bucket, value), gaps)| {
+                    row.push_bind(dimension_name(*dimension))
+                        .push_bind(*bucket)
+                        .push_bind(value.clone())
+                        .push_bind(encoding::encode_gaps(gaps));
+                });
+                update.push(&format!(") AS k WHERE {COARSE_KEY_MATCH}"));
+                update.push_bind(workspace.to_owned());
+                update.push(" AND r.grain = ");
+                update.push_bind(grain.minutes());
+                update.query().execute(&mut *conn).await?;
+            }
         }
         Ok(())
     }

@@ -4,8 +4,6 @@
 use charla_runtime::ApiError;
 use prost::Message;
 
-use std::collections::BTreeMap;
-
 use crate::domain::{Bands, ClosedStats, ContactSketch, Distribution, RecontactGaps};
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -42,9 +40,8 @@ struct StoredClosedStats {
     /// Apart from `distributions`: most rows have no handoff, and an absent one costs nothing.
     #[prost(message, optional, tag = "8")]
     time_to_handoff: Option<StoredDistribution>,
-    /// Re-contacted conversations by the hour bin of their gap (`RecontactGaps`).
-    #[prost(btree_map = "uint32, int64", tag = "9")]
-    recontact: BTreeMap<u32, i64>,
+    // Tag 9 is not used: re-contacts are counted in rows of their own (`recontact_*_rollup`),
+    // added to without reading these statistics back.
     /// Business-time distributions, each absent while empty (workspaces without business hours).
     #[prost(message, optional, tag = "10")]
     business_resolution: Option<StoredDistribution>,
@@ -85,6 +82,28 @@ fn load(stored: &StoredDistribution) -> Result<Distribution, ApiError> {
     .ok_or_else(|| ApiError::Internal("stored sketch is unreadable".into()))
 }
 
+/// Re-contacted conversations by hour bin (`RecontactGaps`), stored beside the statistics.
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredGaps {
+    #[prost(btree_map = "uint32, int64", tag = "1")]
+    counts: std::collections::BTreeMap<u32, i64>,
+}
+
+/// The stored bytes of re-contact counts.
+pub fn encode_gaps(gaps: &RecontactGaps) -> Vec<u8> {
+    StoredGaps {
+        counts: gaps.counts().clone(),
+    }
+    .encode_to_vec()
+}
+
+/// Re-contact counts from their stored bytes.
+pub fn decode_gaps(bytes: &[u8]) -> Result<RecontactGaps, ApiError> {
+    let stored = StoredGaps::decode(bytes)
+        .map_err(|_| ApiError::Internal("stored re-contact counts are unreadable".into()))?;
+    Ok(RecontactGaps::from_counts(stored.counts))
+}
+
 /// The stored bytes of `stats`.
 pub fn encode(stats: &ClosedStats) -> Vec<u8> {
     StoredClosedStats {
@@ -106,7 +125,6 @@ pub fn encode(stats: &ClosedStats) -> Vec<u8> {
         contained: stats.contained,
         handed_off: stats.handed_off,
         time_to_handoff: store_optional(&stats.time_to_handoff),
-        recontact: stats.recontact.counts().clone(),
         business_resolution: store_optional(&stats.business_resolution),
         business_first_response: store_optional(&stats.business_first_response),
         business_time_to_first_assignment: store_optional(&stats.business_time_to_first_assignment),
@@ -141,7 +159,7 @@ pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
         contained: stored.contained,
         handed_off: stored.handed_off,
         time_to_handoff: load_optional(stored.time_to_handoff.as_ref())?,
-        recontact: RecontactGaps::from_counts(stored.recontact),
+        recontact: RecontactGaps::default(),
         business_resolution: load_optional(stored.business_resolution.as_ref())?,
         business_first_response: load_optional(stored.business_first_response.as_ref())?,
         business_time_to_first_assignment: load_optional(

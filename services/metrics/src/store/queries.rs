@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use super::apply::{DIMENSION_COLUMNS, dimension_name, dimensions_of};
 use super::statement::Statement;
 use super::{MetricsStore, encoding};
-use crate::domain::{Cover, DimensionKey, Dimensions, Grain, RollupRow, RowKey};
+use crate::domain::{ClosedStats, Cover, DimensionKey, Dimensions, Grain, RollupRow, RowKey};
 
 /// What the dashboard shows "now".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,6 +53,15 @@ fn push_ranges(query: &mut Statement, ranges: &[(i64, i64)]) {
     query.push(")");
 }
 
+/// The closed statistics of a rollup row, with its re-contact counts.
+fn closed_of(row: &sqlx::any::AnyRow) -> Result<ClosedStats, ApiError> {
+    let mut stats = encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?;
+    if let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("recontact")? {
+        stats.recontact = encoding::decode_gaps(&bytes)?;
+    }
+    Ok(stats)
+}
+
 impl MetricsStore {
     /// The quarter-hour rows (every combination of dimensions) of the cover's quarter ranges:
     /// openings and closed statistics.
@@ -89,7 +98,8 @@ impl MetricsStore {
         let mut query = Statement::new(
             self.db.backend(),
             format!(
-                "SELECT bucket_start, {DIMENSION_COLUMNS}, stats FROM closed_rollup WHERE workspace_id = "
+                "SELECT bucket_start, {DIMENSION_COLUMNS}, stats, recontact FROM closed_rollup
+                 WHERE workspace_id = "
             ),
         );
         query.push_bind(workspace.to_owned());
@@ -101,7 +111,7 @@ impl MetricsStore {
                     bucket,
                     key: RowKey::Combination(dimensions_of(&row)?),
                     opened: 0,
-                    closed: Some(encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?),
+                    closed: Some(closed_of(&row)?),
                 });
             }
         }
@@ -123,7 +133,7 @@ impl MetricsStore {
         }
         let mut query = Statement::new(
             self.db.backend(),
-            "SELECT bucket_start, value, opened_count, stats FROM dimension_rollup
+            "SELECT bucket_start, value, opened_count, stats, recontact FROM dimension_rollup
              WHERE workspace_id = ",
         );
         query.push_bind(workspace.to_owned());
@@ -140,7 +150,7 @@ impl MetricsStore {
             }
             let value: String = row.try_get("value")?;
             let closed = match row.try_get::<Option<Vec<u8>>, _>("stats")? {
-                Some(bytes) => Some(encoding::decode(&bytes)?),
+                Some(_) => Some(closed_of(&row)?),
                 None => None,
             };
             rows.push(RollupRow {
