@@ -349,7 +349,9 @@ async fn thousands_of_small_items_one_per_frame_keep_the_connection(backend: Bac
         .into_inner();
     let handled = response.results.len();
     assert!(handled > 0);
-    assert_eq!(response.stopped_early, handled < items.len());
+    // Every item handled before the deadline may still come with `stopped_early`: the server
+    // stopped reading before it saw the stream's end, and can't know nothing followed.
+    assert!(response.stopped_early || handled == items.len());
     assert_eq!(response.imported_count as usize, handled);
     assert_results_follow_items(&response, &items);
     assert_eq!(stored_ids(&env).await.len(), handled);
