@@ -2,7 +2,7 @@
 //! ExportConversationsCsvResponse in metrics.proto).
 
 use charla_proto::charla::contact::v1::ChannelType;
-use charla_proto::charla::conversation::v1::{CloseSource, OpenSource};
+use charla_proto::charla::conversation::v1::{AuthorKind, CloseSource, OpenSource};
 use charla_proto::charla::metrics::v1 as pb;
 
 /// A chunk is sent once adding the next record would take it past this size, so one chunk stays
@@ -10,7 +10,7 @@ use charla_proto::charla::metrics::v1 as pb;
 pub const CHUNK_LIMIT: usize = 64 * 1024;
 
 /// The header row, in the order `record` writes the fields.
-pub const HEADER: [&str; 31] = [
+pub const HEADER: [&str; 34] = [
     "Conversation ID",
     "Contact ID",
     "Channel Type",
@@ -42,10 +42,13 @@ pub const HEADER: [&str; 31] = [
     "Number of Outgoing Messages by Users",
     "Imported",
     "External ID",
+    "First Automated Message At",
+    "First Automated Author Kind",
+    "First Automated Author",
 ];
 
 /// The fields of one row, in `HEADER`'s order.
-pub fn record(row: &pb::ConversationExportRow) -> [String; 31] {
+pub fn record(row: &pb::ConversationExportRow) -> [String; 34] {
     [
         row.conversation_id.clone(),
         row.contact_id.clone(),
@@ -87,6 +90,12 @@ pub fn record(row: &pb::ConversationExportRow) -> [String; 31] {
         row.user_outbound_message_count.to_string(),
         row.imported.to_string(),
         row.external_id.clone(),
+        time(row.first_automated_message_at.as_ref()),
+        enum_name(
+            AuthorKind::try_from(row.first_automated_author_kind).map(|v| v.as_str_name()),
+            "AUTHOR_KIND_",
+        ),
+        row.first_automated_author_id.clone(),
     ]
 }
 

@@ -286,6 +286,9 @@ fn export_row(fact: &ClosedFact) -> Result<pb::ConversationExportRow, ApiError> 
         user_outbound_message_count: counts.user_outbound_count,
         imported: fact.imported,
         external_id: closed.external_id,
+        first_automated_message_at: closed.first_automated_message_at,
+        first_automated_author_kind: closed.first_automated_author_kind,
+        first_automated_author_id: closed.first_automated_author_id,
     })
 }
 

@@ -500,6 +500,37 @@ async fn check(env: &MetricsEnv, start: SystemTime) -> pb::GetConversationMetric
             &format!("automated by {id:?}"),
         );
     }
+    // The export names each conversation's first automated message.
+    let mut exported = metrics
+        .export_conversations(env.req(pb::ExportConversationsRequest {
+            start_time: proto_time(start),
+            end_time: proto_time(start + Duration::from_secs(86_400)),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut firsts = Vec::new();
+    while let Some(answer) = exported.message().await.unwrap() {
+        let row = answer.row.unwrap();
+        assert_eq!(
+            row.first_automated_message_at.is_some(),
+            row.first_automated_author_kind != 0
+        );
+        firsts.push((
+            row.first_automated_author_kind,
+            row.first_automated_author_id,
+        ));
+    }
+    firsts.sort();
+    let mut want: Vec<(i32, String)> = closed()
+        .map(|c| match c.automated {
+            Some((kind, _)) if is_automation(kind) => (kind as i32, author_of(kind).to_owned()),
+            _ => (0, String::new()),
+        })
+        .collect();
+    want.sort();
+    assert_eq!(firsts, want);
     // A filter on two bots and a breakdown by channel: only their conversations count.
     let mut filtered = report_request(start, pb::GroupBy::ChannelType);
     filtered.filter = Some(pb::ConversationFilter {

@@ -15,7 +15,7 @@ backend_tests!(
     a_bad_range_or_filter_is_refused_by_field,
 );
 
-const HEADER: [&str; 31] = [
+const HEADER: [&str; 34] = [
     "Conversation ID",
     "Contact ID",
     "Channel Type",
@@ -47,6 +47,9 @@ const HEADER: [&str; 31] = [
     "Number of Outgoing Messages by Users",
     "Imported",
     "External ID",
+    "First Automated Message At",
+    "First Automated Author Kind",
+    "First Automated Author",
 ];
 
 /// A category that needs quoting: a comma and a double quote.
@@ -69,8 +72,9 @@ fn range(
     )
 }
 
-/// Opens a conversation by a contact message, has `ana` (team `sales`) answer 90.5 s later, and
-/// closes it after another 60 s with `category` and `summary`; returns its id.
+/// Opens a conversation by a contact message (an AI agent replies at once), has `ana` (team
+/// `sales`) answer 90.5 s later, and closes it after another 60 s with `category` and `summary`;
+/// returns its id.
 async fn conversation(env: &MetricsEnv, category: &str, summary: &str) -> String {
     let contact = env.new_contact(env.workspace).await;
     let id = env
@@ -84,6 +88,14 @@ async fn conversation(env: &MetricsEnv, category: &str, summary: &str) -> String
         .await
         .unwrap()
         .conversation_id;
+    env.message(
+        env.workspace,
+        &contact,
+        ChannelType::Whatsapp,
+        conversation_pb::AuthorKind::AiAgent,
+        "ai-sofia",
+    )
+    .await;
     let mut client = env.conversations().await;
     client
         .assign_conversation(env.req(conversation_pb::AssignConversationRequest {
@@ -290,6 +302,21 @@ fn assert_record_is_row(record: &[String], row: &pb::ConversationExportRow) {
         ),
         ("Imported", row.imported.to_string()),
         ("External ID", row.external_id.clone()),
+        (
+            "First Automated Message At",
+            time(row.first_automated_message_at.as_ref()),
+        ),
+        (
+            "First Automated Author Kind",
+            match row.first_automated_author_kind() {
+                conversation_pb::AuthorKind::Unspecified => String::new(),
+                kind => kind.as_str_name()["AUTHOR_KIND_".len()..].to_owned(),
+            },
+        ),
+        (
+            "First Automated Author",
+            row.first_automated_author_id.clone(),
+        ),
     ];
     for (name, expected) in texts {
         assert_eq!(field(name), expected, "{name} of {context}");
@@ -358,6 +385,12 @@ async fn the_csv_holds_the_export_rows_quoted_in_chunks(backend: Backend) {
     assert_eq!(records[awkward + 1][24], AWKWARD_CATEGORY);
     assert_eq!(records[1][23], "150.5", "resolution: 90.5 s + 60 s");
     assert_eq!(records[1][20], "90.5", "first response time");
+    assert_eq!(
+        records[1][31], records[1][4],
+        "the AI agent wrote as it opened"
+    );
+    assert_eq!(records[1][32], "AI_AGENT");
+    assert_eq!(records[1][33], "ai-sofia");
     assert_eq!(records[2][25], summary, "the summary's line break survives");
 
     // The filter is ExportConversations' too: only the awkward category's conversation.
