@@ -319,12 +319,7 @@ impl MetricsService for MetricsApi {
             .await?;
         let window = match window {
             Some(window) => window,
-            None => {
-                self.store
-                    .report_settings(&workspace)
-                    .await?
-                    .recontact_window
-            }
+            None => self.store.recontact_window(&workspace).await?,
         };
         let report = reports::metrics(&self.store, &workspace, &query).await?;
         Ok(Response::new(pb::GetConversationMetricsResponse {

@@ -51,17 +51,32 @@ impl MetricsStore {
         self.settings_in(&mut conn, workspace).await
     }
 
-    async fn settings_in(
+    /// The re-contact window of `workspace`: all a report needs of its settings.
+    pub async fn recontact_window(&self, workspace: &str) -> Result<RecontactWindow, ApiError> {
+        let mut conn = self.db.pool().acquire().await?;
+        self.window_in(&mut conn, workspace).await
+    }
+
+    async fn window_in(
         &self,
         conn: &mut AnyConnection,
         workspace: &str,
-    ) -> Result<ReportSettings, ApiError> {
-        let window = sqlx::query(
+    ) -> Result<RecontactWindow, ApiError> {
+        let row = sqlx::query(
             "SELECT recontact_window_hours FROM report_settings WHERE workspace_id = $1",
         )
         .bind(workspace.to_owned())
         .fetch_optional(&mut *conn)
         .await?;
+        window_of(row)
+    }
+
+    async fn settings_in(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: &str,
+    ) -> Result<ReportSettings, ApiError> {
+        let recontact_window = self.window_in(conn, workspace).await?;
         let latest = sqlx::query(
             "SELECT schedule FROM business_hours_versions WHERE workspace_id = $1
              ORDER BY effective_from DESC LIMIT 1",
@@ -70,7 +85,7 @@ impl MetricsStore {
         .fetch_optional(&mut *conn)
         .await?;
         Ok(ReportSettings {
-            recontact_window: window_of(window)?,
+            recontact_window,
             business_hours: latest.as_ref().map(schedule_of).transpose()?.flatten(),
         })
     }
