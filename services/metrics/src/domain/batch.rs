@@ -76,6 +76,33 @@ fn dimension_values(dimensions: &Dimensions) -> impl Iterator<Item = (DimensionK
     )
 }
 
+/// The rows a conversation with `dimensions` counts in at `at`: the quarter-hour row of all its
+/// dimensions, and at every coarse grain the row of each of its values.
+fn rows_of<'a>(
+    workspace: &'a str,
+    at: i64,
+    dimensions: &'a Dimensions,
+) -> (ComboKey, impl Iterator<Item = DimensionRowKey> + 'a) {
+    let combo = (
+        workspace.to_owned(),
+        Grain::Quarter.bucket(at),
+        dimensions.clone(),
+    );
+    let coarse = Grain::COARSE.into_iter().flat_map(move |grain| {
+        let bucket = grain.bucket(at);
+        dimension_values(dimensions).map(move |(dimension, value)| {
+            (
+                workspace.to_owned(),
+                dimension,
+                grain,
+                bucket,
+                value.to_owned(),
+            )
+        })
+    });
+    (combo, coarse)
+}
+
 /// Events folded so far.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -333,25 +360,10 @@ impl Batch {
         dimensions: &Dimensions,
         delta: i64,
     ) {
-        let quarter = Grain::Quarter.bucket(opened_at);
-        self.combos
-            .entry((workspace.to_owned(), quarter, dimensions.clone()))
-            .or_default()
-            .opened += delta;
-        for grain in Grain::COARSE {
-            let bucket = grain.bucket(opened_at);
-            for (dimension, value) in dimension_values(dimensions) {
-                self.dimension_rows
-                    .entry((
-                        workspace.to_owned(),
-                        dimension,
-                        grain,
-                        bucket,
-                        value.to_owned(),
-                    ))
-                    .or_default()
-                    .opened += delta;
-            }
+        let (combo, coarse) = rows_of(workspace, opened_at, dimensions);
+        self.combos.entry(combo).or_default().opened += delta;
+        for key in coarse {
+            self.dimension_rows.entry(key).or_default().opened += delta;
         }
     }
 
@@ -431,25 +443,13 @@ impl Batch {
         bin: u32,
         delta: i64,
     ) {
-        let quarter = Grain::Quarter.bucket(closed_at);
+        let (combo, coarse) = rows_of(workspace, closed_at, dimensions);
         self.recontact_combos
-            .entry((workspace.to_owned(), quarter, dimensions.clone()))
+            .entry(combo)
             .or_default()
             .add(bin, delta);
-        for grain in Grain::COARSE {
-            let bucket = grain.bucket(closed_at);
-            for (dimension, value) in dimension_values(dimensions) {
-                self.recontact_rows
-                    .entry((
-                        workspace.to_owned(),
-                        dimension,
-                        grain,
-                        bucket,
-                        value.to_owned(),
-                    ))
-                    .or_default()
-                    .add(bin, delta);
-            }
+        for key in coarse {
+            self.recontact_rows.entry(key).or_default().add(bin, delta);
         }
     }
 
@@ -461,25 +461,10 @@ impl Batch {
         dimensions: &Dimensions,
         stats: &ClosedStats,
     ) {
-        let quarter = Grain::Quarter.bucket(closed_at);
-        self.combos
-            .entry((workspace.to_owned(), quarter, dimensions.clone()))
-            .or_default()
-            .close(stats);
-        for grain in Grain::COARSE {
-            let bucket = grain.bucket(closed_at);
-            for (dimension, value) in dimension_values(dimensions) {
-                self.dimension_rows
-                    .entry((
-                        workspace.to_owned(),
-                        dimension,
-                        grain,
-                        bucket,
-                        value.to_owned(),
-                    ))
-                    .or_default()
-                    .close(stats);
-            }
+        let (combo, coarse) = rows_of(workspace, closed_at, dimensions);
+        self.combos.entry(combo).or_default().close(stats);
+        for key in coarse {
+            self.dimension_rows.entry(key).or_default().close(stats);
         }
     }
 
