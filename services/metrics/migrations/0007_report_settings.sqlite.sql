@@ -16,3 +16,13 @@ CREATE TABLE business_hours_versions (
     schedule BLOB,
     PRIMARY KEY (workspace_id, effective_from)
 );
+
+-- Each workspace's service level targets, every version kept, applied like business hours (by
+-- the conversation's opening time). targets: the SlaTargets message's bytes; NULL from when the
+-- workspace removed its targets.
+CREATE TABLE sla_target_versions (
+    workspace_id TEXT NOT NULL,
+    effective_from BIGINT NOT NULL,
+    targets BLOB,
+    PRIMARY KEY (workspace_id, effective_from)
+);

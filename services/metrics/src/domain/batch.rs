@@ -11,7 +11,8 @@ use super::closed::ClosedStats;
 use super::dimensions::{Dimension, Dimensions};
 use super::grains::Grain;
 use super::recontact::{MAX_GAP_MICROS, RecontactGaps, gap_bin};
-use super::schedules::{BusinessDurations, ScheduleHistory};
+use super::schedules::{BusinessDurations, ScheduleHistory, Versions};
+use super::sla::{SlaTargets, Took};
 
 /// A conversation as the aggregates know it.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +124,8 @@ pub struct Batch {
     pub recontact_rows: HashMap<DimensionRowKey, RecontactGaps>,
     /// The business hours of the batch's workspaces over time (none: no business time).
     schedules: HashMap<String, ScheduleHistory>,
+    /// The service level targets of the batch's workspaces over time.
+    sla_targets: HashMap<String, Versions<SlaTargets>>,
 }
 
 impl Batch {
@@ -149,6 +152,11 @@ impl Batch {
     /// Measures the conversations of each workspace in business time by its schedules.
     pub fn set_schedules(&mut self, schedules: HashMap<String, ScheduleHistory>) {
         self.schedules = schedules;
+    }
+
+    /// Holds the conversations of each workspace to its service level targets over time.
+    pub fn set_sla_targets(&mut self, targets: HashMap<String, Versions<SlaTargets>>) {
+        self.sla_targets = targets;
     }
 
     /// The contact a change names and the time that matters to its re-contacts; a batch must
@@ -271,13 +279,31 @@ impl Batch {
                     .schedules
                     .get(workspace)
                     .and_then(|history| history.in_effect_at(fact_opened_at));
-                if let Some(hours) = schedule {
-                    stats.add_business(&BusinessDurations::measure(
-                        hours,
-                        fact_opened_at,
-                        *closed_at,
-                        closure,
-                    ));
+                let business = schedule.map(|hours| {
+                    BusinessDurations::measure(hours, fact_opened_at, *closed_at, closure)
+                });
+                if let Some(business) = &business {
+                    stats.add_business(business);
+                }
+                let targets = self
+                    .sla_targets
+                    .get(workspace)
+                    .and_then(|history| history.in_effect_at(fact_opened_at));
+                if let Some(targets) = targets {
+                    let took = if targets.business_time {
+                        business.map(|b| Took {
+                            first_response: b.first_response,
+                            resolution: b.resolution,
+                        })
+                    } else {
+                        Some(Took {
+                            first_response: closure.first_response,
+                            resolution: closure.resolution,
+                        })
+                    };
+                    if let Some(took) = took {
+                        stats.add_sla(targets.judge(took));
+                    }
                 }
                 self.count_closed(workspace, *closed_at, dimensions, &stats);
                 if let Some(bin) = gap.and_then(gap_bin) {

@@ -7,6 +7,7 @@ use super::contacts::ContactSketch;
 use super::distribution::Distribution;
 use super::recontact::RecontactGaps;
 use super::schedules::BusinessDurations;
+use super::sla::{SlaCounts, SlaOutcome};
 
 /// What the metrics take from one closed conversation (a ConversationClosed event).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -138,6 +139,8 @@ pub struct ClosedStats {
     pub business_resolution: Distribution,
     pub business_first_response: Distribution,
     pub business_time_to_first_assignment: Distribution,
+    /// Service level targets met and missed.
+    pub sla: SlaCounts,
 }
 
 impl ClosedStats {
@@ -186,6 +189,11 @@ impl ClosedStats {
         }
     }
 
+    /// Counts a closed conversation's outcome against its service level targets.
+    pub fn add_sla(&mut self, outcome: SlaOutcome) {
+        self.sla.add(outcome);
+    }
+
     /// Adds everything `other` counts.
     pub fn merge(&mut self, other: &ClosedStats) {
         self.closed += other.closed;
@@ -210,6 +218,7 @@ impl ClosedStats {
             .merge(&other.business_first_response);
         self.business_time_to_first_assignment
             .merge(&other.business_time_to_first_assignment);
+        self.sla.merge(&other.sla);
     }
 }
 

@@ -16,6 +16,7 @@ mod recontact;
 mod report;
 mod schedules;
 mod settings;
+mod sla;
 
 pub use automation::{Automation, AutomationFacts};
 pub use batch::{Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta};
@@ -36,5 +37,6 @@ pub use recontact::{
     MAX_GAP_MICROS, MAX_WINDOW_HOURS, RecontactGaps, RecontactWindow, WindowError, gap_bin,
 };
 pub use report::{ReadPlan, Report, ReportBuilder, RollupRow, RowKey, Tally};
-pub use schedules::{BusinessDurations, ScheduleHistory};
+pub use schedules::{BusinessDurations, ScheduleHistory, Versions};
 pub use settings::ReportSettings;
+pub use sla::{MAX_TARGET, SlaCounts, SlaError, SlaOutcome, SlaTargets, Took, target};

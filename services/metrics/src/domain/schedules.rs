@@ -7,28 +7,39 @@ use std::time::Duration;
 use super::business_hours::BusinessHours;
 use super::closed::Closure;
 
-/// A workspace's schedules, each from the instant it took effect (`None`: no business hours
+/// A workspace setting over time, each version from the instant it took effect (`None`: unset
 /// from then on).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScheduleHistory {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versions<T> {
     /// Sorted by the instant (microseconds) each version took effect.
-    versions: Vec<(i64, Option<BusinessHours>)>,
+    versions: Vec<(i64, Option<T>)>,
 }
 
-impl ScheduleHistory {
+impl<T> Default for Versions<T> {
+    fn default() -> Self {
+        Self {
+            versions: Vec::new(),
+        }
+    }
+}
+
+impl<T> Versions<T> {
     /// The history of these versions, in any order.
-    pub fn new(mut versions: Vec<(i64, Option<BusinessHours>)>) -> Self {
+    pub fn new(mut versions: Vec<(i64, Option<T>)>) -> Self {
         versions.sort_by_key(|(from, _)| *from);
         Self { versions }
     }
 
-    /// The schedule in effect at `at` (microseconds): the latest version from `at` or before;
-    /// none before the first.
-    pub fn in_effect_at(&self, at: i64) -> Option<&BusinessHours> {
+    /// The version in effect at `at` (microseconds): the latest from `at` or before; none
+    /// before the first.
+    pub fn in_effect_at(&self, at: i64) -> Option<&T> {
         let later = self.versions.partition_point(|(from, _)| *from <= at);
         self.versions[..later].last()?.1.as_ref()
     }
 }
+
+/// A workspace's business hours over time.
+pub type ScheduleHistory = Versions<BusinessHours>;
 
 /// A closed conversation's durations in business time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 use super::business_hours::BusinessHours;
 use super::recontact::RecontactWindow;
+use super::sla::SlaTargets;
 
 /// The report settings of a workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,8 @@ pub struct ReportSettings {
     pub recontact_window: RecontactWindow,
     /// The current business hours (see `ScheduleHistory` for how they are applied).
     pub business_hours: Option<BusinessHours>,
+    /// The current service level targets, applied like business hours.
+    pub sla_targets: Option<SlaTargets>,
 }
 
 impl Default for ReportSettings {
@@ -18,6 +21,7 @@ impl Default for ReportSettings {
         Self {
             recontact_window: RecontactWindow::DEFAULT,
             business_hours: None,
+            sla_targets: None,
         }
     }
 }

@@ -227,6 +227,20 @@ pub fn metrics_to_proto(tally: &Tally, window: RecontactWindow) -> pb::Conversat
                 closed.business_time_to_first_assignment.summary(),
             ),
         }),
+        sla: Some(pb::SlaStats {
+            first_response_achieved_count: closed.sla.first_response_achieved as i64,
+            first_response_breached_count: closed.sla.first_response_breached as i64,
+            first_response_achievement_rate: rate(
+                closed.sla.first_response_achieved,
+                closed.sla.first_response_achieved + closed.sla.first_response_breached,
+            ),
+            resolution_achieved_count: closed.sla.resolution_achieved as i64,
+            resolution_breached_count: closed.sla.resolution_breached as i64,
+            resolution_achievement_rate: rate(
+                closed.sla.resolution_achieved,
+                closed.sla.resolution_achieved + closed.sla.resolution_breached,
+            ),
+        }),
         recontact: Some(pb::RecontactStats {
             window: Some(window_to_proto(window)),
             recontacted_count: closed.recontact.within(window) as i64,

@@ -116,6 +116,7 @@ impl MetricsStore {
         workspaces.sort_unstable();
         workspaces.dedup();
         batch.set_schedules(self.schedule_histories(&mut tx, &workspaces).await?);
+        batch.set_sla_targets(self.sla_histories(&mut tx, &workspaces).await?);
         for event in &fresh {
             batch.apply(&event.workspace, &event.change);
         }

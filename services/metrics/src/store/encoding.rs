@@ -4,7 +4,7 @@
 use charla_runtime::ApiError;
 use prost::Message;
 
-use crate::domain::{Bands, ClosedStats, ContactSketch, Distribution, RecontactGaps};
+use crate::domain::{Bands, ClosedStats, ContactSketch, Distribution, RecontactGaps, SlaCounts};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct StoredDistribution {
@@ -49,6 +49,14 @@ struct StoredClosedStats {
     business_first_response: Option<StoredDistribution>,
     #[prost(message, optional, tag = "12")]
     business_time_to_first_assignment: Option<StoredDistribution>,
+    #[prost(uint64, tag = "13")]
+    sla_first_response_achieved: u64,
+    #[prost(uint64, tag = "14")]
+    sla_first_response_breached: u64,
+    #[prost(uint64, tag = "15")]
+    sla_resolution_achieved: u64,
+    #[prost(uint64, tag = "16")]
+    sla_resolution_breached: u64,
 }
 
 /// A distribution that may be absent: stored only when it holds values.
@@ -128,6 +136,10 @@ pub fn encode(stats: &ClosedStats) -> Vec<u8> {
         business_resolution: store_optional(&stats.business_resolution),
         business_first_response: store_optional(&stats.business_first_response),
         business_time_to_first_assignment: store_optional(&stats.business_time_to_first_assignment),
+        sla_first_response_achieved: stats.sla.first_response_achieved,
+        sla_first_response_breached: stats.sla.first_response_breached,
+        sla_resolution_achieved: stats.sla.resolution_achieved,
+        sla_resolution_breached: stats.sla.resolution_breached,
     }
     .encode_to_vec()
 }
@@ -165,5 +177,11 @@ pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
         business_time_to_first_assignment: load_optional(
             stored.business_time_to_first_assignment.as_ref(),
         )?,
+        sla: SlaCounts {
+            first_response_achieved: stored.sla_first_response_achieved,
+            first_response_breached: stored.sla_first_response_breached,
+            resolution_achieved: stored.sla_resolution_achieved,
+            resolution_breached: stored.sla_resolution_breached,
+        },
     })
 }

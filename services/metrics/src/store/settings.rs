@@ -6,12 +6,15 @@ use std::collections::HashMap;
 use charla_proto::charla::metrics::v1 as pb;
 use charla_runtime::ApiError;
 use prost::Message as _;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::MetricsStore;
 use super::statement::Statement;
-use crate::domain::{BusinessHours, RecontactWindow, ReportSettings, ScheduleHistory};
+use crate::domain::{
+    BusinessHours, RecontactWindow, ReportSettings, ScheduleHistory, SlaTargets, Versions,
+};
 use crate::grpc::business_hours::{business_hours_to_proto, parse_business_hours};
+use crate::grpc::settings::{parse_sla_targets, sla_targets_to_proto};
 
 /// A schedule's stored bytes: the API's own message, a format that never changes meaning.
 fn encode_schedule(hours: &BusinessHours) -> Vec<u8> {
@@ -27,6 +30,21 @@ fn decode_schedule(bytes: &[u8]) -> Result<BusinessHours, ApiError> {
 fn schedule_of(row: &sqlx::any::AnyRow) -> Result<Option<BusinessHours>, ApiError> {
     row.try_get::<Option<Vec<u8>>, _>("schedule")?
         .map(|bytes| decode_schedule(&bytes))
+        .transpose()
+}
+
+/// Targets' stored bytes: the API's own message, as for schedules.
+fn encode_targets(targets: &SlaTargets) -> Vec<u8> {
+    sla_targets_to_proto(targets).encode_to_vec()
+}
+
+fn targets_of(row: &sqlx::any::AnyRow) -> Result<Option<SlaTargets>, ApiError> {
+    let unreadable = || ApiError::Internal("stored service level targets are unreadable".into());
+    row.try_get::<Option<Vec<u8>>, _>("targets")?
+        .map(|bytes| {
+            let message = pb::SlaTargets::decode(bytes.as_slice()).map_err(|_| unreadable())?;
+            parse_sla_targets("sla_targets", &message).map_err(|_| unreadable())
+        })
         .transpose()
 }
 
@@ -77,16 +95,23 @@ impl MetricsStore {
         workspace: &str,
     ) -> Result<ReportSettings, ApiError> {
         let recontact_window = self.window_in(conn, workspace).await?;
-        let latest = sqlx::query(
-            "SELECT schedule FROM business_hours_versions WHERE workspace_id = $1
-             ORDER BY effective_from DESC LIMIT 1",
-        )
-        .bind(workspace.to_owned())
-        .fetch_optional(&mut *conn)
-        .await?;
+        let latest = |table: &str| {
+            format!(
+                "SELECT * FROM {table} WHERE workspace_id = $1 ORDER BY effective_from DESC LIMIT 1"
+            )
+        };
+        let schedule = sqlx::query(AssertSqlSafe(latest("business_hours_versions")))
+            .bind(workspace.to_owned())
+            .fetch_optional(&mut *conn)
+            .await?;
+        let targets = sqlx::query(AssertSqlSafe(latest("sla_target_versions")))
+            .bind(workspace.to_owned())
+            .fetch_optional(&mut *conn)
+            .await?;
         Ok(ReportSettings {
             recontact_window,
-            business_hours: latest.as_ref().map(schedule_of).transpose()?.flatten(),
+            business_hours: schedule.as_ref().map(schedule_of).transpose()?.flatten(),
+            sla_targets: targets.as_ref().map(targets_of).transpose()?.flatten(),
         })
     }
 
@@ -117,6 +142,18 @@ impl MetricsStore {
         .bind(i64::from(next.recontact_window.hours()))
         .execute(&mut *tx)
         .await?;
+        if next.sla_targets != current.sla_targets {
+            sqlx::query(
+                "INSERT INTO sla_target_versions (workspace_id, effective_from, targets)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (workspace_id, effective_from) DO UPDATE SET targets = excluded.targets",
+            )
+            .bind(workspace.to_owned())
+            .bind(now)
+            .bind(next.sla_targets.as_ref().map(encode_targets))
+            .execute(&mut *tx)
+            .await?;
+        }
         if next.business_hours != current.business_hours {
             sqlx::query(
                 "INSERT INTO business_hours_versions (workspace_id, effective_from, schedule)
@@ -139,24 +176,45 @@ impl MetricsStore {
         conn: &mut AnyConnection,
         workspaces: &[&str],
     ) -> Result<HashMap<String, ScheduleHistory>, ApiError> {
-        let mut versions: HashMap<String, Vec<(i64, Option<BusinessHours>)>> = HashMap::new();
+        self.histories(conn, "business_hours_versions", workspaces, schedule_of)
+            .await
+    }
+
+    /// Every version of the service level targets of `workspaces`, for counting conversations.
+    pub(super) async fn sla_histories(
+        &self,
+        conn: &mut AnyConnection,
+        workspaces: &[&str],
+    ) -> Result<HashMap<String, Versions<SlaTargets>>, ApiError> {
+        self.histories(conn, "sla_target_versions", workspaces, targets_of)
+            .await
+    }
+
+    /// Every version in `table` of the settings of `workspaces`, each read by `value_of`.
+    async fn histories<T>(
+        &self,
+        conn: &mut AnyConnection,
+        table: &str,
+        workspaces: &[&str],
+        value_of: fn(&sqlx::any::AnyRow) -> Result<Option<T>, ApiError>,
+    ) -> Result<HashMap<String, Versions<T>>, ApiError> {
+        let mut versions: HashMap<String, Vec<(i64, Option<T>)>> = HashMap::new();
         for chunk in workspaces.chunks(500) {
             let mut query = Statement::new(
                 self.db.backend(),
-                "SELECT workspace_id, effective_from, schedule FROM business_hours_versions
-                 WHERE workspace_id IN ",
+                format!("SELECT * FROM {table} WHERE workspace_id IN "),
             );
             query.push_list(chunk.iter().map(|w| w.to_string()));
             for row in query.query().fetch_all(&mut *conn).await? {
                 versions
                     .entry(row.try_get("workspace_id")?)
                     .or_default()
-                    .push((row.try_get("effective_from")?, schedule_of(&row)?));
+                    .push((row.try_get("effective_from")?, value_of(&row)?));
             }
         }
         Ok(versions
             .into_iter()
-            .map(|(workspace, versions)| (workspace, ScheduleHistory::new(versions)))
+            .map(|(workspace, versions)| (workspace, Versions::new(versions)))
             .collect())
     }
 }

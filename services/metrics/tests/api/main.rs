@@ -13,6 +13,7 @@ mod http_json;
 mod read_your_writes;
 mod recontact;
 mod scenario;
+mod sla;
 mod store;
 mod tls;
 mod validation;

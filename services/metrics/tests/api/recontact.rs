@@ -190,6 +190,7 @@ async fn check_every_window(env: &MetricsEnv) {
                     nanos: 0,
                 }),
                 business_hours: None,
+                sla_targets: None,
             }),
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["recontact_window".into()],
@@ -337,6 +338,7 @@ async fn report_settings_refuse_bad_windows_naming_the_field(backend: Backend) {
         settings: Some(pb::ReportSettings {
             recontact_window: Some(prost_types::Duration { seconds, nanos: 0 }),
             business_hours: None,
+            sla_targets: None,
         }),
         update_mask: Some(prost_types::FieldMask {
             paths: paths.iter().map(|p| p.to_string()).collect(),
@@ -352,7 +354,7 @@ async fn report_settings_refuse_bad_windows_naming_the_field(backend: Backend) {
     }
     charla_testing::assert_invalid_field(
         metrics
-            .update_report_settings(env.req(update(3600, &["sla_targets"])))
+            .update_report_settings(env.req(update(3600, &["first_response_sla"])))
             .await,
         "update_mask",
     );
