@@ -1,5 +1,5 @@
-//! The workspaces' report settings: the re-contact window, read by reports, and the versions of
-//! their business hours, read as conversations are counted.
+//! The workspaces' report settings: the re-contact window, read by reports, and every version of
+//! their business hours and service level targets, read as conversations are counted.
 
 use std::collections::HashMap;
 
@@ -63,7 +63,7 @@ fn window_of(row: Option<sqlx::any::AnyRow>) -> Result<RecontactWindow, ApiError
 
 impl MetricsStore {
     /// The report settings of `workspace` (the defaults when never changed): its window, and
-    /// its latest business hours.
+    /// its latest business hours and targets.
     pub async fn report_settings(&self, workspace: &str) -> Result<ReportSettings, ApiError> {
         let mut conn = self.db.pool().acquire().await?;
         self.settings_in(&mut conn, workspace).await
@@ -117,7 +117,7 @@ impl MetricsStore {
 
     /// Changes the report settings of `workspace` to what `update` makes of the current ones, in
     /// one transaction (two admins' updates of different fields both hold). Changed business
-    /// hours take effect at `now` (microseconds).
+    /// hours or targets take effect at `now` (microseconds).
     pub async fn update_report_settings(
         &self,
         workspace: &str,
