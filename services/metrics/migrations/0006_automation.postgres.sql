@@ -50,6 +50,8 @@ ALTER TABLE dimension_rollup ADD COLUMN recontact BYTEA;
 
 ALTER TABLE conversation_facts ADD COLUMN automated_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE conversation_facts ADD COLUMN recontact_gap BIGINT;
+-- When an open conversation got its first response: the dashboard's first response targets.
+ALTER TABLE conversation_facts ADD COLUMN first_response_at BIGINT;
 CREATE INDEX conversation_facts_by_contact ON conversation_facts (workspace_id, contact_id);
 
 DELETE FROM conversation_facts;

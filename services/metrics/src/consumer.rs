@@ -445,6 +445,7 @@ fn open_source(value: i32) -> String {
 pub fn translate(event: pb::ConversationEvent) -> Change {
     use pb::conversation_event::Payload;
     let conversation = event.conversation_id;
+    let event_time = micros(event.occurred_at);
     match event.payload {
         Some(Payload::Opened(opened)) => {
             let (channel_type, channel_id) = channel_names(opened.channel.as_ref());
@@ -523,6 +524,12 @@ pub fn translate(event: pb::ConversationEvent) -> Change {
                 },
                 imported: event.imported,
                 record,
+            }
+        }
+        Some(Payload::MessageRecorded(message)) if message.first_response => {
+            Change::FirstResponse {
+                conversation,
+                at: event_time,
             }
         }
         Some(Payload::MessageRecorded(_)) | None => Change::Nothing,

@@ -3,8 +3,8 @@
 use charla_runtime::ApiError;
 
 use crate::domain::{
-    BUCKET, CalendarError, ClosedStats, Cover, Dimension, Filter, Grain, Granularity, ReadPlan,
-    Report, ReportBuilder, bucket_start, series_edges, start_of_day, zone,
+    AtRisk, BUCKET, CalendarError, ClosedStats, Cover, Dimension, Filter, Grain, Granularity,
+    ReadPlan, Report, ReportBuilder, at_risk, bucket_start, series_edges, start_of_day, zone,
 };
 use crate::store::{LiveCounts, MetricsStore};
 
@@ -114,6 +114,10 @@ pub struct DashboardNumbers {
     /// Microseconds.
     pub average_resolution: Option<f64>,
     pub median_resolution: Option<f64>,
+    /// Open conversations at risk of missing a service level target, soonest deadline first.
+    pub at_risk: Vec<AtRisk>,
+    /// When the at-risk list next changes by the clock alone (microseconds).
+    pub next_change: Option<i64>,
 }
 
 /// Open and unassigned now; opened, closed and resolution times today (in the asked zone).
@@ -144,6 +148,7 @@ pub async fn dashboard(
     .await?
     .totals;
     let resolution = today.closed.resolution.summary();
+    let (at_risk, next_change) = at_risk_now(store, workspace, now).await?;
     Ok(DashboardNumbers {
         day_start,
         live: store.live_counts(workspace).await?,
@@ -151,7 +156,36 @@ pub async fn dashboard(
         closed_today: today.closed.closed as i64,
         average_resolution: resolution.map(|s| s.average),
         median_resolution: resolution.map(|s| s.median),
+        at_risk,
+        next_change,
     })
+}
+
+/// Open conversations looked at for the at-risk list, oldest first (the ones most at risk).
+const OPEN_CONVERSATIONS_WATCHED: i64 = 5_000;
+
+/// The open conversations at risk of missing a target at `now`, and when that list next
+/// changes; nothing to read when the workspace never had targets.
+async fn at_risk_now(
+    store: &MetricsStore,
+    workspace: &str,
+    now: i64,
+) -> Result<(Vec<AtRisk>, Option<i64>), ApiError> {
+    let (targets, schedules) = store.target_histories(workspace).await?;
+    if targets.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let open = store
+        .open_conversations(workspace, OPEN_CONVERSATIONS_WATCHED)
+        .await?;
+    Ok(at_risk(
+        &open,
+        |conversation| {
+            let targets = targets.in_effect_at(conversation.opened_at)?;
+            Some((targets, schedules.in_effect_at(conversation.opened_at)))
+        },
+        now,
+    ))
 }
 
 /// What a leaderboard ranks by.

@@ -28,6 +28,8 @@ pub struct Fact {
     /// Once closed: microseconds from its close to its contact's next opening, when that came
     /// within the longest re-contact window.
     pub recontact_gap: Option<i64>,
+    /// When its first response was written, once it was.
+    pub first_response_at: Option<i64>,
 }
 
 /// The rows a single dimension is rolled up under: '' (every conversation), or a dimension.
@@ -170,7 +172,7 @@ impl Batch {
             Change::Closed {
                 contact, opened_at, ..
             } => Some((contact, opened_at.saturating_sub(MAX_GAP_MICROS))),
-            Change::Assigned { .. } | Change::Nothing => None,
+            Change::Assigned { .. } | Change::FirstResponse { .. } | Change::Nothing => None,
         }
     }
 
@@ -179,6 +181,7 @@ impl Batch {
         match change {
             Change::Opened { conversation, .. }
             | Change::Assigned { conversation, .. }
+            | Change::FirstResponse { conversation, .. }
             | Change::Closed { conversation, .. } => Some(conversation),
             Change::Nothing => None,
         }
@@ -313,6 +316,16 @@ impl Batch {
                 live.open -= 1;
                 live.unassigned -= was_unassigned;
             }
+            Change::FirstResponse { conversation, at } => {
+                let key = (workspace.to_owned(), conversation.clone());
+                let Some(Some(fact)) = self.facts.get_mut(&key) else {
+                    return;
+                };
+                if fact.first_response_at.is_none() {
+                    fact.first_response_at = Some(*at);
+                    self.mark_changed(key);
+                }
+            }
             Change::Nothing => {}
         }
     }
@@ -347,6 +360,7 @@ impl Batch {
                 closed_at: None,
                 close_record: None,
                 recontact_gap: None,
+                first_response_at: None,
             }),
         );
         self.mark_changed(key);
@@ -630,6 +644,7 @@ mod tests {
             closed_at: None,
             close_record: None,
             recontact_gap: None,
+            first_response_at: None,
         };
         let mut batch = Batch::new(HashMap::from([(("w".into(), "known".into()), Some(known))]));
         batch.apply("w", &opened("known", at));

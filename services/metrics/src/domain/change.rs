@@ -32,6 +32,9 @@ pub enum Change {
         /// The close event as received, kept for exports.
         record: Vec<u8>,
     },
+    /// The conversation's first response was written at `at` (microseconds): it is no longer
+    /// waiting for one (the dashboard's first response targets).
+    FirstResponse { conversation: String, at: i64 },
     /// Nothing the metrics count (a message, say).
     Nothing,
 }

@@ -2,6 +2,7 @@
 //! conversations, the dimensions they break down by, and calendar arithmetic in any time zone.
 //! No gRPC, no SQL.
 
+mod at_risk;
 mod automation;
 mod batch;
 mod business_hours;
@@ -18,6 +19,9 @@ mod schedules;
 mod settings;
 mod sla;
 
+pub use at_risk::{
+    AT_RISK_SHARE, AtRisk, MAX_AT_RISK, OpenConversation, TargetKind, at_risk, business_instant,
+};
 pub use automation::{Automation, AutomationFacts};
 pub use batch::{Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta};
 pub use business_hours::{

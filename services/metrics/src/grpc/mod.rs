@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::consumer::ConsumerHandle;
-use crate::domain::Dimension;
+use crate::domain::{Dimension, TargetKind};
 use crate::reports::{self, DashboardNumbers, MetricsQuery, Ranking};
 use crate::store::{ClosedFact, MetricsStore};
 use convert::{
@@ -226,6 +226,21 @@ fn dashboard_to_proto(numbers: &DashboardNumbers, now: i64, time_zone: &str) -> 
         closed_today_count: numbers.closed_today,
         average_resolution_time: duration(numbers.average_resolution),
         median_resolution_time: duration(numbers.median_resolution),
+        at_risk: numbers
+            .at_risk
+            .iter()
+            .map(|at_risk| pb::AtRiskConversation {
+                conversation_id: at_risk.conversation.clone(),
+                contact_id: at_risk.contact.clone(),
+                assignee_user_id: at_risk.assignee.clone(),
+                target: match at_risk.target {
+                    TargetKind::FirstResponse => pb::SlaTarget::FirstResponse,
+                    TargetKind::Resolution => pb::SlaTarget::Resolution,
+                } as i32,
+                deadline: Some(timestamp(at_risk.deadline)),
+                breached: at_risk.breached,
+            })
+            .collect(),
     }
 }
 
@@ -393,8 +408,15 @@ impl MetricsService for MetricsApi {
             let mut numbers = Ok(first);
             let mut now = now;
             loop {
+                // Wake when the at-risk list changes by the clock alone (a target is missed),
+                // not only on new events and the periodic refresh.
+                let mut wait = DASHBOARD_REFRESH;
                 match numbers {
                     Ok(current) => {
+                        if let Some(next) = current.next_change {
+                            let until = u64::try_from(next.saturating_sub(now)).unwrap_or(0);
+                            wait = wait.min(Duration::from_micros(until));
+                        }
                         if last.as_ref() != Some(&current) {
                             let dashboard = dashboard_to_proto(&current, now, &zone);
                             let response = pb::WatchDashboardResponse {
@@ -415,7 +437,7 @@ impl MetricsService for MetricsApi {
                     _ = shutdown.cancelled() => return,
                     _ = sender.closed() => return,
                     changed = applied.changed() => if changed.is_err() { return },
-                    _ = tokio::time::sleep(DASHBOARD_REFRESH) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
                 now = to_micros(clock.now());
                 numbers = reports::dashboard(&store, &workspace, now, &zone).await;

@@ -25,7 +25,7 @@ pub struct StreamEvent {
 }
 
 /// Rows per multi-row statement: under both engines' limits on bound parameters (SQLite 32,766)
-/// at 16 columns, and small enough to plan quickly.
+/// at 17 columns, and small enough to plan quickly.
 const ROWS_PER_STATEMENT: usize = 500;
 
 pub(super) const DIMENSION_COLUMNS: &str =
@@ -64,7 +64,7 @@ pub(super) fn dimensions_of(row: &sqlx::any::AnyRow) -> Result<Dimensions, ApiEr
 static SELECT_FACTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT conversation_id, contact_id, {DIMENSION_COLUMNS}, opened_at, closed_at, imported,
-             recontact_gap
+             recontact_gap, first_response_at
          FROM conversation_facts"
     )
 });
@@ -79,6 +79,7 @@ fn fact_of(row: &sqlx::any::AnyRow) -> Result<(String, Fact), ApiError> {
         closed_at: row.try_get("closed_at")?,
         close_record: None,
         recontact_gap: row.try_get("recontact_gap")?,
+        first_response_at: row.try_get("first_response_at")?,
     };
     Ok((row.try_get("conversation_id")?, fact))
 }
@@ -255,7 +256,7 @@ impl MetricsStore {
                 format!(
                     "INSERT INTO conversation_facts (workspace_id, conversation_id, contact_id,
                      {DIMENSION_COLUMNS}, opened_at, closed_at, imported, close_event,
-                     recontact_gap) "
+                     recontact_gap, first_response_at) "
                 ),
             );
             query.push_values(chunk, |row, (workspace, conversation, fact)| {
@@ -267,7 +268,8 @@ impl MetricsStore {
                     .push_bind(fact.closed_at)
                     .push_bind(i64::from(fact.imported))
                     .push_bind(fact.close_record.clone())
-                    .push_bind(fact.recontact_gap);
+                    .push_bind(fact.recontact_gap)
+                    .push_bind(fact.first_response_at);
             });
             query.push(
                 " ON CONFLICT (workspace_id, conversation_id) DO UPDATE SET
@@ -276,6 +278,7 @@ impl MetricsStore {
                      opened_by = excluded.opened_by, closed_by = excluded.closed_by,
                      category = excluded.category, automated_by = excluded.automated_by,
                      closed_at = excluded.closed_at, recontact_gap = excluded.recontact_gap,
+                     first_response_at = excluded.first_response_at,
                      close_event = COALESCE(excluded.close_event, conversation_facts.close_event)",
             );
             query.query().execute(&mut *conn).await?;

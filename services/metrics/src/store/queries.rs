@@ -7,7 +7,10 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use super::apply::{DIMENSION_COLUMNS, dimension_name, dimensions_of};
 use super::statement::Statement;
 use super::{MetricsStore, encoding};
-use crate::domain::{ClosedStats, Cover, DimensionKey, Dimensions, Grain, RollupRow, RowKey};
+use crate::domain::{
+    ClosedStats, Cover, DimensionKey, Dimensions, Grain, OpenConversation, RollupRow, RowKey,
+    ScheduleHistory, SlaTargets, Versions,
+};
 
 /// What the dashboard shows "now".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -203,6 +206,48 @@ impl MetricsStore {
                 })
             })
             .collect()
+    }
+
+    /// The first `limit` conversations of the workspace still open, oldest first.
+    pub async fn open_conversations(
+        &self,
+        workspace: &str,
+        limit: i64,
+    ) -> Result<Vec<OpenConversation>, ApiError> {
+        let rows = sqlx::query(
+            "SELECT conversation_id, contact_id, assignee, opened_at, first_response_at
+             FROM conversation_facts WHERE workspace_id = $1 AND closed_at IS NULL
+             ORDER BY opened_at, conversation_id LIMIT $2",
+        )
+        .bind(workspace.to_owned())
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(OpenConversation {
+                    conversation: row.try_get("conversation_id")?,
+                    contact: row.try_get("contact_id")?,
+                    assignee: row.try_get("assignee")?,
+                    opened_at: row.try_get("opened_at")?,
+                    first_response_at: row.try_get("first_response_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The workspace's service level targets and business hours over time.
+    pub async fn target_histories(
+        &self,
+        workspace: &str,
+    ) -> Result<(Versions<SlaTargets>, ScheduleHistory), ApiError> {
+        let mut conn = self.db.pool().acquire().await?;
+        let mut targets = self.sla_histories(&mut conn, &[workspace]).await?;
+        let mut schedules = self.schedule_histories(&mut conn, &[workspace]).await?;
+        Ok((
+            targets.remove(workspace).unwrap_or_default(),
+            schedules.remove(workspace).unwrap_or_default(),
+        ))
     }
 
     /// The workspace's open and unassigned conversations now.

@@ -17,6 +17,7 @@ use crate::helpers::{MetricsEnv, spawn_env};
 backend_tests!(
     conversations_are_held_to_the_targets_in_effect_when_they_opened,
     bad_targets_are_refused_naming_the_field,
+    the_dashboard_lists_conversations_at_risk_and_a_watch_hears_of_a_breach,
 );
 
 /// An instant of June 2026, UTC ("01T08:00" is Monday June 1st, 08:00).
@@ -198,6 +199,137 @@ async fn conversations_are_held_to_the_targets_in_effect_when_they_opened(backen
         "a rebuild gives the live numbers"
     );
     assert_eq!(rebuilt.series, live.series);
+    env.stop().await;
+}
+
+/// (conversation, target, breached) of a dashboard's at-risk list.
+fn at_risk(dashboard: &pb::Dashboard) -> Vec<(String, pb::SlaTarget, bool)> {
+    dashboard
+        .at_risk
+        .iter()
+        .map(|a| (a.conversation_id.clone(), a.target(), a.breached))
+        .collect()
+}
+
+async fn the_dashboard_lists_conversations_at_risk_and_a_watch_hears_of_a_breach(backend: Backend) {
+    let Some(env) = spawn_env(backend, june("01T09:00")).await else {
+        return;
+    };
+    set_targets(
+        &env,
+        "01T09:30",
+        pb::SlaTargets {
+            first_response: minutes(20),
+            resolution: minutes(60),
+            business_time: false,
+        },
+    )
+    .await;
+    // One left unanswered, one answered after 5 minutes; both opened at 10:00.
+    let mut opened = Vec::new();
+    for answered in [false, true] {
+        let contact = env.new_contact(env.workspace).await;
+        env.clock.set(june("01T10:00"));
+        let id = env
+            .message(
+                env.workspace,
+                &contact,
+                ChannelType::Whatsapp,
+                AuthorKind::Contact,
+                "",
+            )
+            .await
+            .unwrap()
+            .conversation_id;
+        if answered {
+            env.clock.set(june("01T10:05"));
+            env.message(
+                env.workspace,
+                &contact,
+                ChannelType::Whatsapp,
+                AuthorKind::User,
+                "ana",
+            )
+            .await;
+        }
+        opened.push(id);
+    }
+    let (unanswered, answered) = (opened[0].clone(), opened[1].clone());
+    env.settle().await;
+    let dashboard = |at: &'static str| {
+        let env = &env;
+        async move {
+            env.clock.set(june(at));
+            env.metrics()
+                .await
+                .get_dashboard(env.req(pb::GetDashboardRequest::default()))
+                .await
+                .unwrap()
+                .into_inner()
+                .dashboard
+                .unwrap()
+        }
+    };
+    use pb::SlaTarget::{FirstResponse, Resolution};
+    // 10:14: nothing past three quarters of a target yet.
+    assert_eq!(at_risk(&dashboard("01T10:14").await), []);
+    // 10:16: the unanswered one is past 15 of its 20 minutes.
+    assert_eq!(
+        at_risk(&dashboard("01T10:16").await),
+        [(unanswered.clone(), FirstResponse, false)]
+    );
+    // 10:50: it missed its first response; both are past 45 of their 60 minutes to resolve.
+    let late = dashboard("01T10:50").await;
+    assert_eq!(at_risk(&late)[0], (unanswered.clone(), FirstResponse, true));
+    let mut resolving: Vec<_> = at_risk(&late)[1..].to_vec();
+    resolving.sort();
+    let mut want = vec![
+        (unanswered.clone(), Resolution, false),
+        (answered.clone(), Resolution, false),
+    ];
+    want.sort();
+    assert_eq!(resolving, want);
+    assert_eq!(
+        late.at_risk[0].deadline,
+        Some(june("01T10:20").into()),
+        "opening plus the target"
+    );
+
+    // A watch half a second before the resolution deadline is sent a new dashboard when it
+    // passes, with no event to wake it: by the clock alone, well before the 30 s refresh.
+    env.clock
+        .set(june("01T10:59") + std::time::Duration::from_millis(59_500));
+    let mut watch = env
+        .metrics()
+        .await
+        .watch_dashboard(env.req(pb::WatchDashboardRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap().dashboard.unwrap();
+    assert!(
+        first
+            .at_risk
+            .iter()
+            .all(|a| a.target() == FirstResponse || !a.breached)
+    );
+    env.clock.set(june("01T11:01"));
+    let pushed = tokio::time::timeout(std::time::Duration::from_secs(10), watch.message())
+        .await
+        .expect("pushed when the deadline passed")
+        .unwrap()
+        .unwrap()
+        .dashboard
+        .unwrap();
+    assert!(
+        pushed
+            .at_risk
+            .iter()
+            .filter(|a| a.target() == Resolution)
+            .all(|a| a.breached),
+        "{:?}",
+        pushed.at_risk
+    );
     env.stop().await;
 }
 
