@@ -521,6 +521,11 @@ pub fn translate(event: pb::ConversationEvent) -> Change {
                     time_to_first_assignment: duration(closed.time_to_first_assignment),
                     assignment_count: closed.assignment_count.max(0) as u32,
                     automation,
+                    response_started_at: closed
+                        .response_started_at
+                        .iter()
+                        .map(|at| micros(Some(*at)))
+                        .collect(),
                 },
                 imported: event.imported,
                 record,

@@ -81,6 +81,9 @@ pub struct Conversation {
     pub awaiting_reply_since: Option<SystemTime>,
     /// Each human response's wait, in order.
     pub response_times: Vec<Duration>,
+    /// When each response's wait began (the earliest contact message it answered), in the order
+    /// of `response_times`; empty for conversations written before it was kept.
+    pub response_started_at: Vec<SystemTime>,
     /// When it closes by itself, if auto-close is running.
     pub auto_close_at: Option<SystemTime>,
     pub counts: MessageCounts,
@@ -155,6 +158,7 @@ impl Conversation {
             last_outbound_at: None,
             awaiting_reply_since: None,
             response_times: Vec::new(),
+            response_started_at: Vec::new(),
             auto_close_at: None,
             counts: MessageCounts::default(),
             external_id: None,
@@ -224,6 +228,7 @@ impl Conversation {
             if let Some(waiting_since) = self.awaiting_reply_since.take() {
                 let waited = since(at, waiting_since);
                 self.response_times.push(waited);
+                self.response_started_at.push(waiting_since);
                 self.counts.responses += 1;
                 effect.response_time = Some(waited);
             }

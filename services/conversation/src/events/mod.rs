@@ -85,6 +85,16 @@ pub fn encode(
                 first_response_time: c.first_response_time().map(duration),
                 first_response_user_id: text(c.first_response_user.as_ref()),
                 response_times: c.response_times.iter().copied().map(duration).collect(),
+                // One per response, or none when the earlier ones predate it.
+                response_started_at: if c.response_started_at.len() == c.response_times.len() {
+                    c.response_started_at
+                        .iter()
+                        .copied()
+                        .map(to_timestamp)
+                        .collect()
+                } else {
+                    Vec::new()
+                },
                 first_assignee_user_id: text(c.assignment.first_assignee.as_ref()),
                 first_assigned_at: c.assignment.first_assigned_at.map(to_timestamp),
                 time_to_first_assignment: c.time_to_first_assignment().map(duration),

@@ -18,7 +18,7 @@ use crate::domain::{
 };
 
 /// Every column of `conversations`, in the order `bind_conversation` binds them.
-pub const COLUMNS: [&str; 38] = [
+pub const COLUMNS: [&str; 39] = [
     "workspace_id",
     "conversation_id",
     "contact_id",
@@ -57,6 +57,7 @@ pub const COLUMNS: [&str; 38] = [
     "first_automated_at",
     "first_automated_author_kind",
     "first_automated_author_id",
+    "response_started_at",
 ];
 
 /// `SELECT <every column> FROM conversations`.
@@ -109,6 +110,12 @@ pub fn bind_conversation<'q>(
         ),
     };
     let automated = c.first_automated.as_ref();
+    let response_started_at: Vec<i64> = c
+        .response_started_at
+        .iter()
+        .copied()
+        .map(to_micros)
+        .collect();
     let response_times: Vec<i64> = c
         .response_times
         .iter()
@@ -153,6 +160,7 @@ pub fn bind_conversation<'q>(
         .bind(micros(automated.map(|reply| reply.at)))
         .bind(automated.map(|reply| reply.author_kind.as_str()))
         .bind(text(automated.and_then(|reply| reply.author.as_ref())))
+        .bind(serde_json::to_string(&response_started_at).unwrap_or_else(|_| "[]".into()))
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> ApiError {
@@ -251,6 +259,14 @@ pub fn conversation_from_row(row: &AnyRow) -> Result<Conversation, ApiError> {
         first_response_at: time(row, "first_response_at")?,
         first_response_user: actor(row, "first_response_user_id")?,
         first_automated: automated_reply(row)?,
+        response_started_at: match row.try_get::<Option<String>, _>("response_started_at")? {
+            Some(json) => serde_json::from_str::<Vec<i64>>(&json)
+                .map_err(|e| corrupt("response_started_at", e))?
+                .into_iter()
+                .map(from_micros)
+                .collect(),
+            None => Vec::new(),
+        },
         last_message_at: time(row, "last_message_at")?,
         last_inbound_at: time(row, "last_inbound_at")?,
         last_outbound_at: time(row, "last_outbound_at")?,

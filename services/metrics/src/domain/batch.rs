@@ -294,7 +294,7 @@ impl Batch {
                     .and_then(|history| history.in_effect_at(fact_opened_at));
                 if let Some(targets) = targets {
                     let took = if targets.business_time {
-                        business.map(|b| Took {
+                        business.as_ref().map(|b| Took {
                             first_response: b.first_response,
                             resolution: b.resolution,
                         })

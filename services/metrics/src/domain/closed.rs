@@ -24,6 +24,9 @@ pub struct Closure {
     pub assignment_count: u32,
     /// What automation did in it.
     pub automation: Automation,
+    /// When each response's wait began (microseconds), in the order of `response_times`; empty
+    /// when not known.
+    pub response_started_at: Vec<i64>,
 }
 
 /// Counts of first response times in respond.io's bands.
@@ -139,6 +142,8 @@ pub struct ClosedStats {
     pub business_resolution: Distribution,
     pub business_first_response: Distribution,
     pub business_time_to_first_assignment: Distribution,
+    /// Microseconds of business time; one value per response whose start is known.
+    pub business_response: Distribution,
     /// Service level targets met and missed.
     pub sla: SlaCounts,
 }
@@ -187,6 +192,9 @@ impl ClosedStats {
         if let Some(first) = durations.time_to_first_assignment {
             self.business_time_to_first_assignment.add(micros(first));
         }
+        for wait in &durations.responses {
+            self.business_response.add(micros(*wait));
+        }
     }
 
     /// Counts a closed conversation's outcome against its service level targets.
@@ -218,6 +226,7 @@ impl ClosedStats {
             .merge(&other.business_first_response);
         self.business_time_to_first_assignment
             .merge(&other.business_time_to_first_assignment);
+        self.business_response.merge(&other.business_response);
         self.sla.merge(&other.sla);
     }
 }
@@ -251,6 +260,7 @@ mod tests {
                 automation: Automation::HandedOff {
                     after: Duration::from_secs(45),
                 },
+                response_started_at: Vec::new(),
             },
         );
         assert_eq!(stats.closed, 1);

@@ -47,11 +47,13 @@ impl<T> Versions<T> {
 pub type ScheduleHistory = Versions<BusinessHours>;
 
 /// A closed conversation's durations in business time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BusinessDurations {
     pub resolution: Duration,
     pub first_response: Option<Duration>,
     pub time_to_first_assignment: Option<Duration>,
+    /// Each response's wait, when the close says when each began.
+    pub responses: Vec<Duration>,
 }
 
 fn micros(duration: Duration) -> i64 {
@@ -74,6 +76,18 @@ impl BusinessDurations {
             resolution: hours.business_time(opened_at, closed_at),
             first_response: closure.first_response.map(since_opening),
             time_to_first_assignment: closure.time_to_first_assignment.map(since_opening),
+            responses: if closure.response_started_at.len() == closure.response_times.len() {
+                closure
+                    .response_started_at
+                    .iter()
+                    .zip(&closure.response_times)
+                    .map(|(start, wait)| {
+                        hours.business_time(*start, start.saturating_add(micros(*wait)))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
@@ -130,9 +144,16 @@ mod tests {
         let hours = nine_to_five("UTC");
         // Opened Monday 16:00, answered Tuesday 09:30, assigned Monday 16:30, closed Tuesday 10:00.
         let opened = MONDAY + 16 * HOUR;
+        // Two responses: to the opening message (Tuesday 09:30), and to one sent Tuesday 09:40
+        // (answered 09:50); their starts known.
         let closure = Closure {
             first_response: Some(Duration::from_secs(17 * 3600 + 1800)),
             time_to_first_assignment: Some(Duration::from_secs(1800)),
+            response_times: vec![
+                Duration::from_secs(17 * 3600 + 1800),
+                Duration::from_secs(600),
+            ],
+            response_started_at: vec![opened, opened + 17 * HOUR + 40 * 60_000_000],
             ..Closure::default()
         };
         let measured = BusinessDurations::measure(&hours, opened, opened + 18 * HOUR, &closure);
@@ -144,6 +165,19 @@ mod tests {
         assert_eq!(
             measured.time_to_first_assignment,
             Some(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            measured.responses,
+            [Duration::from_secs(5400), Duration::from_secs(600)]
+        );
+        let unknown = Closure {
+            response_started_at: Vec::new(),
+            ..closure
+        };
+        let measured = BusinessDurations::measure(&hours, opened, opened + 18 * HOUR, &unknown);
+        assert!(
+            measured.responses.is_empty(),
+            "starts not known: none measured"
         );
     }
 }

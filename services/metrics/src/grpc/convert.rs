@@ -226,6 +226,7 @@ pub fn metrics_to_proto(tally: &Tally, window: RecontactWindow) -> pb::Conversat
             time_to_first_assignment: duration_stats(
                 closed.business_time_to_first_assignment.summary(),
             ),
+            response_time: duration_stats(closed.business_response.summary()),
         }),
         sla: Some(pb::SlaStats {
             first_response_achieved_count: closed.sla.first_response_achieved as i64,

@@ -57,6 +57,8 @@ struct StoredClosedStats {
     sla_resolution_achieved: u64,
     #[prost(uint64, tag = "16")]
     sla_resolution_breached: u64,
+    #[prost(message, optional, tag = "17")]
+    business_response: Option<StoredDistribution>,
 }
 
 /// A distribution that may be absent: stored only when it holds values.
@@ -140,6 +142,7 @@ pub fn encode(stats: &ClosedStats) -> Vec<u8> {
         sla_first_response_breached: stats.sla.first_response_breached,
         sla_resolution_achieved: stats.sla.resolution_achieved,
         sla_resolution_breached: stats.sla.resolution_breached,
+        business_response: store_optional(&stats.business_response),
     }
     .encode_to_vec()
 }
@@ -177,6 +180,7 @@ pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
         business_time_to_first_assignment: load_optional(
             stored.business_time_to_first_assignment.as_ref(),
         )?,
+        business_response: load_optional(stored.business_response.as_ref())?,
         sla: SlaCounts {
             first_response_achieved: stored.sla_first_response_achieved,
             first_response_breached: stored.sla_first_response_breached,

@@ -279,6 +279,11 @@ async fn durations_in_business_time_follow_the_schedule_in_effect_at_opening(bac
         seconds(&business.time_to_first_assignment.unwrap()),
         (1, 30 * MINUTE, 30 * MINUTE, 30 * MINUTE)
     );
+    // Each reply answered the opening message: Friday 16:00 to Monday 09:30, and a Saturday one.
+    assert_eq!(
+        seconds(&business.response_time.unwrap()),
+        (2, 90 * MINUTE, 0, 90 * MINUTE)
+    );
     // The calendar-time numbers count every conversation.
     assert_eq!(totals.resolution_time.unwrap().count, 7);
     // The weeks (Monday to Monday) split the conversations by their closing time.

@@ -70,6 +70,11 @@ fn the_first_human_message_sets_first_response_and_bots_do_not() {
     let effect = c.record(&message(AuthorKind::User), t(5), &settings);
     assert!(effect.first_response);
     assert_eq!(
+        c.response_started_at,
+        [t(1)],
+        "the wait began at the contact's message"
+    );
+    assert_eq!(
         effect.response_time,
         Some(4 * MINUTE),
         "measured from the contact's message"
