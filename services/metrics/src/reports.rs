@@ -171,10 +171,9 @@ async fn at_risk_now(
     workspace: &str,
     now: i64,
 ) -> Result<(Vec<AtRisk>, Option<i64>), ApiError> {
-    let (targets, schedules) = store.target_histories(workspace).await?;
-    if targets.is_empty() {
+    let Some((targets, schedules)) = store.target_histories(workspace).await? else {
         return Ok((Vec::new(), None));
-    }
+    };
     let open = store
         .open_conversations(workspace, OPEN_CONVERSATIONS_WATCHED)
         .await?;

@@ -44,12 +44,11 @@ pub struct AtRisk {
 /// The instant (microseconds) at which `length` of business time has gone by since `start`:
 /// the first instant whose business time from `start` reaches it.
 pub fn business_instant(hours: &BusinessHours, start: i64, length: Duration) -> i64 {
-    let wanted = length;
     // Business time never runs faster than the clock: the instant is at `start + length` or
     // later. Double the span until it holds enough, then halve down to the microsecond.
     let micros = i64::try_from(length.as_micros()).unwrap_or(i64::MAX);
     let (mut low, mut high) = (start, start.saturating_add(micros.max(1)));
-    while hours.business_time(start, high) < wanted {
+    while hours.business_time(start, high) < length {
         low = high;
         let span = high.saturating_sub(start);
         if span >= i64::MAX / 4 {
@@ -59,7 +58,7 @@ pub fn business_instant(hours: &BusinessHours, start: i64, length: Duration) -> 
     }
     while high - low > 1 {
         let middle = low + (high - low) / 2;
-        if hours.business_time(start, middle) < wanted {
+        if hours.business_time(start, middle) < length {
             low = middle;
         } else {
             high = middle;

@@ -30,11 +30,6 @@ impl<T> Versions<T> {
         Self { versions }
     }
 
-    /// Whether no version was ever set.
-    pub fn is_empty(&self) -> bool {
-        self.versions.is_empty()
-    }
-
     /// The version in effect at `at` (microseconds): the latest from `at` or before; none
     /// before the first.
     pub fn in_effect_at(&self, at: i64) -> Option<&T> {

@@ -236,18 +236,26 @@ impl MetricsStore {
             .collect()
     }
 
-    /// The workspace's service level targets and business hours over time.
+    /// The workspace's service level targets and business hours over time; `None` (and no
+    /// schedule read) when it never had targets, as most workspaces.
     pub async fn target_histories(
         &self,
         workspace: &str,
-    ) -> Result<(Versions<SlaTargets>, ScheduleHistory), ApiError> {
+    ) -> Result<Option<(Versions<SlaTargets>, ScheduleHistory)>, ApiError> {
         let mut conn = self.db.pool().acquire().await?;
-        let mut targets = self.sla_histories(&mut conn, &[workspace]).await?;
-        let mut schedules = self.schedule_histories(&mut conn, &[workspace]).await?;
-        Ok((
-            targets.remove(workspace).unwrap_or_default(),
-            schedules.remove(workspace).unwrap_or_default(),
-        ))
+        let Some(targets) = self
+            .sla_histories(&mut conn, &[workspace])
+            .await?
+            .remove(workspace)
+        else {
+            return Ok(None);
+        };
+        let schedules = self
+            .schedule_histories(&mut conn, &[workspace])
+            .await?
+            .remove(workspace)
+            .unwrap_or_default();
+        Ok(Some((targets, schedules)))
     }
 
     /// The workspace's open and unassigned conversations now.
