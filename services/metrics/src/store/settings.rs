@@ -61,6 +61,28 @@ fn window_of(row: Option<sqlx::any::AnyRow>) -> Result<RecontactWindow, ApiError
         .map_err(|e| ApiError::Internal(format!("stored re-contact window: {e}")))
 }
 
+/// Records `value` (`None`: removed) as the version of a versioned setting in effect from `now`
+/// in `table`, whose value column is `column`.
+async fn add_version(
+    conn: &mut AnyConnection,
+    table: &str,
+    column: &str,
+    workspace: &str,
+    now: i64,
+    value: Option<Vec<u8>>,
+) -> Result<(), ApiError> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {table} (workspace_id, effective_from, {column}) VALUES ($1, $2, $3)
+         ON CONFLICT (workspace_id, effective_from) DO UPDATE SET {column} = excluded.{column}"
+    )))
+    .bind(workspace.to_owned())
+    .bind(now)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl MetricsStore {
     /// The report settings of `workspace` (the defaults when never changed): its window, and
     /// its latest business hours and targets.
@@ -143,27 +165,27 @@ impl MetricsStore {
         .execute(&mut *tx)
         .await?;
         if next.sla_targets != current.sla_targets {
-            sqlx::query(
-                "INSERT INTO sla_target_versions (workspace_id, effective_from, targets)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (workspace_id, effective_from) DO UPDATE SET targets = excluded.targets",
+            let targets = next.sla_targets.as_ref().map(encode_targets);
+            add_version(
+                &mut tx,
+                "sla_target_versions",
+                "targets",
+                workspace,
+                now,
+                targets,
             )
-            .bind(workspace.to_owned())
-            .bind(now)
-            .bind(next.sla_targets.as_ref().map(encode_targets))
-            .execute(&mut *tx)
             .await?;
         }
         if next.business_hours != current.business_hours {
-            sqlx::query(
-                "INSERT INTO business_hours_versions (workspace_id, effective_from, schedule)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (workspace_id, effective_from) DO UPDATE SET schedule = excluded.schedule",
+            let schedule = next.business_hours.as_ref().map(encode_schedule);
+            add_version(
+                &mut tx,
+                "business_hours_versions",
+                "schedule",
+                workspace,
+                now,
+                schedule,
             )
-            .bind(workspace.to_owned())
-            .bind(now)
-            .bind(next.business_hours.as_ref().map(encode_schedule))
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
