@@ -21,7 +21,7 @@ use tonic_health::server::HealthReporter;
 use tracing::Instrument;
 
 use crate::domain::{Automation, AutomationFacts, Change, Closure, Dimensions};
-use crate::store::{MetricsStore, StreamEvent};
+use crate::store::{MetricsStore, StatisticsSchedule, StreamEvent};
 use futures_util::FutureExt as _;
 
 /// How often a replica rebalances its partition leases (and so how fast it takes over the
@@ -177,6 +177,7 @@ pub fn spawn(
             lag,
             behind: false,
             leases,
+            statistics: StatisticsSchedule::default(),
         };
         let mut backoff = Backoff::default();
         loop {
@@ -199,9 +200,11 @@ pub fn spawn(
     }
 }
 
-/// The most events applied in one transaction: enough to share a commit among many events while
-/// catching up, small enough to keep a transaction short and its statistics in memory small.
-const MAX_BATCH: usize = 500;
+/// The most events applied in one transaction: enough to share a commit and the coarse rows
+/// among many events while catching up, small enough to keep a transaction short and its
+/// statistics in memory small. Measured (`charla bench --sizes 30000`, SQLite, one malloc arena):
+/// 500 → 6,000 events/s at a peak of 81 MiB; 2,000 → 10,700 at 102 MiB; 4,000 → 12,200 at 131.
+const MAX_BATCH: usize = 2000;
 
 /// The most trace links a batch's span carries (OpenTelemetry's default span link limit).
 const MAX_LINKS: usize = 128;
@@ -267,6 +270,7 @@ struct Consumer {
     lag: LagReporter,
     behind: bool,
     leases: PartitionLeases,
+    statistics: StatisticsSchedule,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -363,6 +367,12 @@ impl Consumer {
         }
         if applied > 0 {
             self.applied.send_modify(|count| *count += applied as u64);
+        }
+        if self.statistics.applied(applied as u64)
+            && let Err(error) = self.store.refresh_planner_statistics().await
+        {
+            // Only slower plans until autovacuum's next analysis: not a reason to stop.
+            tracing::warn!(%error, "could not refresh the planner statistics");
         }
         Ok(())
     }

@@ -3,8 +3,12 @@
 //! the same few rollup rows, so the store writes each changed row once per batch, not once per
 //! event. The rules are those of one event at a time: applying a batch equals applying its events
 //! in order.
+//!
+//! Events are folded into the quarter-hour rows only; the coarse rows follow from those once per
+//! batch (`coarse_rows`): an opening moved by an assignment and a close cancel out there before
+//! they would be spread over a conversation's ~27 coarse rows.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use super::change::Change;
 use super::closed::ClosedStats;
@@ -59,8 +63,9 @@ impl Delta {
 /// A quarter-hour rollup row: every dimension.
 pub type ComboKey = (String, i64, Dimensions);
 
-/// A coarse rollup row: (workspace, dimension, grain, bucket start, value).
-pub type DimensionRowKey = (String, DimensionKey, Grain, i64, String);
+/// A coarse rollup row: (workspace, dimension, grain, bucket start, value), borrowed from the
+/// quarter-hour row it was spread from.
+pub type DimensionRowKey<'a> = (&'a str, DimensionKey, Grain, i64, &'a str);
 
 /// The changes to the open and unassigned counts of a workspace.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -79,31 +84,23 @@ fn dimension_values(dimensions: &Dimensions) -> impl Iterator<Item = (DimensionK
     )
 }
 
-/// The rows a conversation with `dimensions` counts in at `at`: the quarter-hour row of all its
-/// dimensions, and at every coarse grain the row of each of its values.
-fn rows_of<'a>(
-    workspace: &'a str,
-    at: i64,
-    dimensions: &'a Dimensions,
-) -> (ComboKey, impl Iterator<Item = DimensionRowKey> + 'a) {
-    let combo = (
+/// The quarter-hour row a conversation with `dimensions` counts in at `at`.
+fn combo_of(workspace: &str, at: i64, dimensions: &Dimensions) -> ComboKey {
+    (
         workspace.to_owned(),
         Grain::Quarter.bucket(at),
         dimensions.clone(),
-    );
-    let coarse = Grain::COARSE.into_iter().flat_map(move |grain| {
-        let bucket = grain.bucket(at);
-        dimension_values(dimensions).map(move |(dimension, value)| {
-            (
-                workspace.to_owned(),
-                dimension,
-                grain,
-                bucket,
-                value.to_owned(),
-            )
-        })
-    });
-    (combo, coarse)
+    )
+}
+
+/// The coarse rows of `grain` whatever counts in the quarter-hour row `combo` counts in too: the
+/// row of each of its dimension values (a quarter hour lies inside one bucket of each coarse
+/// grain).
+fn coarse_rows_of(combo: &ComboKey, grain: Grain) -> impl Iterator<Item = DimensionRowKey<'_>> {
+    let (workspace, quarter, dimensions) = combo;
+    let bucket = grain.bucket(*quarter);
+    dimension_values(dimensions)
+        .map(move |(dimension, value)| (workspace.as_str(), dimension, grain, bucket, value))
 }
 
 /// Events folded so far.
@@ -116,14 +113,12 @@ pub struct Batch {
     by_contact: HashMap<(String, String), Vec<String>>,
     /// The facts to write.
     changed: HashSet<(String, String)>,
+    /// What each quarter-hour row gains (the coarse rows' deltas follow: `coarse_rows`).
     pub combos: HashMap<ComboKey, Delta>,
-    pub dimension_rows: HashMap<DimensionRowKey, Delta>,
     pub live: HashMap<String, LiveDelta>,
     /// Re-contacted conversations to add to the closed quarter-hour rows (kept apart from their
     /// statistics: a re-contact lands in an older row, and rewrites only these counts).
     pub recontact_combos: HashMap<ComboKey, RecontactGaps>,
-    /// Re-contacted conversations to add to the closed coarse rows.
-    pub recontact_rows: HashMap<DimensionRowKey, RecontactGaps>,
     /// The business hours of the batch's workspaces over time (none: no business time).
     schedules: HashMap<String, ScheduleHistory>,
     /// The service level targets of the batch's workspaces over time.
@@ -152,13 +147,19 @@ impl Batch {
     }
 
     /// Measures the conversations of each workspace in business time by its schedules.
-    pub fn set_schedules(&mut self, schedules: HashMap<String, ScheduleHistory>) {
-        self.schedules = schedules;
+    pub fn set_schedules(
+        &mut self,
+        schedules: impl IntoIterator<Item = (String, ScheduleHistory)>,
+    ) {
+        self.schedules = schedules.into_iter().collect();
     }
 
     /// Holds the conversations of each workspace to its service level targets over time.
-    pub fn set_sla_targets(&mut self, targets: HashMap<String, Versions<SlaTargets>>) {
-        self.sla_targets = targets;
+    pub fn set_sla_targets(
+        &mut self,
+        targets: impl IntoIterator<Item = (String, Versions<SlaTargets>)>,
+    ) {
+        self.sla_targets = targets.into_iter().collect();
     }
 
     /// The contact a change names and the time that matters to its re-contacts; a batch must
@@ -185,6 +186,37 @@ impl Batch {
             | Change::Closed { conversation, .. } => Some(conversation),
             Change::Nothing => None,
         }
+    }
+
+    /// What each coarse row of `grain` gains: the sum of its quarter-hour rows' deltas. (One
+    /// grain at a time: the closed statistics of a batch's coarse rows are most of its memory.)
+    pub fn coarse_rows(&self, grain: Grain) -> HashMap<DimensionRowKey<'_>, Delta> {
+        let mut rows: HashMap<DimensionRowKey<'_>, Delta> = HashMap::new();
+        for (combo, delta) in self.combos.iter().filter(|(_, d)| !d.is_empty()) {
+            for key in coarse_rows_of(combo, grain) {
+                let row = rows.entry(key).or_default();
+                row.opened += delta.opened;
+                if let Some(closed) = &delta.closed {
+                    row.close(closed);
+                }
+            }
+        }
+        rows
+    }
+
+    /// The re-contacted conversations each closed coarse row gains: the sum of its quarter-hour
+    /// rows'.
+    pub fn coarse_recontacts(&self) -> HashMap<DimensionRowKey<'_>, RecontactGaps> {
+        let mut rows: HashMap<DimensionRowKey<'_>, RecontactGaps> = HashMap::new();
+        for (combo, gaps) in self.recontact_combos.iter().filter(|(_, g)| !g.is_empty()) {
+            for key in Grain::COARSE
+                .into_iter()
+                .flat_map(|grain| coarse_rows_of(combo, grain))
+            {
+                rows.entry(key).or_default().merge(gaps);
+            }
+        }
+        rows
     }
 
     /// The facts that changed, to write.
@@ -400,11 +432,10 @@ impl Batch {
         dimensions: &Dimensions,
         delta: i64,
     ) {
-        let (combo, coarse) = rows_of(workspace, opened_at, dimensions);
-        self.combos.entry(combo).or_default().opened += delta;
-        for key in coarse {
-            self.dimension_rows.entry(key).or_default().opened += delta;
-        }
+        self.combos
+            .entry(combo_of(workspace, opened_at, dimensions))
+            .or_default()
+            .opened += delta;
     }
 
     /// The gap from a close at `closed_at` to the earliest later opening of another conversation
@@ -473,8 +504,8 @@ impl Batch {
         }
     }
 
-    /// Adds `delta` re-contacted conversations with a gap in `bin` to the rows of `dimensions`
-    /// closed at `closed_at`.
+    /// Adds `delta` re-contacted conversations with a gap in `bin` to the quarter-hour row of
+    /// `dimensions` closed at `closed_at`.
     fn count_recontact(
         &mut self,
         workspace: &str,
@@ -483,17 +514,13 @@ impl Batch {
         bin: u32,
         delta: i64,
     ) {
-        let (combo, coarse) = rows_of(workspace, closed_at, dimensions);
         self.recontact_combos
-            .entry(combo)
+            .entry(combo_of(workspace, closed_at, dimensions))
             .or_default()
             .add(bin, delta);
-        for key in coarse {
-            self.recontact_rows.entry(key).or_default().add(bin, delta);
-        }
     }
 
-    /// Adds `stats` to the closed rows of `dimensions` at `closed_at`.
+    /// Adds `stats` to the closed quarter-hour row of `dimensions` at `closed_at`.
     fn count_closed(
         &mut self,
         workspace: &str,
@@ -501,11 +528,10 @@ impl Batch {
         dimensions: &Dimensions,
         stats: &ClosedStats,
     ) {
-        let (combo, coarse) = rows_of(workspace, closed_at, dimensions);
-        self.combos.entry(combo).or_default().close(stats);
-        for key in coarse {
-            self.dimension_rows.entry(key).or_default().close(stats);
-        }
+        self.combos
+            .entry(combo_of(workspace, closed_at, dimensions))
+            .or_default()
+            .close(stats);
     }
 
     fn live_mut(&mut self, workspace: &str) -> &mut LiveDelta {
@@ -566,20 +592,11 @@ mod tests {
         }
     }
 
-    fn row<'a>(
-        batch: &'a Batch,
-        dimension: DimensionKey,
-        grain: Grain,
-        at: i64,
-        value: &str,
-    ) -> &'a Delta {
-        &batch.dimension_rows[&(
-            "w".to_owned(),
-            dimension,
-            grain,
-            grain.bucket(at),
-            value.to_owned(),
-        )]
+    fn row(batch: &Batch, dimension: DimensionKey, grain: Grain, at: i64, value: &str) -> Delta {
+        batch
+            .coarse_rows(grain)
+            .remove(&("w", dimension, grain, grain.bucket(at), value))
+            .unwrap_or_default()
     }
 
     #[test]
@@ -615,9 +632,9 @@ mod tests {
             "a closed conversation counts under its closing source"
         );
         assert!(
-            !batch
-                .dimension_rows
-                .keys()
+            !Grain::COARSE
+                .into_iter()
+                .flat_map(|grain| batch.coarse_rows(grain).into_keys())
                 .any(|k| k.1 == Some(Dimension::Category) && !k.4.is_empty()),
             "no category but ''"
         );
@@ -646,7 +663,8 @@ mod tests {
             recontact_gap: None,
             first_response_at: None,
         };
-        let mut batch = Batch::new(HashMap::from([(("w".into(), "known".into()), Some(known))]));
+        let known = [(("w".to_owned(), "known".to_owned()), Some(known))];
+        let mut batch = Batch::new(known.into_iter().collect());
         batch.apply("w", &opened("known", at));
         batch.apply("w", &closed("unknown", "", at, at + HOUR));
         assert_eq!(

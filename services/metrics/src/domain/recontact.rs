@@ -91,6 +91,11 @@ impl RecontactGaps {
         }
     }
 
+    /// Whether no bin has a count.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &RecontactGaps) {
         for (bin, count) in &other.counts {

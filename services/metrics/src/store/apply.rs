@@ -2,10 +2,11 @@
 //! (each event takes effect once), the events folded in memory first (`domain::Batch`), then each
 //! changed row written once, in multi-row statements.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use charla_runtime::ApiError;
+use foldhash::{HashMap, HashMapExt};
 use sqlx::{AnyConnection, Row};
 
 use super::statement::{Statement, Tuple};
@@ -123,13 +124,14 @@ impl MetricsStore {
         }
         self.write_facts(&mut tx, &batch).await?;
         self.write_opened_combos(&mut tx, &batch.combos).await?;
+        for grain in Grain::COARSE {
+            self.write_dimension_rows(&mut tx, &batch, grain).await?;
+        }
         self.write_closed_combos(&mut tx, &mut batch.combos).await?;
-        self.write_dimension_rows(&mut tx, &mut batch.dimension_rows)
-            .await?;
         // After the closed rows: a re-contact may be of a conversation this batch closed.
         self.write_recontact_combos(&mut tx, &batch.recontact_combos)
             .await?;
-        self.write_recontact_rows(&mut tx, &batch.recontact_rows)
+        self.write_recontact_rows(&mut tx, &batch.coarse_recontacts())
             .await?;
         for (workspace, live) in &batch.live {
             self.count_live(&mut tx, workspace, live.open, live.unassigned)
@@ -318,167 +320,160 @@ impl MetricsStore {
     }
 
     /// Merges the batch's closed statistics into the stored ones of the same buckets (taking
-    /// them out of the batch: a batch's statistics are its largest part).
+    /// them out of the batch: a batch's statistics are its largest part). A chunk of rows is
+    /// read, merged and written before the next is read, so at most one chunk of stored
+    /// statistics is decoded at a time.
     async fn write_closed_combos(
         &self,
         conn: &mut AnyConnection,
         combos: &mut HashMap<ComboKey, Delta>,
     ) -> Result<(), ApiError> {
-        let mut merged: HashMap<&ComboKey, ClosedStats> = combos
-            .iter_mut()
-            .filter_map(|(key, delta)| Some((key, delta.closed.take()?)))
-            .collect();
-        // Only the rows this batch changes are read (joined to a list of their keys): reading
-        // whole buckets would cost more the more conversations share them.
-        let mut keys: BTreeMap<&str, Vec<(i64, &Dimensions)>> = BTreeMap::new();
-        for (workspace, bucket, dimensions) in merged.keys() {
-            keys.entry(workspace)
-                .or_default()
-                .push((*bucket, dimensions));
+        let mut by_workspace: BTreeMap<&str, Vec<(&ComboKey, ClosedStats)>> = BTreeMap::new();
+        for (key, delta) in combos.iter_mut() {
+            if let Some(stats) = delta.closed.take() {
+                by_workspace.entry(&key.0).or_default().push((key, stats));
+            }
         }
-        for (workspace, keys) in keys {
-            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        for (workspace, mut rows) in by_workspace {
+            for chunk in rows.chunks_mut(ROWS_PER_STATEMENT) {
+                let position: HashMap<(i64, &Dimensions), usize> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (key, _))| ((key.1, &key.2), i))
+                    .collect();
+                // Only the rows this batch changes are read (joined to a list of their keys):
+                // reading whole buckets would cost more the more conversations share them.
                 let mut query = Statement::new(
                     self.db.backend(),
                     "SELECT r.bucket_start, r.assignee, r.team, r.channel_type, r.channel_id,
                          r.opened_by, r.closed_by, r.category, r.automated_by, r.stats
                      FROM (",
                 );
-                query.push_values(chunk, |row, (bucket, dimensions)| {
+                query.push_values(chunk.iter(), |row, ((_, bucket, dimensions), _)| {
                     row.push_bind(*bucket);
                     push_dimensions(row, dimensions);
                 });
                 // CROSS JOIN: SQLite then loops over the keys and looks each up by the primary
                 // key (as a plain join it may scan the table once per key); PostgreSQL plans it
                 // as any inner join.
-                query.push(
-                    ") AS k CROSS JOIN closed_rollup r
-                     WHERE r.bucket_start = k.column1 AND r.assignee = k.column2
-                         AND r.team = k.column3 AND r.channel_type = k.column4
-                         AND r.channel_id = k.column5 AND r.opened_by = k.column6
-                         AND r.closed_by = k.column7 AND r.category = k.column8
-                         AND r.automated_by = k.column9 AND r.workspace_id = ",
-                );
+                query.push(&format!(
+                    ") AS k CROSS JOIN closed_rollup r WHERE {COMBO_KEY_MATCH}"
+                ));
                 query.push_bind(workspace.to_owned());
                 for row in query.query().fetch_all(&mut *conn).await? {
-                    let key = (
-                        workspace.to_owned(),
-                        row.try_get::<i64, _>("bucket_start")?,
-                        dimensions_of(&row)?,
-                    );
-                    if let Some(stats) = merged.get_mut(&key) {
-                        stats.merge(&encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?);
+                    let key = (row.try_get::<i64, _>("bucket_start")?, dimensions_of(&row)?);
+                    if let Some(&i) = position.get(&(key.0, &key.1)) {
+                        let stored = encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?;
+                        chunk[i].1.merge(&stored);
                     }
                 }
+                let mut insert = Statement::new(
+                    self.db.backend(),
+                    format!(
+                        "INSERT INTO closed_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, closed_count, stats) "
+                    ),
+                );
+                insert.push_values(chunk.iter(), |row, ((_, bucket, dimensions), stats)| {
+                    row.push_bind(workspace.to_owned()).push_bind(*bucket);
+                    push_dimensions(row, dimensions);
+                    row.push_bind(stats.closed as i64)
+                        .push_bind(encoding::encode(stats));
+                });
+                insert.push(&format!(
+                    " ON CONFLICT (workspace_id, bucket_start, {DIMENSION_COLUMNS})
+                     DO UPDATE SET closed_count = excluded.closed_count, stats = excluded.stats"
+                ));
+                insert.query().execute(&mut *conn).await?;
             }
-        }
-        let rows: Vec<(&ComboKey, ClosedStats)> = merged.into_iter().collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut query = Statement::new(
-                self.db.backend(),
-                format!(
-                    "INSERT INTO closed_rollup (workspace_id, bucket_start, {DIMENSION_COLUMNS}, closed_count, stats) "
-                ),
-            );
-            query.push_values(chunk, |row, ((workspace, bucket, dimensions), stats)| {
-                row.push_bind(workspace.clone()).push_bind(*bucket);
-                push_dimensions(row, dimensions);
-                row.push_bind(stats.closed as i64)
-                    .push_bind(encoding::encode(stats));
-            });
-            query.push(&format!(
-                " ON CONFLICT (workspace_id, bucket_start, {DIMENSION_COLUMNS})
-                 DO UPDATE SET closed_count = excluded.closed_count, stats = excluded.stats"
-            ));
-            query.query().execute(&mut *conn).await?;
         }
         Ok(())
     }
 
-    /// Adds the batch's openings to the coarse rows and merges its closed statistics into the
-    /// stored ones.
+    /// Adds the batch's openings to the coarse rows of `grain` and merges its closed statistics
+    /// into the stored ones, a chunk of rows at a time (as `write_closed_combos`).
     async fn write_dimension_rows(
         &self,
         conn: &mut AnyConnection,
-        rows: &mut HashMap<DimensionRowKey, Delta>,
+        batch: &Batch,
+        grain: Grain,
     ) -> Result<(), ApiError> {
-        let mut merged: HashMap<&DimensionRowKey, (i64, Option<ClosedStats>)> = rows
-            .iter_mut()
-            .filter(|(_, delta)| !delta.is_empty())
-            .map(|(key, delta)| (key, (delta.opened, delta.closed.take())))
-            .collect();
-        // Only the rows with closed statistics to merge are read, by their keys.
-        let mut keys: BTreeMap<(&str, Grain), Vec<CoarseKey<'_>>> = BTreeMap::new();
-        for ((workspace, dimension, grain, bucket, value), (_, closed)) in &merged {
-            if closed.is_some() {
-                keys.entry((workspace, *grain))
+        let mut by_workspace: BTreeMap<&str, Vec<(CoarseKey<'_>, Delta)>> = BTreeMap::new();
+        for ((workspace, dimension, _, bucket, value), delta) in batch.coarse_rows(grain) {
+            if !delta.is_empty() {
+                by_workspace
+                    .entry(workspace)
                     .or_default()
-                    .push((*dimension, *bucket, value));
+                    .push(((dimension, bucket, value), delta));
             }
         }
-        for ((workspace, grain), keys) in keys {
-            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-                let mut query = Statement::new(
-                    self.db.backend(),
-                    "SELECT r.dimension, r.bucket_start, r.value, r.stats FROM (",
-                );
-                query.push_values(chunk, |row, (dimension, bucket, value)| {
-                    row.push_bind(dimension_name(*dimension))
-                        .push_bind(*bucket)
-                        .push_bind(*value);
-                });
-                query.push(
-                    ") AS k CROSS JOIN dimension_rollup r
-                     WHERE r.dimension = k.column1 AND r.bucket_start = k.column2
-                         AND r.value = k.column3 AND r.stats IS NOT NULL AND r.workspace_id = ",
-                );
-                query.push_bind(workspace.to_owned());
-                query.push(" AND r.grain = ");
-                query.push_bind(grain.minutes());
-                for row in query.query().fetch_all(&mut *conn).await? {
-                    let name: String = row.try_get("dimension")?;
-                    let key = (
-                        workspace.to_owned(),
-                        Dimension::from_column(&name),
-                        grain,
-                        row.try_get::<i64, _>("bucket_start")?,
-                        row.try_get::<String, _>("value")?,
+        for (workspace, mut rows) in by_workspace {
+            for chunk in rows.chunks_mut(ROWS_PER_STATEMENT) {
+                // Only the rows with closed statistics to merge are read, by their keys.
+                let position: HashMap<CoarseKey<'_>, usize> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, delta))| delta.closed.is_some())
+                    .map(|(i, (key, _))| (*key, i))
+                    .collect();
+                if !position.is_empty() {
+                    let mut query = Statement::new(
+                        self.db.backend(),
+                        "SELECT r.dimension, r.bucket_start, r.value, r.stats FROM (",
                     );
-                    if let Some((_, Some(stats))) = merged.get_mut(&key) {
-                        stats.merge(&encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?);
+                    query.push_values(position.keys(), |row, (dimension, bucket, value)| {
+                        row.push_bind(dimension_name(*dimension))
+                            .push_bind(*bucket)
+                            .push_bind(value.to_string());
+                    });
+                    query.push(&format!(
+                        ") AS k CROSS JOIN dimension_rollup r WHERE r.stats IS NOT NULL
+                             AND {COARSE_KEY_MATCH}"
+                    ));
+                    query.push_bind(workspace.to_owned());
+                    query.push(" AND r.grain = ");
+                    query.push_bind(grain.minutes());
+                    for row in query.query().fetch_all(&mut *conn).await? {
+                        let name: String = row.try_get("dimension")?;
+                        let value: String = row.try_get("value")?;
+                        let key = (
+                            Dimension::from_column(&name),
+                            row.try_get::<i64, _>("bucket_start")?,
+                            value.as_str(),
+                        );
+                        if let Some(&i) = position.get(&key)
+                            && let Some(stats) = &mut chunk[i].1.closed
+                        {
+                            stats.merge(&encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?);
+                        }
                     }
                 }
-            }
-        }
-        let rows: Vec<_> = merged.into_iter().collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut query = Statement::new(
-                self.db.backend(),
-                "INSERT INTO dimension_rollup (workspace_id, dimension, grain, bucket_start, value,
-                     opened_count, closed_count, stats) ",
-            );
-            query.push_values(
-                chunk,
-                |row, ((workspace, dimension, grain, bucket, value), (opened, closed))| {
-                    row.push_bind(workspace.clone())
+                let mut insert = Statement::new(
+                    self.db.backend(),
+                    "INSERT INTO dimension_rollup (workspace_id, dimension, grain, bucket_start,
+                         value, opened_count, closed_count, stats) ",
+                );
+                insert.push_values(chunk.iter(), |row, ((dimension, bucket, value), delta)| {
+                    let closed = delta.closed.as_ref();
+                    row.push_bind(workspace.to_owned())
                         .push_bind(dimension_name(*dimension))
                         .push_bind(grain.minutes())
                         .push_bind(*bucket)
-                        .push_bind(value.clone())
-                        .push_bind(*opened)
-                        .push_bind(closed.as_ref().map_or(0, |s| s.closed as i64))
-                        .push_bind(closed.as_ref().map(encoding::encode));
-                },
-            );
-            // Rows with closed statistics carry the merged total; the others add openings only.
-            query.push(
-                " ON CONFLICT (workspace_id, dimension, grain, bucket_start, value) DO UPDATE SET
-                     opened_count = dimension_rollup.opened_count + excluded.opened_count,
-                     closed_count = CASE WHEN excluded.stats IS NULL
-                         THEN dimension_rollup.closed_count ELSE excluded.closed_count END,
-                     stats = COALESCE(excluded.stats, dimension_rollup.stats)",
-            );
-            query.query().execute(&mut *conn).await?;
+                        .push_bind(value.to_string())
+                        .push_bind(delta.opened)
+                        .push_bind(closed.map_or(0, |s| s.closed as i64))
+                        .push_bind(closed.map(encoding::encode));
+                });
+                // Rows with closed statistics carry the merged total; the others add openings
+                // only.
+                insert.push(
+                    " ON CONFLICT (workspace_id, dimension, grain, bucket_start, value) DO UPDATE SET
+                         opened_count = dimension_rollup.opened_count + excluded.opened_count,
+                         closed_count = CASE WHEN excluded.stats IS NULL
+                             THEN dimension_rollup.closed_count ELSE excluded.closed_count END,
+                         stats = COALESCE(excluded.stats, dimension_rollup.stats)",
+                );
+                insert.query().execute(&mut *conn).await?;
+            }
         }
         Ok(())
     }
@@ -549,14 +544,14 @@ impl MetricsStore {
     async fn write_recontact_rows(
         &self,
         conn: &mut AnyConnection,
-        changes: &HashMap<DimensionRowKey, RecontactGaps>,
+        changes: &HashMap<DimensionRowKey<'_>, RecontactGaps>,
     ) -> Result<(), ApiError> {
         let mut keys: BTreeMap<(&str, Grain), Vec<(CoarseKey<'_>, &RecontactGaps)>> =
             BTreeMap::new();
         for ((workspace, dimension, grain, bucket, value), change) in changes {
-            keys.entry((workspace, *grain))
+            keys.entry((*workspace, *grain))
                 .or_default()
-                .push(((*dimension, *bucket, value), change));
+                .push(((*dimension, *bucket, *value), change));
         }
         for ((workspace, grain), keys) in keys {
             for chunk in keys.chunks(ROWS_PER_STATEMENT) {

@@ -7,6 +7,7 @@ mod positions;
 mod queries;
 mod settings;
 mod statement;
+mod statistics;
 
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::{Database, MigrationFile, Migrations};
@@ -14,6 +15,7 @@ use charla_runtime::test_clock;
 
 pub use apply::StreamEvent;
 pub use queries::{ClosedFact, LiveCounts};
+pub use statistics::StatisticsSchedule;
 
 /// The migrations of the metrics database.
 pub const MIGRATIONS: Migrations = Migrations {
