@@ -7,7 +7,6 @@
 //! exactly, at the cost of the rows it reads: the window is read-time, so changing it applies to
 //! every period at once and a rebuild gives the same numbers.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 const HOUR_MICROS: i64 = 3_600_000_000;
@@ -78,16 +77,25 @@ impl RecontactWindow {
 /// as imported history may) is a delta like any other.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecontactGaps {
-    counts: BTreeMap<u32, i64>,
+    /// (bin, count) by bin, no count zero. A sorted list, not a map: a report merges one per
+    /// rollup row it reads, and few rows have more than a handful of bins.
+    counts: Vec<(u32, i64)>,
 }
 
 impl RecontactGaps {
     /// Adds `delta` conversations to `bin`.
     pub fn add(&mut self, bin: u32, delta: i64) {
-        let count = self.counts.entry(bin).or_default();
-        *count += delta;
-        if *count == 0 {
-            self.counts.remove(&bin);
+        if delta == 0 {
+            return;
+        }
+        match self.counts.binary_search_by_key(&bin, |(b, _)| *b) {
+            Ok(i) => {
+                self.counts[i].1 += delta;
+                if self.counts[i].1 == 0 {
+                    self.counts.remove(i);
+                }
+            }
+            Err(i) => self.counts.insert(i, (bin, delta)),
         }
     }
 
@@ -98,27 +106,66 @@ impl RecontactGaps {
 
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &RecontactGaps) {
-        for (bin, count) in &other.counts {
-            self.add(*bin, *count);
+        if self.counts.is_empty() {
+            self.counts.clone_from(&other.counts);
+            return;
         }
+        let (mine, theirs) = (&self.counts, &other.counts);
+        let mut merged = Vec::with_capacity(mine.len() + theirs.len());
+        let (mut i, mut j) = (0, 0);
+        loop {
+            let next = match (mine.get(i), theirs.get(j)) {
+                (Some(&(bin, a)), Some(&(other_bin, b))) if bin == other_bin => {
+                    (i, j) = (i + 1, j + 1);
+                    (bin, a + b)
+                }
+                (Some(&entry), Some(&(other_bin, _))) if entry.0 < other_bin => {
+                    i += 1;
+                    entry
+                }
+                (_, Some(&entry)) => {
+                    j += 1;
+                    entry
+                }
+                (Some(&entry), None) => {
+                    i += 1;
+                    entry
+                }
+                (None, None) => break,
+            };
+            if next.1 != 0 {
+                merged.push(next);
+            }
+        }
+        self.counts = merged;
     }
 
     /// Conversations whose contact came back within `window`.
     pub fn within(&self, window: RecontactWindow) -> u64 {
-        let count: i64 = self.counts.range(..=window.hours).map(|(_, c)| c).sum();
+        let count: i64 = self
+            .counts
+            .iter()
+            .take_while(|(bin, _)| *bin <= window.hours)
+            .map(|(_, c)| c)
+            .sum();
         u64::try_from(count).unwrap_or_default()
     }
 
-    /// The counts by bin, for storage.
-    pub fn counts(&self) -> &BTreeMap<u32, i64> {
+    /// The (bin, count) pairs by bin, for storage.
+    pub fn counts(&self) -> &[(u32, i64)] {
         &self.counts
     }
 
-    /// Gaps from stored counts.
-    pub fn from_counts(counts: BTreeMap<u32, i64>) -> Self {
+    /// Gaps from stored (bin, count) pairs, in any order.
+    pub fn from_counts(counts: impl IntoIterator<Item = (u32, i64)>) -> Self {
         let mut gaps = Self::default();
         for (bin, count) in counts {
-            gaps.add(bin, count);
+            match gaps.counts.last() {
+                // Stored counts come by bin: one push each.
+                Some((last, _)) if *last < bin && count != 0 => gaps.counts.push((bin, count)),
+                None if count != 0 => gaps.counts.push((bin, count)),
+                _ => gaps.add(bin, count),
+            }
         }
         gaps
     }
@@ -174,7 +221,26 @@ mod tests {
         gaps.merge(&moved);
         assert_eq!(gaps.within(window(2)), 5);
         assert_eq!(gaps.within(window(168)), 6);
-        assert_eq!(RecontactGaps::from_counts(gaps.counts().clone()), gaps);
+        assert_eq!(
+            RecontactGaps::from_counts(gaps.counts().iter().copied()),
+            gaps
+        );
+        let mut backwards = gaps.counts().to_vec();
+        backwards.reverse();
+        assert_eq!(RecontactGaps::from_counts(backwards), gaps, "any order");
+    }
+
+    #[test]
+    fn merging_adds_bin_by_bin_and_drops_counts_that_reach_zero() {
+        let mut gaps = RecontactGaps::from_counts([(1, 1), (3, 2), (5, 1)]);
+        gaps.merge(&RecontactGaps::from_counts([(2, 4), (3, -2), (6, 1)]));
+        assert_eq!(gaps.counts(), [(1, 1), (2, 4), (5, 1), (6, 1)]);
+        let mut empty = RecontactGaps::default();
+        empty.merge(&gaps);
+        assert_eq!(empty, gaps);
+        gaps.merge(&RecontactGaps::default());
+        assert_eq!(empty, gaps);
+        assert!(RecontactGaps::from_counts([(4, 0)]).is_empty());
     }
 
     #[test]

@@ -92,17 +92,32 @@ fn load(stored: &StoredDistribution) -> Result<Distribution, ApiError> {
     .ok_or_else(|| ApiError::Internal("stored sketch is unreadable".into()))
 }
 
-/// Re-contacted conversations by hour bin (`RecontactGaps`), stored beside the statistics.
+/// Re-contacted conversations by hour bin (`RecontactGaps`), stored beside the statistics: a
+/// protobuf `map<uint32, int64>` on the wire (a map is a repeated message of key 1 and value 2),
+/// read into a list rather than a map.
 #[derive(Clone, PartialEq, prost::Message)]
 struct StoredGaps {
-    #[prost(btree_map = "uint32, int64", tag = "1")]
-    counts: std::collections::BTreeMap<u32, i64>,
+    #[prost(message, repeated, tag = "1")]
+    counts: Vec<StoredBin>,
+}
+
+/// One entry of the stored map: a bin and its count.
+#[derive(Clone, PartialEq, prost::Message)]
+struct StoredBin {
+    #[prost(uint32, tag = "1")]
+    bin: u32,
+    #[prost(int64, tag = "2")]
+    count: i64,
 }
 
 /// The stored bytes of re-contact counts.
 pub fn encode_gaps(gaps: &RecontactGaps) -> Vec<u8> {
     StoredGaps {
-        counts: gaps.counts().clone(),
+        counts: gaps
+            .counts()
+            .iter()
+            .map(|&(bin, count)| StoredBin { bin, count })
+            .collect(),
     }
     .encode_to_vec()
 }
@@ -111,7 +126,12 @@ pub fn encode_gaps(gaps: &RecontactGaps) -> Vec<u8> {
 pub fn decode_gaps(bytes: &[u8]) -> Result<RecontactGaps, ApiError> {
     let stored = StoredGaps::decode(bytes)
         .map_err(|_| ApiError::Internal("stored re-contact counts are unreadable".into()))?;
-    Ok(RecontactGaps::from_counts(stored.counts))
+    Ok(RecontactGaps::from_counts(
+        stored
+            .counts
+            .into_iter()
+            .map(|entry| (entry.bin, entry.count)),
+    ))
 }
 
 /// The stored bytes of `stats`.
@@ -188,4 +208,28 @@ pub fn decode(bytes: &[u8]) -> Result<ClosedStats, ApiError> {
             resolution_breached: stored.sla_resolution_breached,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How re-contact counts were stored before they were read into a list.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct MapGaps {
+        #[prost(btree_map = "uint32, int64", tag = "1")]
+        counts: std::collections::BTreeMap<u32, i64>,
+    }
+
+    #[test]
+    fn re_contact_counts_keep_the_stored_map_format() {
+        let stored = MapGaps {
+            counts: [(3, 2), (1, 5), (168, -1)].into_iter().collect(),
+        }
+        .encode_to_vec();
+        let gaps = decode_gaps(&stored).unwrap();
+        assert_eq!(gaps.counts(), [(1, 5), (3, 2), (168, -1)]);
+        assert_eq!(encode_gaps(&gaps), stored, "written as the map was");
+        assert!(decode_gaps(b"\xff").is_err());
+    }
 }
