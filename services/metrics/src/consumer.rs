@@ -21,7 +21,7 @@ use tonic_health::server::HealthReporter;
 use tracing::Instrument;
 
 use crate::domain::{Automation, AutomationFacts, Change, Closure, Dimensions};
-use crate::store::{MetricsStore, StatisticsSchedule, StreamEvent};
+use crate::store::{MetricsStore, StreamEvent};
 use futures_util::FutureExt as _;
 
 /// How often a replica rebalances its partition leases (and so how fast it takes over the
@@ -177,7 +177,6 @@ pub fn spawn(
             lag,
             behind: false,
             leases,
-            statistics: StatisticsSchedule::default(),
         };
         let mut backoff = Backoff::default();
         loop {
@@ -270,7 +269,6 @@ struct Consumer {
     lag: LagReporter,
     behind: bool,
     leases: PartitionLeases,
-    statistics: StatisticsSchedule,
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -367,12 +365,6 @@ impl Consumer {
         }
         if applied > 0 {
             self.applied.send_modify(|count| *count += applied as u64);
-        }
-        if self.statistics.applied(applied as u64)
-            && let Err(error) = self.store.refresh_planner_statistics().await
-        {
-            // Only slower plans until autovacuum's next analysis: not a reason to stop.
-            tracing::warn!(%error, "could not refresh the planner statistics");
         }
         Ok(())
     }

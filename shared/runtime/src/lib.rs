@@ -19,6 +19,7 @@ pub mod import;
 pub mod lease;
 pub mod malformed;
 pub mod peers;
+pub mod planner_statistics;
 pub mod rpc_log;
 pub mod server;
 pub mod service_metrics;

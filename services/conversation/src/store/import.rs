@@ -240,6 +240,7 @@ impl ConversationStore {
         let positions = self.record_all(&mut tx, &mut changes).await?;
         tx.commit().await?;
         self.events.notify_committed(workspace);
+        self.statistics.written(candidates.len() as u64).await;
         for ((index, conversation), last) in candidates.iter().zip(&conversations).zip(last_event) {
             outcomes[*index] = Some(Ok(ImportOutcome::Imported(
                 conversation.id,

@@ -16,6 +16,7 @@ use charla_runtime::ApiError;
 use charla_runtime::clock::SharedClock;
 use charla_runtime::db::{Backend, Database, MigrationFile, Migrations};
 use charla_runtime::event_log::{self, EventLog, EventPosition};
+use charla_runtime::planner_statistics::PlannerStatistics;
 use charla_runtime::test_clock;
 use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
@@ -93,6 +94,8 @@ pub struct ConversationStore {
     db: Database,
     events: EventLog,
     clock: SharedClock,
+    /// Kept fresh while history is imported (looked up by contact and external id per batch).
+    statistics: PlannerStatistics,
 }
 
 /// The advisory-lock key of one contact (FNV-1a over workspace and contact ids).
@@ -119,7 +122,13 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 impl ConversationStore {
     /// A store over a migrated database.
     pub fn new(db: Database, events: EventLog, clock: SharedClock) -> Self {
-        Self { db, events, clock }
+        let statistics = PlannerStatistics::new(db.clone(), &["conversations"]);
+        Self {
+            db,
+            events,
+            clock,
+            statistics,
+        }
     }
 
     /// The event log the store writes to.

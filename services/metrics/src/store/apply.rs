@@ -146,6 +146,7 @@ impl MetricsStore {
                 .await?;
         }
         tx.commit().await?;
+        self.statistics.written(fresh.len() as u64).await;
         Ok(fresh.len())
     }
 

@@ -7,15 +7,14 @@ mod positions;
 mod queries;
 mod settings;
 mod statement;
-mod statistics;
 
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::{Database, MigrationFile, Migrations};
+use charla_runtime::planner_statistics::PlannerStatistics;
 use charla_runtime::test_clock;
 
 pub use apply::StreamEvent;
 pub use queries::{ClosedFact, LiveCounts};
-pub use statistics::StatisticsSchedule;
 
 /// The migrations of the metrics database.
 pub const MIGRATIONS: Migrations = Migrations {
@@ -91,13 +90,27 @@ pub const CONSUMER: &str = "conversation-events";
 pub struct MetricsStore {
     db: Database,
     cursor: ConsumerCursor,
+    statistics: PlannerStatistics,
 }
+
+/// The tables a batch of events looks rows up in.
+const LOOKED_UP_TABLES: &[&str] = &[
+    "conversation_facts",
+    "opened_rollup",
+    "closed_rollup",
+    "dimension_rollup",
+];
 
 impl MetricsStore {
     /// A store over a migrated database.
     pub fn new(db: Database) -> Self {
         let cursor = ConsumerCursor::new(db.clone(), CONSUMER);
-        Self { db, cursor }
+        let statistics = PlannerStatistics::new(db.clone(), LOOKED_UP_TABLES);
+        Self {
+            db,
+            cursor,
+            statistics,
+        }
     }
 
     /// The consumer's cursor over the conversation event stream.
