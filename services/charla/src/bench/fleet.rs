@@ -285,6 +285,18 @@ impl Fleet {
 
     /// Resident memory of `service` now, in MiB (VmRSS of its process).
     pub fn rss_mib(&self, service: &str) -> Result<f64, String> {
+        self.status_mib(service, "VmRSS")
+    }
+
+    /// The most resident memory `service` has had since it started, in MiB (VmHWM of its
+    /// process): what a memory limit must allow while it works, which RSS after the work can
+    /// hide when the allocator hands pages back.
+    pub fn peak_rss_mib(&self, service: &str) -> Result<f64, String> {
+        self.status_mib(service, "VmHWM")
+    }
+
+    /// A `kB` field of `/proc/PID/status` of `service`, in MiB.
+    fn status_mib(&self, service: &str, field: &str) -> Result<f64, String> {
         let running = self
             .running
             .iter()
@@ -294,10 +306,10 @@ impl Fleet {
             .map_err(|e| format!("can't read the {service} service's memory: {e}"))?;
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map(|kb| kb / 1024.0)
-            .ok_or_else(|| format!("no VmRSS for the {service} service"))
+            .ok_or_else(|| format!("no {field} for the {service} service"))
     }
 
     /// An admin's `authorization` value for `workspace`.

@@ -243,7 +243,7 @@ async fn measure(fleet: &mut Fleet, plan: &Plan) -> Result<Report, String> {
         rows as f64 / took.as_secs_f64().max(1e-9),
         "rows/s",
     )));
-    for (service, idle) in SERVICES.iter().zip(idle) {
+    for (service, idle) in SERVICES.iter().zip(idle.iter().copied()) {
         memory.figures.push(Figure::against(
             Measure::new(
                 format!("{service} service RSS"),
@@ -253,9 +253,20 @@ async fn measure(fleet: &mut Fleet, plan: &Plan) -> Result<Report, String> {
             Measure::new("idle after start", idle, "MiB"),
         ));
     }
+    for (service, idle) in SERVICES.iter().zip(idle.iter().copied()) {
+        memory.figures.push(Figure::against(
+            Measure::new(
+                format!("{service} service peak RSS"),
+                fleet.peak_rss_mib(service)?,
+                "MiB",
+            ),
+            Measure::new("idle after start", idle, "MiB"),
+        ));
+    }
     memory.notes.push(
         "the metrics service was restarted before each data set was consumed; its floor is its \
-         first start"
+         first start, and its peak covers the last data set (catching up, RebuildAggregates, \
+         the reports and the export)"
             .into(),
     );
     sections.push(memory);

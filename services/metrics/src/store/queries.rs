@@ -2,6 +2,7 @@
 //! them), live counts, closed conversations for exports, and the reset a rebuild starts with.
 
 use charla_runtime::ApiError;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use super::apply::{DIMENSION_COLUMNS, dimension_name, dimensions_of};
@@ -57,12 +58,65 @@ fn push_ranges(query: &mut Statement, ranges: &[(i64, i64)]) {
 }
 
 /// The closed statistics of a rollup row, with its re-contact counts.
-fn closed_of(row: &sqlx::any::AnyRow) -> Result<ClosedStats, ApiError> {
+fn closed_of(row: &AnyRow) -> Result<ClosedStats, ApiError> {
     let mut stats = encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?;
     if let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("recontact")? {
         stats.recontact = encoding::decode_gaps(&bytes)?;
     }
     Ok(stats)
+}
+
+/// A row of `closed_rollup` (`is_closed`) or `opened_rollup`, or `None` when its bucket is
+/// outside the cover.
+fn combination_row(
+    row: &AnyRow,
+    is_closed: bool,
+    cover: &Cover,
+) -> Result<Option<RollupRow>, ApiError> {
+    let bucket: i64 = row.try_get("bucket_start")?;
+    if !cover.contains(Grain::Quarter, bucket) {
+        return Ok(None);
+    }
+    let key = RowKey::Combination(dimensions_of(row)?);
+    Ok(Some(if is_closed {
+        RollupRow {
+            bucket,
+            key,
+            opened: 0,
+            closed: Some(closed_of(row)?),
+        }
+    } else {
+        RollupRow {
+            bucket,
+            key,
+            opened: row.try_get("opened_count")?,
+            closed: None,
+        }
+    }))
+}
+
+/// A row of `dimension_rollup`, or `None` when its bucket is outside the cover.
+fn dimension_row(
+    row: &AnyRow,
+    dimension: DimensionKey,
+    grain: Grain,
+    cover: &Cover,
+) -> Result<Option<RollupRow>, ApiError> {
+    let bucket: i64 = row.try_get("bucket_start")?;
+    if !cover.contains(grain, bucket) {
+        return Ok(None);
+    }
+    let value: String = row.try_get("value")?;
+    let closed = match row.try_get::<Option<Vec<u8>>, _>("stats")? {
+        Some(_) => Some(closed_of(row)?),
+        None => None,
+    };
+    Ok(Some(RollupRow {
+        bucket,
+        key: dimension.map_or(RowKey::All, |d| RowKey::Value(d, value)),
+        opened: row.try_get("opened_count")?,
+        closed,
+    }))
 }
 
 impl MetricsStore {
@@ -73,52 +127,49 @@ impl MetricsStore {
         workspace: &str,
         cover: &Cover,
     ) -> Result<Vec<RollupRow>, ApiError> {
+        self.combination_rows_lazily(workspace, cover)
+            .await?
+            .collect()
+    }
+
+    /// The rows of `combination_rows`, each decoded only when the iterator reaches it: a report
+    /// merges one row and drops it before decoding the next, so it never holds every decoded row
+    /// at once (a row's statistics take several times the bytes of their encoding, and a month of
+    /// them grew the service's heap by 10 MiB per report, which the allocator kept afterwards).
+    pub async fn combination_rows_lazily(
+        &self,
+        workspace: &str,
+        cover: &Cover,
+    ) -> Result<impl Iterator<Item = Result<RollupRow, ApiError>>, ApiError> {
         let ranges = cover.ranges(Grain::Quarter);
-        if ranges.is_empty() {
-            return Ok(Vec::new());
+        let (mut opened, mut closed) = (Vec::new(), Vec::new());
+        if !ranges.is_empty() {
+            let mut query = Statement::new(
+                self.db.backend(),
+                format!(
+                    "SELECT bucket_start, {DIMENSION_COLUMNS}, opened_count FROM opened_rollup
+                     WHERE opened_count <> 0 AND workspace_id = "
+                ),
+            );
+            query.push_bind(workspace.to_owned());
+            push_ranges(&mut query, ranges);
+            opened = query.query().fetch_all(self.db.pool()).await?;
+            let mut query = Statement::new(
+                self.db.backend(),
+                format!(
+                    "SELECT bucket_start, {DIMENSION_COLUMNS}, stats, recontact FROM closed_rollup
+                     WHERE workspace_id = "
+                ),
+            );
+            query.push_bind(workspace.to_owned());
+            push_ranges(&mut query, ranges);
+            closed = query.query().fetch_all(self.db.pool()).await?;
         }
-        let mut rows = Vec::new();
-        let mut query = Statement::new(
-            self.db.backend(),
-            format!(
-                "SELECT bucket_start, {DIMENSION_COLUMNS}, opened_count FROM opened_rollup
-             WHERE opened_count <> 0 AND workspace_id = "
-            ),
-        );
-        query.push_bind(workspace.to_owned());
-        push_ranges(&mut query, ranges);
-        for row in query.query().fetch_all(self.db.pool()).await? {
-            let bucket: i64 = row.try_get("bucket_start")?;
-            if cover.contains(Grain::Quarter, bucket) {
-                rows.push(RollupRow {
-                    bucket,
-                    key: RowKey::Combination(dimensions_of(&row)?),
-                    opened: row.try_get("opened_count")?,
-                    closed: None,
-                });
-            }
-        }
-        let mut query = Statement::new(
-            self.db.backend(),
-            format!(
-                "SELECT bucket_start, {DIMENSION_COLUMNS}, stats, recontact FROM closed_rollup
-                 WHERE workspace_id = "
-            ),
-        );
-        query.push_bind(workspace.to_owned());
-        push_ranges(&mut query, ranges);
-        for row in query.query().fetch_all(self.db.pool()).await? {
-            let bucket: i64 = row.try_get("bucket_start")?;
-            if cover.contains(Grain::Quarter, bucket) {
-                rows.push(RollupRow {
-                    bucket,
-                    key: RowKey::Combination(dimensions_of(&row)?),
-                    opened: 0,
-                    closed: Some(closed_of(&row)?),
-                });
-            }
-        }
-        Ok(rows)
+        let opened = opened.into_iter().map(|row| (row, false));
+        let closed = closed.into_iter().map(|row| (row, true));
+        Ok(opened.chain(closed).filter_map(move |(row, is_closed)| {
+            combination_row(&row, is_closed, cover).transpose()
+        }))
     }
 
     /// The coarse rows of `dimension` (`None`: every conversation) in the cover's ranges of
@@ -130,40 +181,39 @@ impl MetricsStore {
         grain: Grain,
         cover: &Cover,
     ) -> Result<Vec<RollupRow>, ApiError> {
+        self.dimension_rows_lazily(workspace, dimension, grain, cover)
+            .await?
+            .collect()
+    }
+
+    /// The rows of `dimension_rows`, each decoded only when the iterator reaches it (see
+    /// `combination_rows_lazily`).
+    pub async fn dimension_rows_lazily(
+        &self,
+        workspace: &str,
+        dimension: DimensionKey,
+        grain: Grain,
+        cover: &Cover,
+    ) -> Result<impl Iterator<Item = Result<RollupRow, ApiError>>, ApiError> {
         let ranges = cover.ranges(grain);
-        if ranges.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut query = Statement::new(
-            self.db.backend(),
-            "SELECT bucket_start, value, opened_count, stats, recontact FROM dimension_rollup
-             WHERE workspace_id = ",
-        );
-        query.push_bind(workspace.to_owned());
-        query.push(" AND dimension = ");
-        query.push_bind(dimension_name(dimension));
-        query.push(" AND grain = ");
-        query.push_bind(grain.minutes());
-        push_ranges(&mut query, ranges);
         let mut rows = Vec::new();
-        for row in query.query().fetch_all(self.db.pool()).await? {
-            let bucket: i64 = row.try_get("bucket_start")?;
-            if !cover.contains(grain, bucket) {
-                continue;
-            }
-            let value: String = row.try_get("value")?;
-            let closed = match row.try_get::<Option<Vec<u8>>, _>("stats")? {
-                Some(_) => Some(closed_of(&row)?),
-                None => None,
-            };
-            rows.push(RollupRow {
-                bucket,
-                key: dimension.map_or(RowKey::All, |d| RowKey::Value(d, value)),
-                opened: row.try_get("opened_count")?,
-                closed,
-            });
+        if !ranges.is_empty() {
+            let mut query = Statement::new(
+                self.db.backend(),
+                "SELECT bucket_start, value, opened_count, stats, recontact FROM dimension_rollup
+                 WHERE workspace_id = ",
+            );
+            query.push_bind(workspace.to_owned());
+            query.push(" AND dimension = ");
+            query.push_bind(dimension_name(dimension));
+            query.push(" AND grain = ");
+            query.push_bind(grain.minutes());
+            push_ranges(&mut query, ranges);
+            rows = query.query().fetch_all(self.db.pool()).await?;
         }
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .filter_map(move |row| dimension_row(&row, dimension, grain, cover).transpose()))
     }
 
     /// Conversations closed in [from, to), oldest first, after (`closed_at`, `conversation`).

@@ -127,9 +127,17 @@ impl Statement {
         self
     }
 
-    /// The query, ready to run.
+    /// The query, ready to run, prepared for this run only.
+    ///
+    /// Not kept in the connection's statement cache: a generated statement's text changes with
+    /// its number of rows or values, so most texts never come back, and each one cached held its
+    /// compiled form (SQLite's bytecode for a 500-row upsert runs to tens of KiB) until 100 others
+    /// pushed it out, on every pooled connection. Keeping none cut the metrics service's RSS after
+    /// a bench run by 16 MiB on SQLite and 13 to 24 MiB on PostgreSQL, with the consumer and
+    /// reports no slower: a text seen for the first time is prepared either way, and on
+    /// PostgreSQL a full cache also paid a round trip to close the statement it evicted.
     pub fn query(&self) -> Query<'_, Any, AnyArguments> {
-        let mut query = sqlx::query(AssertSqlSafe(self.sql.clone()));
+        let mut query = sqlx::query(AssertSqlSafe(self.sql.clone())).persistent(false);
         for param in &self.params {
             query = match param {
                 Param::Text(value) => query.bind(value.clone()),
@@ -157,5 +165,20 @@ impl Tuple<'_> {
         self.first = false;
         self.statement.push_bind(value);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Execute;
+
+    use super::*;
+
+    #[test]
+    fn generated_statements_are_not_kept_prepared() {
+        let mut statement = Statement::new(Backend::Sqlite, "SELECT 1 WHERE 1 IN ");
+        statement.push_list([1_i64, 2, 3]);
+        assert_eq!(statement.sql, "SELECT 1 WHERE 1 IN (?, ?, ?)");
+        assert!(!Execute::persistent(&statement.query()));
     }
 }
