@@ -200,10 +200,11 @@ pub fn spawn(
 }
 
 /// The most events applied in one transaction: enough to share a commit and the coarse rows
-/// among many events while catching up, small enough to keep a transaction short and its
-/// statistics in memory small. Measured (`charla bench --sizes 30000`, SQLite, one malloc arena):
-/// 500 → 6,000 events/s at a peak of 81 MiB; 2,000 → 10,700 at 102 MiB; 4,000 → 12,200 at 131.
-const MAX_BATCH: usize = 2000;
+/// among many events while catching up, small enough to keep a transaction short and the memory
+/// of its statistics small. Measured (`charla bench --sizes 30000`, SQLite, release, two runs
+/// each): 1,000 events catch up at 8,500-9,800 /s with a peak RSS of 72-77 MiB; 2,000 at
+/// 11,900-12,500 /s but 110-116 MiB (the memory goal is 64); 500 at about 6,000 /s.
+const MAX_BATCH: usize = 1000;
 
 /// The most trace links a batch's span carries (OpenTelemetry's default span link limit).
 const MAX_LINKS: usize = 128;
