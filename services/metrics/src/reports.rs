@@ -75,27 +75,24 @@ async fn report(
                 quarter: vec![(edges[0], edges[edges.len() - 1])],
                 ..Cover::default()
             };
-            for row in store.combination_rows_lazily(workspace, &whole).await? {
+            for row in store.combination_rows(workspace, &whole).await? {
                 builder.add(&row?);
             }
         }
         ReadPlan::Coarse { all, dimension } => {
             let cover = Cover::of(edges);
-            for row in store.combination_rows_lazily(workspace, &cover).await? {
+            for row in store.combination_rows(workspace, &cover).await? {
                 builder.add(&row?);
             }
             for grain in Grain::COARSE {
                 if all {
-                    for row in store
-                        .dimension_rows_lazily(workspace, None, grain, &cover)
-                        .await?
-                    {
+                    for row in store.dimension_rows(workspace, None, grain, &cover).await? {
                         builder.add(&row?);
                     }
                 }
                 if let Some(dimension) = dimension {
                     for row in store
-                        .dimension_rows_lazily(workspace, Some(dimension), grain, &cover)
+                        .dimension_rows(workspace, Some(dimension), grain, &cover)
                         .await?
                     {
                         builder.add(&row?);

@@ -121,22 +121,11 @@ fn dimension_row(
 
 impl MetricsStore {
     /// The quarter-hour rows (every combination of dimensions) of the cover's quarter ranges:
-    /// openings and closed statistics.
-    pub async fn combination_rows(
-        &self,
-        workspace: &str,
-        cover: &Cover,
-    ) -> Result<Vec<RollupRow>, ApiError> {
-        self.combination_rows_lazily(workspace, cover)
-            .await?
-            .collect()
-    }
-
-    /// The rows of `combination_rows`, each decoded only when the iterator reaches it: a report
+    /// openings and closed statistics, each decoded only when the iterator reaches it: a report
     /// merges one row and drops it before decoding the next, so it never holds every decoded row
     /// at once (a row's statistics take several times the bytes of their encoding, and a month of
     /// them grew the service's heap by 10 MiB per report, which the allocator kept afterwards).
-    pub async fn combination_rows_lazily(
+    pub async fn combination_rows(
         &self,
         workspace: &str,
         cover: &Cover,
@@ -173,22 +162,8 @@ impl MetricsStore {
     }
 
     /// The coarse rows of `dimension` (`None`: every conversation) in the cover's ranges of
-    /// `grain`.
+    /// `grain`, each decoded only when the iterator reaches it (see `combination_rows`).
     pub async fn dimension_rows(
-        &self,
-        workspace: &str,
-        dimension: DimensionKey,
-        grain: Grain,
-        cover: &Cover,
-    ) -> Result<Vec<RollupRow>, ApiError> {
-        self.dimension_rows_lazily(workspace, dimension, grain, cover)
-            .await?
-            .collect()
-    }
-
-    /// The rows of `dimension_rows`, each decoded only when the iterator reaches it (see
-    /// `combination_rows_lazily`).
-    pub async fn dimension_rows_lazily(
         &self,
         workspace: &str,
         dimension: DimensionKey,

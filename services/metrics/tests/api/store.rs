@@ -73,12 +73,19 @@ async fn a_redelivered_event_is_applied_once(backend: Backend) {
     let all = store
         .dimension_rows("w", None, Grain::Day, &day)
         .await
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
         .unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].opened, 1);
     assert_eq!(all[0].closed.as_ref().map(|s| s.closed), Some(1));
     let quarters = Cover::of(&[0, 900_000_000, 1_800_000_000]);
-    let combinations = store.combination_rows("w", &quarters).await.unwrap();
+    let combinations = store
+        .combination_rows("w", &quarters)
+        .await
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
     assert_eq!(combinations.iter().map(|row| row.opened).sum::<i64>(), 1);
     assert_eq!(
         combinations
