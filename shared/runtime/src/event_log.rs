@@ -23,7 +23,7 @@
 
 mod wakeups;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -518,20 +518,23 @@ impl EventLog {
         // below instead of being missed.
         let subscription = self.inner.wakeups.subscribe(&listed);
         let poll = safety_poll(&subscription);
+        let mut to_read: HashSet<Feed> = listed.iter().copied().collect();
         loop {
-            let mut delivered_any = false;
-            for (feed, position) in feeds.iter_mut() {
+            for (feed, position) in feeds.iter_mut().filter(|(feed, _)| to_read.contains(feed)) {
                 loop {
                     let batch = self.read_feed(*feed, *position).await?;
                     let full = batch.len() as i64 == READ_BATCH;
+                    // A batch short of full holds everything committed when it was read (a
+                    // feed's events commit in sequence order, under its partition's head row),
+                    // so its last sequence is the head; a full one asks.
                     let head = match batch.last() {
-                        Some(_) => self.feed_head(*feed).await?,
+                        Some(_) if full => self.feed_head(*feed).await?,
+                        Some(last) => last.sequence,
                         None => 0,
                     };
                     for mut event in batch {
                         event.head = head.max(event.sequence);
                         *position = event.sequence;
-                        delivered_any = true;
                         if sender.send(Ok(event)).await.is_err() {
                             return Ok(());
                         }
@@ -541,15 +544,12 @@ impl EventLog {
                     }
                 }
             }
-            if delivered_any {
-                continue;
-            }
-            tokio::select! {
+            to_read = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = sender.closed() => return Ok(()),
-                _ = subscription.woken() => {}
-                _ = tokio::time::sleep(poll) => {}
-            }
+                _ = subscription.woken() => subscription.take_woken_feeds(),
+                _ = tokio::time::sleep(poll) => listed.iter().copied().collect(),
+            };
         }
     }
 

@@ -1,8 +1,10 @@
 //! Which streams wait for which commits. A commit wakes only the streams that may have something
 //! new to read: the unscoped streams of its partition and the streams scoped to its workspace. An
 //! idle stream scoped to another workspace costs the commit a hash lookup, not a database read.
+//! A woken stream learns which of its feeds were named, and reads only those: a consumer of every
+//! partition reads the one partition a write went to, not all of them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -26,7 +28,29 @@ pub(super) struct Wakeups {
     woken: AtomicU64,
 }
 
-type Waiters = HashMap<u64, Arc<Notify>>;
+type Waiters = HashMap<u64, Arc<Waiter>>;
+
+/// One stream's wake-ups: the feeds named since it last looked, and its signal.
+#[derive(Debug, Default)]
+struct Waiter {
+    woken_feeds: Mutex<HashSet<Feed>>,
+    notify: Notify,
+}
+
+impl Waiter {
+    fn wake(&self, feed: Feed) {
+        lock(&self.woken_feeds).insert(feed);
+        self.notify.notify_one();
+    }
+}
+
+/// Every critical section here only edits maps and sets: a panic elsewhere leaves them
+/// consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 #[derive(Debug, Default)]
 struct Waiting {
@@ -36,15 +60,12 @@ struct Waiting {
 
 impl Wakeups {
     fn waiting(&self) -> MutexGuard<'_, Waiting> {
-        // Every critical section only edits maps: a panic elsewhere leaves them consistent.
-        self.waiting
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.waiting)
     }
 
     /// Registers a stream that reads `feeds`, until the subscription is dropped.
     pub(super) fn subscribe(self: &Arc<Self>, feeds: &[Feed]) -> Subscription {
-        let notify = Arc::new(Notify::new());
+        let waiter = Arc::new(Waiter::default());
         let mut waiting = self.waiting();
         let id = waiting.next_id;
         waiting.next_id += 1;
@@ -53,13 +74,13 @@ impl Wakeups {
                 .by_feed
                 .entry(*feed)
                 .or_default()
-                .insert(id, notify.clone());
+                .insert(id, waiter.clone());
         }
         Subscription {
             wakeups: self.clone(),
             id,
             feeds: feeds.to_vec(),
-            notify,
+            waiter,
         }
     }
 
@@ -68,12 +89,14 @@ impl Wakeups {
         let waiting = self.waiting();
         let concerned = [Feed::Partition(partition), Feed::Workspace(workspace)];
         let mut woken = 0;
-        for waiters in concerned
-            .iter()
-            .filter_map(|feed| waiting.by_feed.get(feed))
-        {
-            for notify in waiters.values() {
-                notify.notify_one();
+        for feed in concerned {
+            for waiter in waiting
+                .by_feed
+                .get(&feed)
+                .into_iter()
+                .flat_map(|w| w.values())
+            {
+                waiter.wake(feed);
                 woken += 1;
             }
         }
@@ -84,9 +107,9 @@ impl Wakeups {
     pub(super) fn wake_all(&self) {
         let waiting = self.waiting();
         let mut woken = 0;
-        for waiters in waiting.by_feed.values() {
-            for notify in waiters.values() {
-                notify.notify_one();
+        for (feed, waiters) in &waiting.by_feed {
+            for waiter in waiters.values() {
+                waiter.wake(*feed);
                 woken += 1;
             }
         }
@@ -105,14 +128,20 @@ pub(super) struct Subscription {
     wakeups: Arc<Wakeups>,
     id: u64,
     feeds: Vec<Feed>,
-    notify: Arc<Notify>,
+    waiter: Arc<Waiter>,
 }
 
 impl Subscription {
     /// Resolves at the next wake-up, or at once if one came since the last: a commit that lands
     /// while the stream reads is not missed.
     pub(super) async fn woken(&self) {
-        self.notify.notified().await;
+        self.waiter.notify.notified().await;
+    }
+
+    /// The feeds named by the wake-ups since the last call, emptied. Take them before reading
+    /// them: a commit during the read names its feed again, for the next read.
+    pub(super) fn take_woken_feeds(&self) -> HashSet<Feed> {
+        std::mem::take(&mut *lock(&self.waiter.woken_feeds))
     }
 
     /// A number that tells this stream from the others (for spreading their polls).
@@ -156,6 +185,16 @@ mod tests {
         assert_eq!(wakeups.woken(), 2);
         unscoped.woken().await;
         scoped.woken().await;
+        assert_eq!(
+            unscoped.take_woken_feeds(),
+            HashSet::from([Feed::Partition(1)]),
+            "the unscoped stream learns which of its partitions to read"
+        );
+        assert!(unscoped.take_woken_feeds().is_empty(), "taken once");
+        assert_eq!(
+            scoped.take_woken_feeds(),
+            HashSet::from([Feed::Workspace(mine)])
+        );
         let idle = tokio::time::timeout(std::time::Duration::from_millis(50), elsewhere.woken());
         assert!(idle.await.is_err(), "another workspace's stream sleeps on");
 
@@ -168,6 +207,19 @@ mod tests {
                 .by_feed
                 .contains_key(&Feed::Workspace(mine)),
             "nothing is left behind"
+        );
+    }
+
+    #[tokio::test]
+    async fn waking_every_stream_names_all_of_its_feeds() {
+        let wakeups = Arc::new(Wakeups::default());
+        let unscoped = wakeups.subscribe(&[Feed::Partition(0), Feed::Partition(1)]);
+        wakeups.wake(0, workspace());
+        wakeups.wake_all();
+        unscoped.woken().await;
+        assert_eq!(
+            unscoped.take_woken_feeds(),
+            HashSet::from([Feed::Partition(0), Feed::Partition(1)])
         );
     }
 }
