@@ -68,6 +68,25 @@ impl ConsumerCursor {
         first: u64,
         last: u64,
     ) -> Result<u64, ApiError> {
+        // The common case, one statement: the stored position is just before `first` (this
+        // consumer applied the events before them). The row lock makes the comparison and the
+        // move one step: a concurrent applier that moved the position first makes it match
+        // nothing, and the general case below takes over.
+        if first > 0 {
+            let moved = sqlx::query(
+                "UPDATE consumer_cursors SET seq = $3
+                 WHERE consumer = $1 AND partition_no = $2 AND seq = $4",
+            )
+            .bind(self.name)
+            .bind(i64::from(partition))
+            .bind(last as i64)
+            .bind((first - 1) as i64)
+            .execute(&mut *conn)
+            .await?;
+            if moved.rows_affected() == 1 {
+                return Ok(first - 1);
+            }
+        }
         sqlx::query(
             "INSERT INTO consumer_cursors (consumer, partition_no, seq) VALUES ($1, $2, 0)
              ON CONFLICT (consumer, partition_no) DO NOTHING",

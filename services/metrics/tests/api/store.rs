@@ -97,4 +97,17 @@ async fn a_redelivered_event_is_applied_once(backend: Backend) {
     );
     assert_eq!(store.live_counts("w").await.unwrap().open, 0);
     assert_eq!(store.cursor().positions().await.unwrap(), [(0, 2)]);
+
+    // The next event after the stored position (the common case) is applied, and moves it.
+    assert_eq!(
+        store.apply_batch(&[event(3, &opened("c2"))]).await.unwrap(),
+        1
+    );
+    assert_eq!(store.live_counts("w").await.unwrap().open, 1);
+    assert_eq!(store.cursor().positions().await.unwrap(), [(0, 3)]);
+    assert_eq!(
+        store.apply_batch(&[event(3, &opened("c2"))]).await.unwrap(),
+        0,
+        "and only once"
+    );
 }
