@@ -18,8 +18,10 @@
 //! New events wake streams without polling: a writer calls [`EventLog::notify_committed`] with the
 //! workspace it wrote after its commit, which reaches the streams of this process; on PostgreSQL
 //! the append also issues a `NOTIFY` naming the partition and workspace (delivered at commit) that a
-//! listener in every replica turns into the same wake-up. Only the streams a commit concerns wake
-//! (see [`wakeups`]): an idle stream scoped to another workspace costs nothing.
+//! listener in every replica turns into the same wake-up. The notice also names the log that wrote
+//! it, so a listener skips its own process's commits, which woke their streams already. Only the
+//! streams a commit concerns wake (see [`wakeups`]): an idle stream scoped to another workspace
+//! costs nothing.
 
 mod wakeups;
 
@@ -204,6 +206,8 @@ struct Inner {
     db: Database,
     partitions: u32,
     wakeups: Arc<Wakeups>,
+    /// Names this log (this process's) in its commit notices.
+    origin: Uuid,
 }
 
 impl EventLog {
@@ -214,6 +218,7 @@ impl EventLog {
                 db,
                 partitions: partitions.max(1),
                 wakeups: Arc::default(),
+                origin: Uuid::now_v7(),
             }),
         }
     }
@@ -347,9 +352,11 @@ impl EventLog {
                 .bind(workspace.to_string())
                 .bind(i64::from(partition));
             if self.inner.db.backend() == Backend::Postgres {
-                query = query
-                    .bind(NOTIFY_CHANNEL)
-                    .bind(commit_notice(partition, workspace));
+                query = query.bind(NOTIFY_CHANNEL).bind(commit_notice(
+                    partition,
+                    workspace,
+                    self.inner.origin,
+                ));
             }
             for (offset, (index, position)) in chunk.iter().enumerate() {
                 query = query
@@ -587,9 +594,9 @@ impl EventLog {
                 _ = shutdown.cancelled() => return Ok(()),
                 notification = listener.recv() => {
                     match parse_commit_notice(notification?.payload()) {
-                        Some((partition, workspace)) => {
-                            self.inner.wakeups.wake(partition, workspace);
-                        }
+                        // This process's commit: `notify_committed` woke its streams.
+                        Some(notice) if notice.origin == Some(self.inner.origin) => {}
+                        Some(notice) => self.inner.wakeups.wake(notice.partition, notice.workspace),
                         // A replica of an older release names only the partition.
                         None => self.inner.wakeups.wake_all(),
                     }
@@ -715,15 +722,30 @@ fn safety_poll(subscription: &Subscription) -> Duration {
     SAFETY_POLL - Duration::from_millis(spread)
 }
 
-/// The NOTIFY payload announcing a commit: `partition/workspace`.
-fn commit_notice(partition: u32, workspace: WorkspaceId) -> String {
-    format!("{partition}/{workspace}")
+/// The NOTIFY payload announcing a commit: `partition/workspace/origin`.
+fn commit_notice(partition: u32, workspace: WorkspaceId, origin: Uuid) -> String {
+    format!("{partition}/{workspace}/{origin}")
 }
 
-fn parse_commit_notice(payload: &str) -> Option<(u32, WorkspaceId)> {
-    let (partition, workspace) = payload.split_once('/')?;
-    let workspace = Uuid::parse_str(workspace).ok()?;
-    Some((partition.parse().ok()?, WorkspaceId::new(workspace)))
+/// What a commit notice says.
+#[derive(Debug, PartialEq, Eq)]
+struct CommitNotice {
+    partition: u32,
+    workspace: WorkspaceId,
+    /// The log that wrote it; `None` from a replica of a release that did not say.
+    origin: Option<Uuid>,
+}
+
+fn parse_commit_notice(payload: &str) -> Option<CommitNotice> {
+    let mut parts = payload.split('/');
+    let partition = parts.next()?.parse().ok()?;
+    let workspace = WorkspaceId::new(Uuid::parse_str(parts.next()?).ok()?);
+    let origin = parts.next().map(Uuid::parse_str).transpose().ok()?;
+    Some(CommitNotice {
+        partition,
+        workspace,
+        origin,
+    })
 }
 
 #[cfg(test)]
@@ -731,13 +753,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_commit_notice_names_the_partition_and_the_workspace() {
-        let workspace = WorkspaceId::new(Uuid::now_v7());
+    fn a_commit_notice_names_the_partition_the_workspace_and_the_writer() {
+        let (workspace, origin) = (WorkspaceId::new(Uuid::now_v7()), Uuid::now_v7());
         assert_eq!(
-            parse_commit_notice(&commit_notice(3, workspace)),
-            Some((3, workspace))
+            parse_commit_notice(&commit_notice(3, workspace, origin)),
+            Some(CommitNotice {
+                partition: 3,
+                workspace,
+                origin: Some(origin)
+            })
+        );
+        assert_eq!(
+            parse_commit_notice(&format!("3/{workspace}")),
+            Some(CommitNotice {
+                partition: 3,
+                workspace,
+                origin: None
+            }),
+            "an older replica's notice"
         );
         assert_eq!(parse_commit_notice("3"), None, "an older replica's notice");
+        assert_eq!(parse_commit_notice(&format!("3/{workspace}/x")), None);
     }
 
     #[test]
