@@ -115,3 +115,40 @@ async fn an_sqlite_file_takes_one_connection_whatever_the_maximum() {
         .unwrap();
     assert_eq!(db.pool().options().get_max_connections(), 1);
 }
+
+/// A transaction that asks to commit without a flush does so on PostgreSQL, and only that one:
+/// the next transaction on the same connection waits for its flush again.
+#[tokio::test]
+async fn commit_without_flush_holds_for_its_transaction_alone() {
+    let Some(url) = fresh_database_url(Backend::Postgres).await else {
+        return;
+    };
+    let pool = PoolConfig {
+        db_max_connections: 1,
+        db_min_connections: 1,
+        db_idle_timeout_secs: 0,
+    };
+    let db = Database::connect_with_pool(&url, &pool, &NOTHING)
+        .await
+        .unwrap();
+    let mut tx = db.pool().begin().await.unwrap();
+    db.commit_without_flush(&mut tx).await.unwrap();
+    assert_eq!(synchronous_commit(&mut tx).await, "off");
+    tx.commit().await.unwrap();
+
+    let mut tx = db.pool().begin().await.unwrap();
+    assert_eq!(
+        synchronous_commit(&mut tx).await,
+        "on",
+        "the same connection, the next transaction"
+    );
+}
+
+async fn synchronous_commit(conn: &mut sqlx::AnyConnection) -> String {
+    use sqlx::Row;
+    sqlx::query("SELECT current_setting('synchronous_commit')")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+        .get(0)
+}

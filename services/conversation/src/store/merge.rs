@@ -21,6 +21,11 @@ impl ConversationStore {
         close_merged: Option<(WorkspaceId, ContactId, ContactId)>,
     ) -> Result<(), ApiError> {
         let mut tx = self.db.pool().begin().await?;
+        if close_merged.is_none() {
+            // Only the cursor moves (most contact events concern no conversation): moving it
+            // again after a database crash costs nothing, so its commit needn't wait for a flush.
+            self.db.commit_without_flush(&mut tx).await?;
+        }
         if !consumer.claim(&mut tx, partition, sequence).await? {
             return Ok(());
         }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use charla_runtime::ApiError;
-use charla_runtime::db::Backend;
 use foldhash::{HashMap, HashMapExt};
 use sqlx::{AnyConnection, Row};
 
@@ -106,17 +105,8 @@ impl MetricsStore {
     /// Returns how many were applied now.
     pub async fn apply_batch(&self, events: &[StreamEvent]) -> Result<usize, ApiError> {
         let mut tx = self.db.pool().begin().await?;
-        if self.db.backend() == Backend::Postgres {
-            // Everything this transaction writes is derived from the stream and commits with the
-            // cursor, so one that a crash of PostgreSQL itself loses (the last few hundred
-            // milliseconds of them at most) is applied again from the stream: exactly once still
-            // holds. Not waiting for the write-ahead log's flush keeps the consumer's commits out
-            // of the way of the conversation service's, which share the flushes when both
-            // databases live in one cluster.
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Everything this writes is derived from the stream and commits with the cursor.
+        self.db.commit_without_flush(&mut tx).await?;
         let fresh = self.claim(&mut tx, events).await?;
         if fresh.is_empty() {
             return Ok(0);
