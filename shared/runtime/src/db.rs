@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyConnection, AnyPool, SqlSafeStr};
+use sqlx::{AnyPool, SqlSafeStr};
 
 /// Which engine a database runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,20 +232,25 @@ impl Database {
         }
     }
 
-    /// Inside a transaction whose writes can be made again from their source (a consumer's
-    /// effects and cursor, derived from another log): commits it without waiting for the write-
+    /// Begins a transaction whose writes can be made again from their source (a consumer's
+    /// effects and cursor, derived from another log), committed without waiting for the write-
     /// ahead log's flush. A crash of PostgreSQL itself may then lose it (the last few hundred
     /// milliseconds of such commits at most, never half of one), and the consumer applies the
-    /// same events again. Its commits stop competing with the flushes of the writes that are the
-    /// source of truth. Nothing on SQLite, whose commits wait for no flush (`synchronous = NORMAL`
-    /// in WAL mode).
-    pub async fn commit_without_flush(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut *conn)
-                .await?;
+    /// same events again; its commits stop competing with the flushes of the writes that are the
+    /// source of truth. The setting travels with `BEGIN`, in the same round trip. A plain
+    /// transaction on SQLite, whose commits wait for no flush (`synchronous = NORMAL` in WAL
+    /// mode).
+    pub async fn begin_without_flush(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                    .await
+            }
+            Backend::Sqlite => self.pool.begin().await,
         }
-        Ok(())
     }
 
     /// The URL the pool was opened with.

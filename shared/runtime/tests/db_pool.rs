@@ -116,10 +116,10 @@ async fn an_sqlite_file_takes_one_connection_whatever_the_maximum() {
     assert_eq!(db.pool().options().get_max_connections(), 1);
 }
 
-/// A transaction that asks to commit without a flush does so on PostgreSQL, and only that one:
+/// A transaction begun without a flush commits so on PostgreSQL, and only that one:
 /// the next transaction on the same connection waits for its flush again.
 #[tokio::test]
-async fn commit_without_flush_holds_for_its_transaction_alone() {
+async fn a_transaction_begun_without_flush_commits_so_alone() {
     let Some(url) = fresh_database_url(Backend::Postgres).await else {
         return;
     };
@@ -131,8 +131,7 @@ async fn commit_without_flush_holds_for_its_transaction_alone() {
     let db = Database::connect_with_pool(&url, &pool, &NOTHING)
         .await
         .unwrap();
-    let mut tx = db.pool().begin().await.unwrap();
-    db.commit_without_flush(&mut tx).await.unwrap();
+    let mut tx = db.begin_without_flush().await.unwrap();
     assert_eq!(synchronous_commit(&mut tx).await, "off");
     tx.commit().await.unwrap();
 

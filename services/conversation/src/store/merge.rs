@@ -20,12 +20,12 @@ impl ConversationStore {
         sequence: u64,
         close_merged: Option<(WorkspaceId, ContactId, ContactId)>,
     ) -> Result<(), ApiError> {
-        let mut tx = self.db.pool().begin().await?;
-        if close_merged.is_none() {
+        let mut tx = match close_merged {
             // Only the cursor moves (most contact events concern no conversation): moving it
             // again after a database crash costs nothing, so its commit needn't wait for a flush.
-            self.db.commit_without_flush(&mut tx).await?;
-        }
+            None => self.db.begin_without_flush().await?,
+            Some(_) => self.db.pool().begin().await?,
+        };
         if !consumer.claim(&mut tx, partition, sequence).await? {
             return Ok(());
         }

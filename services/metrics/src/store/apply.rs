@@ -104,9 +104,8 @@ impl MetricsStore {
     /// Applies `events` (in stream order) in one transaction, skipping those applied before.
     /// Returns how many were applied now.
     pub async fn apply_batch(&self, events: &[StreamEvent]) -> Result<usize, ApiError> {
-        let mut tx = self.db.pool().begin().await?;
         // Everything this writes is derived from the stream and commits with the cursor.
-        self.db.commit_without_flush(&mut tx).await?;
+        let mut tx = self.db.begin_without_flush().await?;
         let fresh = self.claim(&mut tx, events).await?;
         if fresh.is_empty() {
             return Ok(0);
