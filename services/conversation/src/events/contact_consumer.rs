@@ -10,6 +10,7 @@ use charla_runtime::applied::AppliedPositions;
 use charla_runtime::consumer::{Assignment, Backoff, ConsumerCursor, assignment};
 use charla_runtime::lease::PartitionLeases;
 use charla_runtime::workspace::WorkspaceId;
+use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -22,6 +23,9 @@ pub const CONSUMER: &str = "contact-events";
 
 /// How often a replica rebalances its partition leases.
 const REBALANCE_EVERY: Duration = Duration::from_secs(2);
+
+/// The most events that concern no conversation passed over in one transaction.
+const MAX_PASSED_OVER: usize = 1000;
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
@@ -89,33 +93,79 @@ impl ContactConsumer {
                 .await?
                 .into_inner();
             *connected = true;
+            // A merge that ended a run of events passed over, to apply next.
+            let mut pending: Option<pb::ContactEvent> = None;
             loop {
-                let message = tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = ticks.tick() => {
-                        if self.leases.rebalance().await? {
-                            continue 'connect;
-                        }
-                        continue;
+                let event = match pending.take() {
+                    Some(_) if shutdown.is_cancelled() => return Ok(()),
+                    Some(event) => event,
+                    None => {
+                        let message = tokio::select! {
+                            _ = shutdown.cancelled() => return Ok(()),
+                            _ = ticks.tick() => {
+                                if self.leases.rebalance().await? {
+                                    continue 'connect;
+                                }
+                                continue;
+                            }
+                            message = stream.message() => message?,
+                        };
+                        let Some(event) = message.and_then(|m| m.event) else {
+                            return Err("the contact event stream ended".into());
+                        };
+                        event
                     }
-                    message = stream.message() => message?,
                 };
-                let Some(event) = message.and_then(|m| m.event) else {
-                    return Err("the contact event stream ended".into());
-                };
-                // A span of its own, linked to the call that made the change; a conversation it
-                // closes carries this span's context on in its own event.
-                let span = tracing::info_span!(
-                    target: "charla::consumer",
-                    "apply contact event",
-                    otel.kind = "consumer",
-                    partition = event.partition,
-                    sequence = event.sequence,
-                );
-                charla_runtime::telemetry::link_to_trace_parent(&span, &event.trace_parent);
-                self.apply(event).instrument(span).await?;
+                if is_merge(&event) {
+                    self.apply_merge(event).await?;
+                } else {
+                    pending = self.pass_over(event, &mut stream).await?;
+                }
             }
         }
+    }
+
+    /// Applies a merge in a span of its own, linked to the call that made it; the conversation it
+    /// closes carries this span's context on in its own event.
+    async fn apply_merge(&self, event: pb::ContactEvent) -> Result<(), Failure> {
+        let span = tracing::info_span!(
+            target: "charla::consumer",
+            "apply contact event",
+            otel.kind = "consumer",
+            partition = event.partition,
+            sequence = event.sequence,
+        );
+        charla_runtime::telemetry::link_to_trace_parent(&span, &event.trace_parent);
+        self.apply(event).instrument(span).await
+    }
+
+    /// Moves the cursor past `first` and the events already received after it that concern no
+    /// conversation (most contact events), in one transaction: a burst of new contacts costs one
+    /// commit, not one each. Returns the event that ended the run, if one did (a merge).
+    async fn pass_over(
+        &self,
+        first: pb::ContactEvent,
+        stream: &mut tonic::Streaming<pb::StreamContactEventsResponse>,
+    ) -> Result<Option<pb::ContactEvent>, Failure> {
+        let mut positions = vec![(first.partition, first.sequence)];
+        let mut ended_by = None;
+        while positions.len() < MAX_PASSED_OVER {
+            match arrived(stream)? {
+                Some(event) if is_merge(&event) => {
+                    ended_by = Some(event);
+                    break;
+                }
+                Some(event) => positions.push((event.partition, event.sequence)),
+                None => break,
+            }
+        }
+        self.store
+            .pass_over_contact_events(&self.cursor, &positions)
+            .await?;
+        for (partition, sequence) in positions {
+            self.applied.committed(partition, sequence);
+        }
+        Ok(ended_by)
     }
 
     async fn apply(&self, event: pb::ContactEvent) -> Result<(), Failure> {
@@ -137,5 +187,24 @@ impl ContactConsumer {
             .await?;
         self.applied.committed(event.partition, event.sequence);
         Ok(())
+    }
+}
+
+fn is_merge(event: &pb::ContactEvent) -> bool {
+    matches!(event.payload, Some(pb::contact_event::Payload::Merged(_)))
+}
+
+/// The next event if the stream has received it already, without waiting for one.
+fn arrived(
+    stream: &mut tonic::Streaming<pb::StreamContactEventsResponse>,
+) -> Result<Option<pb::ContactEvent>, Failure> {
+    // `message()` is cancel-safe: a message not yet arrived stays for the next call.
+    match stream.message().now_or_never() {
+        Some(Ok(Some(message))) => match message.event {
+            Some(event) => Ok(Some(event)),
+            None => Err("the contact event stream sent no event".into()),
+        },
+        Some(Err(error)) => Err(error.into()),
+        Some(Ok(None)) | None => Ok(None),
     }
 }

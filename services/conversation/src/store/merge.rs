@@ -1,6 +1,8 @@
 //! Contact merges: closing the secondary contact's open conversation, exactly once, together with
 //! the advance of the consumer's cursor over the contact event stream.
 
+use std::collections::BTreeMap;
+
 use charla_runtime::ApiError;
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::workspace::WorkspaceId;
@@ -54,6 +56,32 @@ impl ConversationStore {
         if let Some(workspace) = closed_in {
             self.events.notify_committed(workspace);
         }
+        Ok(())
+    }
+
+    /// Moves the consumer's cursor past events that concern no conversation (`positions`, each a
+    /// partition and a sequence, in stream order), in one transaction; like a single event, an
+    /// event applied before is skipped, and a gap is refused.
+    pub async fn pass_over_contact_events(
+        &self,
+        consumer: &ConsumerCursor,
+        positions: &[(u32, u64)],
+    ) -> Result<(), ApiError> {
+        let mut ranges: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        for &(partition, sequence) in positions {
+            ranges
+                .entry(partition)
+                .and_modify(|range| range.1 = sequence)
+                .or_insert((sequence, sequence));
+        }
+        // Moving the cursor again after a database crash costs nothing.
+        let mut tx = self.db.begin_without_flush().await?;
+        for (partition, (first, last)) in ranges {
+            consumer
+                .claim_through(&mut tx, partition, first, last)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -11,6 +11,7 @@ backend_tests!(
     a_merge_closes_the_secondary_contacts_open_conversation_once,
     a_read_at_the_merge_position_sees_the_secondary_conversation_closed,
     a_read_waits_for_contact_positions_only_within_its_deadline,
+    a_merge_after_a_burst_of_new_contacts_closes_once,
 );
 
 async fn a_merge_closes_the_secondary_contacts_open_conversation_once(backend: Backend) {
@@ -179,4 +180,42 @@ async fn a_read_waits_for_contact_positions_only_within_its_deadline(backend: Ba
         charla_testing::error_info_value(&status, "applied").is_some(),
         "the server answers before the client gives up, saying how far it got: {status:?}"
     );
+}
+
+/// Events that concern no conversation are passed over in runs, one transaction a run; a merge
+/// that arrives behind a burst of them still closes its conversation, once.
+async fn a_merge_after_a_burst_of_new_contacts_closes_once(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let primary = env.new_contact().await;
+    let secondary = env.new_contact().await;
+    let conversation = env.inbound(&secondary).await;
+    for _ in 0..40 {
+        env.new_contact().await;
+    }
+    env.contacts()
+        .await
+        .merge_contacts(env.req(contact_pb::MergeContactsRequest {
+            primary_contact_id: primary.clone(),
+            secondary_contact_id: secondary.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    for _ in 0..40 {
+        env.new_contact().await;
+    }
+    let id = conversation.conversation_id.clone();
+    eventually("the secondary's conversation is closed", || {
+        let env = &env;
+        let id = id.clone();
+        async move { env.get(&id).await.status == pb::ConversationStatus::Closed as i32 }
+    })
+    .await;
+    let closes = kinds(&env.events().await)
+        .into_iter()
+        .filter(|kind| *kind == "closed")
+        .count();
+    assert_eq!(closes, 1);
 }
