@@ -3,7 +3,7 @@
 use charla_runtime::ApiError;
 
 use crate::domain::{
-    AtRisk, BUCKET, CalendarError, ClosedStats, Cover, Dimension, Filter, Grain, Granularity,
+    AtRisk, BUCKET, CalendarError, ClosedStats, Cover, Dimension, Filter, Grain, Granularity, Part,
     ReadPlan, Report, ReportBuilder, at_risk, bucket_start, series_edges, start_of_day, zone,
 };
 use crate::store::{LiveCounts, MetricsStore};
@@ -69,39 +69,73 @@ async fn report(
     group_by: Option<Dimension>,
 ) -> Result<Report, ApiError> {
     let mut builder = ReportBuilder::new(edges, filter, group_by);
+    let range = [edges[0], edges[edges.len() - 1]];
     match ReadPlan::for_query(filter, group_by) {
         ReadPlan::Combinations => {
             let whole = Cover {
-                quarter: vec![(edges[0], edges[edges.len() - 1])],
+                quarter: vec![(range[0], range[1])],
                 ..Cover::default()
             };
-            for row in store.combination_rows(workspace, &whole).await? {
-                builder.add(&row?);
-            }
+            add_combinations(store, workspace, &whole, &mut builder, Part::Whole).await?;
         }
-        ReadPlan::Coarse { all, dimension } => {
-            let cover = Cover::of(edges);
-            for row in store.combination_rows(workspace, &cover).await? {
-                builder.add(&row?);
+        ReadPlan::OneDimension(dimension) => {
+            let periods = Cover::of(edges);
+            add_combinations(store, workspace, &periods, &mut builder, Part::Whole).await?;
+            add_coarse(store, workspace, Some(dimension), &periods, &mut builder).await?;
+        }
+        ReadPlan::Unfiltered { group_by } => {
+            let periods = Cover::of(edges);
+            add_coarse(store, workspace, None, &periods, &mut builder).await?;
+            let Some(group_by) = group_by else {
+                add_combinations(store, workspace, &periods, &mut builder, Part::Whole).await?;
+                return Ok(builder.finish());
+            };
+            let whole = Cover::of(&range);
+            if whole.quarter == periods.quarter {
+                // The same edge rows serve both (UTC periods, mostly): read once.
+                add_combinations(store, workspace, &periods, &mut builder, Part::Whole).await?;
+            } else {
+                add_combinations(store, workspace, &periods, &mut builder, Part::Series).await?;
+                add_combinations(store, workspace, &whole, &mut builder, Part::Groups).await?;
             }
-            for grain in Grain::COARSE {
-                if all {
-                    for row in store.dimension_rows(workspace, None, grain, &cover).await? {
-                        builder.add(&row?);
-                    }
-                }
-                if let Some(dimension) = dimension {
-                    for row in store
-                        .dimension_rows(workspace, Some(dimension), grain, &cover)
-                        .await?
-                    {
-                        builder.add(&row?);
-                    }
-                }
-            }
+            add_coarse(store, workspace, Some(group_by), &whole, &mut builder).await?;
         }
     }
     Ok(builder.finish())
+}
+
+/// Counts the quarter-hour rows of every combination in `cover` into `part` of the report.
+async fn add_combinations(
+    store: &MetricsStore,
+    workspace: &str,
+    cover: &Cover,
+    builder: &mut ReportBuilder<'_>,
+    part: Part,
+) -> Result<(), ApiError> {
+    for row in store.combination_rows(workspace, cover).await? {
+        builder.add_to(&row?, part);
+    }
+    Ok(())
+}
+
+/// Counts the coarse rows of `dimension` (`None`: every conversation) in `cover` into the report,
+/// where their key puts them.
+async fn add_coarse(
+    store: &MetricsStore,
+    workspace: &str,
+    dimension: Option<Dimension>,
+    cover: &Cover,
+    builder: &mut ReportBuilder<'_>,
+) -> Result<(), ApiError> {
+    for grain in Grain::COARSE {
+        for row in store
+            .dimension_rows(workspace, dimension, grain, cover)
+            .await?
+        {
+            builder.add(&row?);
+        }
+    }
+    Ok(())
 }
 
 /// The dashboard's numbers.
