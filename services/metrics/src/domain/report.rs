@@ -54,7 +54,7 @@ pub enum ReadPlan {
     /// Only the rows of every combination of dimensions (filters on several dimensions, or on
     /// one and a breakdown by another, need them whole).
     Combinations,
-    /// No filter: the coarse rows of every conversation (`all`) make the totals and series, and
+    /// No filter: the coarse rows of every conversation make the totals and series, and
     /// those of `group_by`'s values the groups. A group spans the whole range, so its rows need
     /// not follow the series' periods: read by the largest buckets of the range, a group takes
     /// one row a UTC day even when the series' local days take nine (`Cover`).
@@ -108,8 +108,7 @@ impl Tally {
 /// Builds reports from rows. Each row is merged into exactly one tally, the one of its place in
 /// the report (its period, its group, or both); the periods and groups of rows counted in both,
 /// and the totals, are made from those tallies at the end. Merging a row costs its sketches
-/// (distributions, contacts), so merging it once rather than into each of totals, period and group
-/// is most of a report's work saved.
+/// (distributions, contacts), so it is merged once, not into each of totals, period and group.
 pub struct ReportBuilder<'a> {
     edges: &'a [i64],
     filter: &'a Filter,
@@ -333,6 +332,47 @@ mod tests {
             ReadPlan::for_query(&only_a, Some(Dimension::Assignee)),
             ReadPlan::Combinations
         );
+    }
+}
+
+#[cfg(test)]
+mod parts {
+    use super::*;
+
+    #[test]
+    fn a_row_read_for_one_part_counts_in_that_part_only() {
+        let edges = [0, 100, 200];
+        let filter = Filter::default();
+        let mut builder = ReportBuilder::new(&edges, &filter, Some(Dimension::Assignee));
+        let combination = |assignee: &str| {
+            RowKey::Combination(Dimensions {
+                assignee: assignee.into(),
+                ..Dimensions::default()
+            })
+        };
+        let row = |bucket, key, opened| RollupRow {
+            bucket,
+            key,
+            opened,
+            closed: None,
+        };
+        builder.add_to(&row(0, combination("ana"), 1), Part::Series);
+        builder.add_to(&row(150, combination("ana"), 10), Part::Groups);
+        builder.add_to(&row(150, combination("beto"), 100), Part::Whole);
+        builder.add_to(&row(50, RowKey::All, 1_000), Part::Groups);
+        let report = builder.finish();
+        assert_eq!(
+            report.totals.opened, 101,
+            "the row for the groups is not in the totals"
+        );
+        let series: Vec<i64> = report.series.iter().map(|(_, _, t)| t.opened).collect();
+        assert_eq!(series, [1, 100]);
+        let groups: Vec<(&str, i64)> = report
+            .groups
+            .iter()
+            .map(|(group, tally)| (group.as_str(), tally.opened))
+            .collect();
+        assert_eq!(groups, [("beto", 100), ("ana", 10)]);
     }
 }
 
