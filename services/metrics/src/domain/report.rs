@@ -185,6 +185,21 @@ impl<'a> ReportBuilder<'a> {
         tally.add(row);
     }
 
+    /// Adds every tally of `other`, a builder of the same report that counted other rows.
+    pub fn absorb(&mut self, other: ReportBuilder<'_>) {
+        for (mine, theirs) in self.periods.iter_mut().zip(&other.periods) {
+            mine.merge(theirs);
+        }
+        for (group, tally) in &other.groups {
+            tally_of(&mut self.groups, group).merge(tally);
+        }
+        for (mine, theirs) in self.cells.iter_mut().zip(&other.cells) {
+            for (group, tally) in theirs {
+                tally_of(mine, group).merge(tally);
+            }
+        }
+    }
+
     /// The report.
     pub fn finish(self) -> Report {
         let Self {
@@ -373,6 +388,62 @@ mod parts {
             .map(|(group, tally)| (group.as_str(), tally.opened))
             .collect();
         assert_eq!(groups, [("beto", 100), ("ana", 10)]);
+    }
+
+    #[test]
+    fn two_builders_that_split_the_rows_make_the_report_one_would() {
+        use crate::domain::Closure;
+        let edges = [0, 100, 200];
+        let filter = Filter::default();
+        let dims = |assignee: &str| Dimensions {
+            assignee: assignee.into(),
+            ..Dimensions::default()
+        };
+        let rows: Vec<RollupRow> = (0..40)
+            .map(|n: i64| {
+                let mut closed = ClosedStats::default();
+                closed.add(&format!("contact-{}", n % 7), &Closure::default());
+                let key = match n % 3 {
+                    0 => RowKey::All,
+                    1 => RowKey::Value(Dimension::Assignee, ["ana", "beto"][n as usize % 2].into()),
+                    _ => RowKey::Combination(dims(["ana", "carla"][n as usize % 2])),
+                };
+                RollupRow {
+                    bucket: n * 5,
+                    key,
+                    opened: n,
+                    closed: Some(closed),
+                }
+            })
+            .collect();
+        let mut one = ReportBuilder::new(&edges, &filter, Some(Dimension::Assignee));
+        let mut first = ReportBuilder::new(&edges, &filter, Some(Dimension::Assignee));
+        let mut second = ReportBuilder::new(&edges, &filter, Some(Dimension::Assignee));
+        for (index, row) in rows.iter().enumerate() {
+            one.add(row);
+            if index % 2 == 0 {
+                first.add(row)
+            } else {
+                second.add(row)
+            }
+        }
+        first.absorb(second);
+        let summary = |report: Report| {
+            let tally = |t: &Tally| (t.opened, t.closed.closed, t.closed.contacts.estimate());
+            let series: Vec<_> = report.series.iter().map(|(_, _, t)| tally(t)).collect();
+            let groups: Vec<_> = report
+                .groups
+                .iter()
+                .map(|(g, t)| (g.clone(), tally(t)))
+                .collect();
+            (tally(&report.totals), series, groups)
+        };
+        let (totals, series, groups) = summary(one.finish());
+        assert_eq!(
+            summary(first.finish()),
+            (totals, series.clone(), groups.clone())
+        );
+        assert!(totals.1 > 0 && series.len() == 2 && groups.len() == 3);
     }
 }
 
