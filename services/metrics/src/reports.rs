@@ -3,10 +3,10 @@
 use charla_runtime::ApiError;
 
 use crate::domain::{
-    AtRisk, BUCKET, CalendarError, ClosedStats, Cover, Dimension, Filter, Grain, Granularity,
+    AtRisk, BUCKET, CalendarError, ClosedStats, Cover, Dimension, Filter, Grain, Granularity, Part,
     ReadPlan, Report, ReportBuilder, at_risk, bucket_start, series_edges, start_of_day, zone,
 };
-use crate::store::{LiveCounts, MetricsStore};
+use crate::store::{LiveCounts, MetricsStore, ReportRows};
 
 /// A report's question.
 #[derive(Debug, Clone)]
@@ -68,40 +68,113 @@ async fn report(
     filter: &Filter,
     group_by: Option<Dimension>,
 ) -> Result<Report, ApiError> {
-    let mut builder = ReportBuilder::new(edges, filter, group_by);
+    let range = [edges[0], edges[edges.len() - 1]];
+    let periods = Cover::of(edges);
+    let whole = Cover::of(&range);
+    let every_quarter = Cover {
+        quarter: vec![(range[0], range[1])],
+        ..Cover::default()
+    };
+    let mut reads = Vec::new();
     match ReadPlan::for_query(filter, group_by) {
         ReadPlan::Combinations => {
-            let whole = Cover {
-                quarter: vec![(edges[0], edges[edges.len() - 1])],
-                ..Cover::default()
-            };
-            for row in store.combination_rows(workspace, &whole).await? {
-                builder.add(&row?);
-            }
+            let rows = store.combination_rows(workspace, &every_quarter).await?;
+            reads.push((rows, Part::Whole));
         }
-        ReadPlan::Coarse { all, dimension } => {
-            let cover = Cover::of(edges);
-            for row in store.combination_rows(workspace, &cover).await? {
-                builder.add(&row?);
-            }
-            for grain in Grain::COARSE {
-                if all {
-                    for row in store.dimension_rows(workspace, None, grain, &cover).await? {
-                        builder.add(&row?);
-                    }
+        ReadPlan::OneDimension(dimension) => {
+            let rows = store.combination_rows(workspace, &periods).await?;
+            reads.push((rows, Part::Whole));
+            read_coarse(store, workspace, Some(dimension), &periods, &mut reads).await?;
+        }
+        ReadPlan::Unfiltered { group_by } => {
+            read_coarse(store, workspace, None, &periods, &mut reads).await?;
+            if let Some(group_by) = group_by {
+                if whole.quarter == periods.quarter {
+                    // The same edge rows serve both (UTC periods, mostly): read once.
+                    let rows = store.combination_rows(workspace, &periods).await?;
+                    reads.push((rows, Part::Whole));
+                } else {
+                    let rows = store.combination_rows(workspace, &periods).await?;
+                    reads.push((rows, Part::Series));
+                    let rows = store.combination_rows(workspace, &whole).await?;
+                    reads.push((rows, Part::Groups));
                 }
-                if let Some(dimension) = dimension {
-                    for row in store
-                        .dimension_rows(workspace, Some(dimension), grain, &cover)
-                        .await?
-                    {
-                        builder.add(&row?);
-                    }
-                }
+                read_coarse(store, workspace, Some(group_by), &whole, &mut reads).await?;
+            } else {
+                let rows = store.combination_rows(workspace, &periods).await?;
+                reads.push((rows, Part::Whole));
             }
         }
     }
-    Ok(builder.finish())
+    build(edges, filter, group_by, reads)
+}
+
+/// Reads the coarse rows of `dimension` (`None`: every conversation) in `cover`, to count where
+/// their key puts them.
+async fn read_coarse<'c>(
+    store: &MetricsStore,
+    workspace: &str,
+    dimension: Option<Dimension>,
+    cover: &'c Cover,
+    reads: &mut Vec<(ReportRows<'c>, Part)>,
+) -> Result<(), ApiError> {
+    for grain in Grain::COARSE {
+        let rows = store
+            .dimension_rows(workspace, dimension, grain, cover)
+            .await?;
+        reads.push((rows, Part::Whole));
+    }
+    Ok(())
+}
+
+/// Fewer rows than this a thread are decoded on the calling thread alone: starting a second
+/// thread would cost more than it saves.
+const ROWS_PER_THREAD: usize = 200;
+
+/// The report of the rows read. Decoding and merging the rows is most of a report's work, and
+/// each row's work is its own: a large report splits its rows over two threads (the service's
+/// two cores), each with a builder of its own, and merges the two builders' tallies.
+fn build(
+    edges: &[i64],
+    filter: &Filter,
+    group_by: Option<Dimension>,
+    mut reads: Vec<(ReportRows<'_>, Part)>,
+) -> Result<Report, ApiError> {
+    let mut builder = ReportBuilder::new(edges, filter, group_by);
+    let rows: usize = reads.iter().map(|(rows, _)| rows.len()).sum();
+    if rows < 2 * ROWS_PER_THREAD {
+        count_all(&mut builder, reads)?;
+        return Ok(builder.finish());
+    }
+    let second_halves: Vec<(ReportRows<'_>, Part)> = reads
+        .iter_mut()
+        .map(|(rows, part)| (rows.split_off(rows.len() / 2), *part))
+        .collect();
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            let mut other = ReportBuilder::new(edges, filter, group_by);
+            count_all(&mut other, second_halves).map(|()| other)
+        });
+        count_all(&mut builder, reads)?;
+        let other = other
+            .join()
+            .map_err(|_| ApiError::Internal("a report's second thread panicked".into()))??;
+        builder.absorb(other);
+        Ok(builder.finish())
+    })
+}
+
+/// Counts every row of `reads` into its part of the report.
+fn count_all(
+    builder: &mut ReportBuilder<'_>,
+    reads: Vec<(ReportRows<'_>, Part)>,
+) -> Result<(), ApiError> {
+    for (rows, part) in reads {
+        for row in rows {
+            builder.add_to(&row?, part);
+        }
+    }
+    Ok(())
 }
 
 /// The dashboard's numbers.

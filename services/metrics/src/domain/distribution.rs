@@ -126,9 +126,11 @@ impl Distribution {
         if count == 0 {
             return Some(Self::default());
         }
-        let decoded = DDSketch::from_java_bytes(sketch).ok()?;
-        let mut sketch = empty_sketch();
-        sketch.merge(&decoded).ok()?;
+        let mut sketch = DDSketch::from_java_bytes(sketch).ok()?;
+        // Merging an empty sketch adds nothing, but fails unless the configurations match: a
+        // sketch that passes merges with every other (`merge`), and is kept as decoded rather than
+        // copied into a new one.
+        sketch.merge(&empty_sketch()).ok()?;
         Some(Self {
             count,
             sum,

@@ -40,7 +40,7 @@ pub use grains::{Cover, Grain};
 pub use recontact::{
     MAX_GAP_MICROS, MAX_WINDOW_HOURS, RecontactGaps, RecontactWindow, WindowError, gap_bin,
 };
-pub use report::{ReadPlan, Report, ReportBuilder, RollupRow, RowKey, Tally};
+pub use report::{Part, ReadPlan, Report, ReportBuilder, RollupRow, RowKey, Tally};
 pub use schedules::{BusinessDurations, ScheduleHistory, Versions};
 pub use settings::ReportSettings;
 pub use sla::{MAX_TARGET, SlaCounts, SlaError, SlaOutcome, SlaTargets, Took, target};

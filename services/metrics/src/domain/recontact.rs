@@ -106,8 +106,28 @@ impl RecontactGaps {
 
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &RecontactGaps) {
+        if other.counts.is_empty() {
+            return;
+        }
         if self.counts.is_empty() {
             self.counts.clone_from(&other.counts);
+            return;
+        }
+        let index_of =
+            |counts: &[(u32, i64)], bin: u32| counts.binary_search_by_key(&bin, |&(b, _)| b).ok();
+        // A report merges many rows into a tally that soon has every bin they have: add in
+        // place then, without making a new list each time.
+        if other
+            .counts
+            .iter()
+            .all(|&(bin, _)| index_of(&self.counts, bin).is_some())
+        {
+            for &(bin, count) in &other.counts {
+                if let Some(index) = index_of(&self.counts, bin) {
+                    self.counts[index].1 += count;
+                }
+            }
+            self.counts.retain(|&(_, count)| count != 0);
             return;
         }
         let (mine, theirs) = (&self.counts, &other.counts);
@@ -241,6 +261,9 @@ mod tests {
         gaps.merge(&RecontactGaps::default());
         assert_eq!(empty, gaps);
         assert!(RecontactGaps::from_counts([(4, 0)]).is_empty());
+        // Only bins it already has: added in place, zeros still dropped.
+        gaps.merge(&RecontactGaps::from_counts([(2, 1), (5, -1)]));
+        assert_eq!(gaps.counts(), [(1, 1), (2, 5), (6, 1)]);
     }
 
     #[test]

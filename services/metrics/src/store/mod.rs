@@ -14,7 +14,7 @@ use charla_runtime::planner_statistics::PlannerStatistics;
 use charla_runtime::test_clock;
 
 pub use apply::StreamEvent;
-pub use queries::{ClosedFact, LiveCounts};
+pub use queries::{ClosedFact, LiveCounts, ReportRows};
 
 /// The migrations of the metrics database.
 pub const MIGRATIONS: Migrations = Migrations {

@@ -1,6 +1,8 @@
 //! Reading the aggregates back: rows of a time range (the report code filters, groups and merges
 //! them), live counts, closed conversations for exports, and the reset a rebuild starts with.
 
+use std::collections::VecDeque;
+
 use charla_runtime::ApiError;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
@@ -57,13 +59,17 @@ fn push_ranges(query: &mut Statement, ranges: &[(i64, i64)]) {
     query.push(")");
 }
 
-/// The closed statistics of a rollup row, with its re-contact counts.
-fn closed_of(row: &AnyRow) -> Result<ClosedStats, ApiError> {
-    let mut stats = encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?;
-    if let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("recontact")? {
-        stats.recontact = encoding::decode_gaps(&bytes)?;
+/// The closed statistics of a rollup row, with its re-contact counts; `None` when it has none.
+/// Decoded from the row's bytes where they lie, not from a copy.
+fn closed_of(row: &AnyRow) -> Result<Option<ClosedStats>, ApiError> {
+    let Some(stats) = row.try_get::<Option<&[u8]>, _>("stats")? else {
+        return Ok(None);
+    };
+    let mut stats = encoding::decode(stats)?;
+    if let Some(bytes) = row.try_get::<Option<&[u8]>, _>("recontact")? {
+        stats.recontact = encoding::decode_gaps(bytes)?;
     }
-    Ok(stats)
+    Ok(Some(stats))
 }
 
 /// A row of `closed_rollup` (`is_closed`) or `opened_rollup`, or `None` when its bucket is
@@ -83,7 +89,7 @@ fn combination_row(
             bucket,
             key,
             opened: 0,
-            closed: Some(closed_of(row)?),
+            closed: closed_of(row)?,
         }
     } else {
         RollupRow {
@@ -107,29 +113,87 @@ fn dimension_row(
         return Ok(None);
     }
     let value: String = row.try_get("value")?;
-    let closed = match row.try_get::<Option<Vec<u8>>, _>("stats")? {
-        Some(_) => Some(closed_of(row)?),
-        None => None,
-    };
     Ok(Some(RollupRow {
         bucket,
         key: dimension.map_or(RowKey::All, |d| RowKey::Value(d, value)),
         opened: row.try_get("opened_count")?,
-        closed,
+        closed: closed_of(row)?,
     }))
+}
+
+/// Which table a row read for a report comes from.
+#[derive(Debug, Clone, Copy)]
+enum RowKind {
+    Opened,
+    Closed,
+    Dimension(DimensionKey, Grain),
+}
+
+/// Rollup rows read for a report, each decoded only when the iterator reaches it: a report
+/// merges one row and drops it before decoding the next, so it never holds every decoded row at
+/// once (a row's statistics take several times the bytes of their encoding, and a month of them
+/// grew the service's heap by 10 MiB per report, which the allocator kept afterwards). Rows whose
+/// bucket is outside the cover are skipped.
+pub struct ReportRows<'c> {
+    rows: VecDeque<(AnyRow, RowKind)>,
+    cover: &'c Cover,
+}
+
+impl<'c> ReportRows<'c> {
+    fn new(rows: impl IntoIterator<Item = (AnyRow, RowKind)>, cover: &'c Cover) -> Self {
+        Self {
+            rows: rows.into_iter().collect(),
+            cover,
+        }
+    }
+
+    /// How many rows are left (some may be skipped as outside the cover).
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row is left.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows from `at` on, taken from these: to be decoded elsewhere (another thread).
+    pub fn split_off(&mut self, at: usize) -> Self {
+        Self {
+            rows: self.rows.split_off(at.min(self.rows.len())),
+            cover: self.cover,
+        }
+    }
+}
+
+impl Iterator for ReportRows<'_> {
+    type Item = Result<RollupRow, ApiError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (row, kind) = self.rows.pop_front()?;
+            let decoded = match kind {
+                RowKind::Opened => combination_row(&row, false, self.cover),
+                RowKind::Closed => combination_row(&row, true, self.cover),
+                RowKind::Dimension(dimension, grain) => {
+                    dimension_row(&row, dimension, grain, self.cover)
+                }
+            };
+            if let Some(decoded) = decoded.transpose() {
+                return Some(decoded);
+            }
+        }
+    }
 }
 
 impl MetricsStore {
     /// The quarter-hour rows (every combination of dimensions) of the cover's quarter ranges:
-    /// openings and closed statistics, each decoded only when the iterator reaches it: a report
-    /// merges one row and drops it before decoding the next, so it never holds every decoded row
-    /// at once (a row's statistics take several times the bytes of their encoding, and a month of
-    /// them grew the service's heap by 10 MiB per report, which the allocator kept afterwards).
-    pub async fn combination_rows(
+    /// openings and closed statistics (see `ReportRows`).
+    pub async fn combination_rows<'c>(
         &self,
         workspace: &str,
-        cover: &Cover,
-    ) -> Result<impl Iterator<Item = Result<RollupRow, ApiError>>, ApiError> {
+        cover: &'c Cover,
+    ) -> Result<ReportRows<'c>, ApiError> {
         let ranges = cover.ranges(Grain::Quarter);
         let (mut opened, mut closed) = (Vec::new(), Vec::new());
         if !ranges.is_empty() {
@@ -154,22 +218,20 @@ impl MetricsStore {
             push_ranges(&mut query, ranges);
             closed = query.query().fetch_all(self.db.pool()).await?;
         }
-        let opened = opened.into_iter().map(|row| (row, false));
-        let closed = closed.into_iter().map(|row| (row, true));
-        Ok(opened.chain(closed).filter_map(move |(row, is_closed)| {
-            combination_row(&row, is_closed, cover).transpose()
-        }))
+        let opened = opened.into_iter().map(|row| (row, RowKind::Opened));
+        let closed = closed.into_iter().map(|row| (row, RowKind::Closed));
+        Ok(ReportRows::new(opened.chain(closed), cover))
     }
 
     /// The coarse rows of `dimension` (`None`: every conversation) in the cover's ranges of
-    /// `grain`, each decoded only when the iterator reaches it (see `combination_rows`).
-    pub async fn dimension_rows(
+    /// `grain` (see `ReportRows`).
+    pub async fn dimension_rows<'c>(
         &self,
         workspace: &str,
         dimension: DimensionKey,
         grain: Grain,
-        cover: &Cover,
-    ) -> Result<impl Iterator<Item = Result<RollupRow, ApiError>>, ApiError> {
+        cover: &'c Cover,
+    ) -> Result<ReportRows<'c>, ApiError> {
         let ranges = cover.ranges(grain);
         let mut rows = Vec::new();
         if !ranges.is_empty() {
@@ -186,9 +248,11 @@ impl MetricsStore {
             push_ranges(&mut query, ranges);
             rows = query.query().fetch_all(self.db.pool()).await?;
         }
-        Ok(rows
-            .into_iter()
-            .filter_map(move |row| dimension_row(&row, dimension, grain, cover).transpose()))
+        let kind = RowKind::Dimension(dimension, grain);
+        Ok(ReportRows::new(
+            rows.into_iter().map(|row| (row, kind)),
+            cover,
+        ))
     }
 
     /// Conversations closed in [from, to), oldest first, after (`closed_at`, `conversation`).

@@ -591,6 +591,45 @@ async fn check_reports(
         );
     }
 
+    // Grouped in Kathmandu: the groups are read by the largest buckets of the whole range apart
+    // from the series' local days (whose quarter-hour edges differ); each counts exactly its
+    // assignee's conversations of the range, and the totals stay the ungrouped report's.
+    let (nepal_start, nepal_end) = (first_day - nepal_shift, range_end - nepal_shift);
+    let mut nepal_by_assignee = request(
+        nepal_start,
+        nepal_end,
+        "Asia/Kathmandu",
+        pb::Granularity::Day,
+    );
+    nepal_by_assignee.group_by = pb::GroupBy::Assignee as i32;
+    let grouped_np = metrics
+        .get_conversation_metrics(env.req(nepal_by_assignee))
+        .await
+        .unwrap()
+        .into_inner();
+    let in_range = |time: SystemTime| time >= nepal_start && time < nepal_end;
+    let mut expected_np: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for c in script.iter().filter(|c| in_range(c.opened_at)) {
+        expected_np.entry(c.assignee.to_owned()).or_default().0 += 1;
+    }
+    for c in closed.iter().filter(|c| in_range(c.closed_at().unwrap())) {
+        expected_np.entry(c.assignee.to_owned()).or_default().1 += 1;
+    }
+    let groups_np: BTreeMap<String, (i64, i64)> = grouped_np
+        .groups
+        .iter()
+        .map(|g| match &g.key.as_ref().unwrap().key {
+            Some(pb::group_key::Key::AssigneeUserId(id)) => {
+                let m = g.metrics.as_ref().unwrap();
+                (id.clone(), (m.opened_count, m.closed_count))
+            }
+            other => panic!("unexpected key {other:?}"),
+        })
+        .collect();
+    assert_eq!(groups_np, expected_np);
+    assert_eq!(grouped_np.totals, report_np.totals);
+    assert_eq!(grouped_np.series, report_np.series);
+
     // New York's 2026-03-08 is 23 hours long.
     let new_york = request(
         at("2026-03-07T05:00:00Z"),
