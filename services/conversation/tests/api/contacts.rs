@@ -55,15 +55,7 @@ async fn a_merged_contact_is_refused_pointing_to_the_primary(backend: Backend) {
     };
     let primary = env.new_contact().await;
     let secondary = env.new_contact().await;
-    env.contacts()
-        .await
-        .merge_contacts(env.req(contact_pb::MergeContactsRequest {
-            primary_contact_id: primary.clone(),
-            secondary_contact_id: secondary.clone(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
+    env.merge(&primary, &secondary).await;
     let status = assert_code(
         env.conversations()
             .await

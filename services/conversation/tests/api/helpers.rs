@@ -177,6 +177,19 @@ impl TestEnv {
         )
     }
 
+    /// Merges contact `secondary` into `primary` through the contact service.
+    pub async fn merge(&self, primary: &str, secondary: &str) {
+        self.contacts()
+            .await
+            .merge_contacts(self.req(contact_pb::MergeContactsRequest {
+                primary_contact_id: primary.to_owned(),
+                secondary_contact_id: secondary.to_owned(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap();
+    }
+
     /// A new contact, as a channel adapter would create it: resolved from a WhatsApp number.
     pub async fn new_contact(&self) -> String {
         self.contacts()

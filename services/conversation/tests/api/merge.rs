@@ -22,15 +22,7 @@ async fn a_merge_closes_the_secondary_contacts_open_conversation_once(backend: B
     let secondary = env.new_contact().await;
     let primary_conversation = env.inbound(&primary).await;
     let secondary_conversation = env.inbound(&secondary).await;
-    env.contacts()
-        .await
-        .merge_contacts(env.req(contact_pb::MergeContactsRequest {
-            primary_contact_id: primary.clone(),
-            secondary_contact_id: secondary.clone(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
+    env.merge(&primary, &secondary).await;
     let id = secondary_conversation.conversation_id.clone();
     eventually("the secondary's conversation is closed", || {
         let env = &env;
@@ -49,15 +41,7 @@ async fn a_merge_closes_the_secondary_contacts_open_conversation_once(backend: B
     // A restart replays nothing: the consumer resumes from its stored cursor.
     env.restart_conversation().await;
     let third = env.new_contact().await;
-    env.contacts()
-        .await
-        .merge_contacts(env.req(contact_pb::MergeContactsRequest {
-            primary_contact_id: primary.clone(),
-            secondary_contact_id: third.clone(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
+    env.merge(&primary, &third).await;
     let events = env.events().await;
     let closes = events
         .iter()
@@ -194,15 +178,7 @@ async fn a_merge_after_a_burst_of_new_contacts_closes_once(backend: Backend) {
     for _ in 0..40 {
         env.new_contact().await;
     }
-    env.contacts()
-        .await
-        .merge_contacts(env.req(contact_pb::MergeContactsRequest {
-            primary_contact_id: primary.clone(),
-            secondary_contact_id: secondary.clone(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap();
+    env.merge(&primary, &secondary).await;
     for _ in 0..40 {
         env.new_contact().await;
     }
