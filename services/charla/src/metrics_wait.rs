@@ -85,10 +85,14 @@ impl MetricsWait {
             request.set_timeout(CALL_TIMEOUT.min(patience.saturating_sub(started.elapsed())));
             match client.get_dashboard(request).await {
                 Ok(_) => return Ok(()),
+                // A call that outlived its timeout ends as DEADLINE_EXCEEDED, or as CANCELLED
+                // ("Timeout expired") when tonic's timeout layer ends it: ask again.
                 Err(status)
                     if matches!(
                         status.code(),
-                        tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
+                        tonic::Code::DeadlineExceeded
+                            | tonic::Code::Cancelled
+                            | tonic::Code::Unavailable
                     ) && started.elapsed() < patience =>
                 {
                     println!("  still waiting for the metrics service to catch up...");
