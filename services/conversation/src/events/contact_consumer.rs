@@ -136,7 +136,7 @@ impl ContactConsumer {
             sequence = event.sequence,
         );
         charla_runtime::telemetry::link_to_trace_parent(&span, &event.trace_parent);
-        self.apply(event).instrument(span).await
+        self.close_merged(event).instrument(span).await
     }
 
     /// Moves the cursor past `first` and the events already received after it that concern no
@@ -168,22 +168,21 @@ impl ContactConsumer {
         Ok(ended_by)
     }
 
-    async fn apply(&self, event: pb::ContactEvent) -> Result<(), Failure> {
-        let close_merged = match &event.payload {
-            Some(pb::contact_event::Payload::Merged(merged)) => {
-                let workspace = uuid::Uuid::parse_str(&event.workspace_id)?;
-                let secondary = uuid::Uuid::parse_str(&merged.secondary_contact_id)?;
-                let primary = uuid::Uuid::parse_str(&merged.primary_contact_id)?;
-                Some((
-                    WorkspaceId::new(workspace),
-                    ContactId::from_uuid(secondary),
-                    ContactId::from_uuid(primary),
-                ))
-            }
-            _ => None,
+    /// Records the merge and closes the secondary contact's open conversation, with the cursor.
+    async fn close_merged(&self, event: pb::ContactEvent) -> Result<(), Failure> {
+        let Some(pb::contact_event::Payload::Merged(merged)) = &event.payload else {
+            return Err("only a merge is applied on its own".into());
         };
+        let workspace = uuid::Uuid::parse_str(&event.workspace_id)?;
+        let secondary = uuid::Uuid::parse_str(&merged.secondary_contact_id)?;
+        let primary = uuid::Uuid::parse_str(&merged.primary_contact_id)?;
+        let merge = (
+            WorkspaceId::new(workspace),
+            ContactId::from_uuid(secondary),
+            ContactId::from_uuid(primary),
+        );
         self.store
-            .apply_contact_event(&self.cursor, event.partition, event.sequence, close_merged)
+            .apply_contact_merge(&self.cursor, event.partition, event.sequence, merge)
             .await?;
         self.applied.committed(event.partition, event.sequence);
         Ok(())

@@ -12,50 +12,39 @@ use crate::domain::{CloseSource, ClosingNote, ContactId};
 use crate::events::ConversationChange;
 
 impl ConversationStore {
-    /// Applies one event of another service's stream, exactly once: `close_merged` names the
-    /// contact whose open conversation the event closes (none for events that close nothing).
-    /// The effect and the cursor's advance commit together, so a redelivered event changes nothing.
-    pub async fn apply_contact_event(
+    /// Applies a merge from the contact event stream, exactly once: `contact` was merged into
+    /// `into`, and its open conversation closes. The effect and the cursor's advance commit
+    /// together, so a redelivered event changes nothing.
+    pub async fn apply_contact_merge(
         &self,
         consumer: &ConsumerCursor,
         partition: u32,
         sequence: u64,
-        close_merged: Option<(WorkspaceId, ContactId, ContactId)>,
+        (workspace, contact, into): (WorkspaceId, ContactId, ContactId),
     ) -> Result<(), ApiError> {
-        let mut tx = match close_merged {
-            // Only the cursor moves (most contact events concern no conversation): moving it
-            // again after a database crash costs nothing, so its commit needn't wait for a flush.
-            None => self.db.begin_without_flush().await?,
-            Some(_) => self.db.pool().begin().await?,
-        };
+        let mut tx = self.db.pool().begin().await?;
         if !consumer.claim(&mut tx, partition, sequence).await? {
             return Ok(());
         }
-        let mut closed_in = None;
-        if let Some((workspace, contact, into)) = close_merged {
-            self.mark_merged(&mut tx, workspace, contact, into).await?;
-        }
-        if let Some((workspace, contact, _)) = close_merged
-            && let Some(mut conversation) = self.open_of(&mut tx, workspace, contact, true).await?
-        {
-            let now = self.now();
-            let settings = self.settings_in(&mut tx, workspace).await?;
-            conversation.close(
-                CloseSource::ContactMerge,
-                None,
-                ClosingNote::default(),
-                now,
-                &settings,
-            )?;
-            self.save(&mut tx, &conversation).await?;
-            self.record(&mut tx, &conversation, now, ConversationChange::Closed)
-                .await?;
-            closed_in = Some(workspace);
-        }
+        self.mark_merged(&mut tx, workspace, contact, into).await?;
+        let Some(mut conversation) = self.open_of(&mut tx, workspace, contact, true).await? else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        let now = self.now();
+        let settings = self.settings_in(&mut tx, workspace).await?;
+        conversation.close(
+            CloseSource::ContactMerge,
+            None,
+            ClosingNote::default(),
+            now,
+            &settings,
+        )?;
+        self.save(&mut tx, &conversation).await?;
+        self.record(&mut tx, &conversation, now, ConversationChange::Closed)
+            .await?;
         tx.commit().await?;
-        if let Some(workspace) = closed_in {
-            self.events.notify_committed(workspace);
-        }
+        self.events.notify_committed(workspace);
         Ok(())
     }
 
