@@ -204,6 +204,7 @@ where
     E: std::fmt::Display,
 {
     let telemetry = crate::telemetry::init(config.log_format, name);
+    crate::allocator::return_freed_memory();
     let shutdown = crate::server::shutdown_on_signals();
     let code = match build(config.clock(), shutdown).await {
         Ok(app) => match app.run().await {

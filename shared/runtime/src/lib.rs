@@ -2,6 +2,7 @@
 //! telemetry, the gRPC server, the database, errors and the event log work the same in all of them.
 
 pub mod admin;
+pub mod allocator;
 pub mod app;
 pub mod applied;
 pub mod auth;
