@@ -6,8 +6,11 @@
 //! cargo bench -p charla-metrics --bench reports
 //! ```
 //! Settings from the environment: `SIZES` (conversations, `10000,100000`), `ROUNDS` (3), `CALLS`
-//! per round (20), `BACKENDS` (`sqlite,postgres`; PostgreSQL is found like the tests find it,
-//! `CHARLA_TEST_POSTGRES_URL`, and skipped when unreachable).
+//! per round (20), `SCAN_CALLS` of the raw scan per round (as many, at least 1), `ZONES`
+//! (`UTC,America/Guayaquil`), `BACKENDS` (`sqlite,postgres`; PostgreSQL is found like the tests
+//! find it, `CHARLA_TEST_POSTGRES_URL`, and skipped when unreachable), `KEEP_DIR` (SQLite only: each
+//! size's data set is kept in `KEEP_DIR/reports-SIZE-schema-N.db` and read again by the next run, so a
+//! million conversations are fed once while their reports are measured many times).
 
 use std::time::{Duration, Instant};
 
@@ -131,16 +134,26 @@ where
     (percentile(&times, 0.5), percentile(&times, 0.99))
 }
 
-async fn measure(backend: Backend, size: usize, rounds: usize, calls: usize) {
-    let Some(url) = fresh_database_url(backend).await else {
-        println!("{backend:?}: skipped (no database)");
-        return;
-    };
-    let db = Database::connect(&url, &MIGRATIONS)
-        .await
-        .expect("database");
-    let store = MetricsStore::new(db.clone());
+/// The kept data set of `size` conversations (`KEEP_DIR`, SQLite only): its URL, and the file
+/// whose presence says it was fed in full. Named by the schema's last migration too: a migration
+/// may forget the aggregates, and a data set fed before it is fed again.
+fn kept_database(backend: Backend, size: usize) -> Option<(String, std::path::PathBuf)> {
+    let dir = std::env::var("KEEP_DIR").ok()?;
+    let schema = MIGRATIONS
+        .sqlite
+        .last()
+        .map_or(0, |migration| migration.version);
+    (backend == Backend::Sqlite).then(|| {
+        let path = std::path::Path::new(&dir).join(format!("reports-{size}-schema-{schema}.db"));
+        (
+            format!("sqlite:{}", path.display()),
+            path.with_extension("fed"),
+        )
+    })
+}
 
+/// Feeds `size` conversations through the consumer's apply code: events applied, and per second.
+async fn feed(store: &MetricsStore, size: usize) -> (usize, f64) {
     let mut dice = Dice(42);
     let mut pending = Vec::with_capacity(BATCH);
     let (mut sequence, mut applied) = (0u64, 0usize);
@@ -161,19 +174,59 @@ async fn measure(backend: Backend, size: usize, rounds: usize, calls: usize) {
         }
     }
     applied += store.apply_batch(&pending).await.expect("apply");
-    let apply_rate = applied as f64 / started.elapsed().as_secs_f64();
+    (applied, applied as f64 / started.elapsed().as_secs_f64())
+}
 
+async fn measure(backend: Backend, size: usize, rounds: usize, calls: usize) {
+    let kept = kept_database(backend, size);
+    if let Some((url, fed)) = &kept
+        && !fed.exists()
+    {
+        // Half fed by a run that stopped: start again from nothing.
+        let path = url.trim_start_matches("sqlite:");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+    let url = match &kept {
+        Some((url, _)) => Some(url.clone()),
+        None => fresh_database_url(backend).await,
+    };
+    let Some(url) = url else {
+        println!("{backend:?}: skipped (no database)");
+        return;
+    };
+    let db = Database::connect(&url, &MIGRATIONS)
+        .await
+        .expect("database");
+    let store = MetricsStore::new(db.clone());
+    let (applied, apply_rate) = match &kept {
+        Some((_, fed)) if fed.exists() => (0, 0.0),
+        _ => {
+            let figures = feed(&store, size).await;
+            if let Some((_, fed)) = &kept {
+                std::fs::write(fed, "").expect("KEEP_DIR: writable");
+            }
+            figures
+        }
+    };
+
+    // The raw scan of a million rows takes seconds: fewer calls of it keep a run short.
+    let scan_calls = setting("SCAN_CALLS", &calls.to_string())
+        .parse::<usize>()
+        .expect("SCAN_CALLS: a number")
+        .max(1);
     let scan = "SELECT assignee, (closed_at - $2) / 86400000000 AS day, COUNT(*) AS closed,
                        CAST(SUM(closed_at - opened_at) AS BIGINT) AS resolution
                 FROM conversation_facts
                 WHERE workspace_id = $1 AND closed_at >= $2 AND closed_at < $3
                 GROUP BY assignee, day";
-    for zone in ["UTC", "America/Guayaquil"] {
+    for zone in list("ZONES", "UTC,America/Guayaquil") {
         let offset = if zone == "UTC" { 0 } else { 5 * 60 * MINUTE };
         let query = MetricsQuery {
             start: START + offset,
             end: START + offset + 30 * DAY,
-            time_zone: zone.into(),
+            time_zone: zone.clone(),
             granularity: Granularity::Day,
             filter: Filter::default(),
             group_by: Some(Dimension::Assignee),
@@ -183,7 +236,7 @@ async fn measure(backend: Backend, size: usize, rounds: usize, calls: usize) {
                 metrics(&store, "w", &query).await.expect("report");
             })
             .await;
-            let (scan_p50, scan_p99) = timed(calls, || async {
+            let (scan_p50, scan_p99) = timed(scan_calls, || async {
                 sqlx::query(scan)
                     .bind("w")
                     .bind(query.start)

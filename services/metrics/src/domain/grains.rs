@@ -2,10 +2,11 @@
 //!
 //! Every combination of dimensions is rolled up by quarter hour (time zones with :30 and :45
 //! offsets need that edge), which at scale is about one row per conversation. Each single
-//! dimension is also rolled up by hour, by six hours and by UTC day. A period is then read as
-//! quarter hours up to the first whole hour, whole hours up to the first six-hour edge, and so on
-//! up to whole days and back down: a 30-day report by UTC day reads 30 buckets per value, one by
-//! local day in a zone five hours off UTC about 270.
+//! dimension is also rolled up by hour, by six hours, by UTC day, by three days and by nine
+//! days. A period is then read as quarter hours up to the first whole hour, whole hours up to the
+//! first six-hour edge, and so on up to the largest buckets that fit and back down: the series of
+//! a 30-day report by UTC day reads 30 buckets, one by local day in a zone five hours off UTC
+//! about 270; its groups, the whole 30 days per value, about 6 (at most 8).
 
 /// A rollup's bucket length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -19,11 +20,31 @@ pub enum Grain {
     SixHours,
     /// A UTC day: each dimension alone.
     Day,
+    /// Three UTC days, from a multiple of three days since 1970-01-01: each dimension alone.
+    ThreeDays,
+    /// Nine UTC days, from a multiple of nine days since 1970-01-01: each dimension alone.
+    NineDays,
 }
 
 impl Grain {
     /// The grains each dimension is rolled up at alone.
-    pub const COARSE: [Grain; 3] = [Grain::Hour, Grain::SixHours, Grain::Day];
+    pub const COARSE: [Grain; 5] = [
+        Grain::Hour,
+        Grain::SixHours,
+        Grain::Day,
+        Grain::ThreeDays,
+        Grain::NineDays,
+    ];
+
+    /// Every grain, the largest first: the order a cover tries them in.
+    const LARGEST_FIRST: [Grain; 6] = [
+        Grain::NineDays,
+        Grain::ThreeDays,
+        Grain::Day,
+        Grain::SixHours,
+        Grain::Hour,
+        Grain::Quarter,
+    ];
 
     /// The bucket length in minutes: the stored name of the grain.
     pub const fn minutes(self) -> i64 {
@@ -32,7 +53,16 @@ impl Grain {
             Grain::Hour => 60,
             Grain::SixHours => 360,
             Grain::Day => 1440,
+            Grain::ThreeDays => 3 * 1440,
+            Grain::NineDays => 9 * 1440,
         }
+    }
+
+    /// The grain of a stored name (`minutes`); `None` for a name no grain has.
+    pub fn of_minutes(minutes: i64) -> Option<Self> {
+        Self::LARGEST_FIRST
+            .into_iter()
+            .find(|grain| grain.minutes() == minutes)
     }
 
     const fn micros(self) -> i64 {
@@ -53,6 +83,8 @@ pub struct Cover {
     pub hour: Vec<(i64, i64)>,
     pub six_hours: Vec<(i64, i64)>,
     pub day: Vec<(i64, i64)>,
+    pub three_days: Vec<(i64, i64)>,
+    pub nine_days: Vec<(i64, i64)>,
 }
 
 impl Cover {
@@ -63,7 +95,8 @@ impl Cover {
         for period in edges.windows(2) {
             let (mut at, end) = (period[0], period[1]);
             while at < end {
-                let grain = [Grain::Day, Grain::SixHours, Grain::Hour]
+                // Every quarter-hour edge starts a quarter hour: one grain always fits.
+                let grain = Grain::LARGEST_FIRST
                     .into_iter()
                     .find(|g| g.bucket(at) == at && at + g.micros() <= end)
                     .unwrap_or(Grain::Quarter);
@@ -81,6 +114,8 @@ impl Cover {
             Grain::Hour => &self.hour,
             Grain::SixHours => &self.six_hours,
             Grain::Day => &self.day,
+            Grain::ThreeDays => &self.three_days,
+            Grain::NineDays => &self.nine_days,
         }
     }
 
@@ -97,6 +132,8 @@ impl Cover {
             Grain::Hour => &mut self.hour,
             Grain::SixHours => &mut self.six_hours,
             Grain::Day => &mut self.day,
+            Grain::ThreeDays => &mut self.three_days,
+            Grain::NineDays => &mut self.nine_days,
         };
         match ranges.last_mut() {
             Some(last) if last.1 == start => last.1 = end,
@@ -118,11 +155,10 @@ mod tests {
         for period in edges.windows(2) {
             let mut quarter = period[0];
             while quarter < period[1] {
-                let holders: Vec<Grain> =
-                    [Grain::Quarter, Grain::Hour, Grain::SixHours, Grain::Day]
-                        .into_iter()
-                        .filter(|g| cover.contains(*g, g.bucket(quarter)))
-                        .collect();
+                let holders: Vec<Grain> = Grain::LARGEST_FIRST
+                    .into_iter()
+                    .filter(|g| cover.contains(*g, g.bucket(quarter)))
+                    .collect();
                 assert_eq!(holders.len(), 1, "quarter at {quarter}: {holders:?}");
                 let grain = holders[0];
                 let start = grain.bucket(quarter);
@@ -139,6 +175,21 @@ mod tests {
         assert_eq!(cover.day, [(edges[0], edges[30])]);
         assert!(cover.hour.is_empty() && cover.quarter.is_empty());
         assert_exact(&edges, &cover);
+    }
+
+    #[test]
+    fn a_long_period_is_read_from_the_largest_buckets_that_fit() {
+        // 30 days from 2026-03-01 (UTC day 20,513): a day to the next multiple of three, three-day
+        // buckets to the next multiple of nine, nine-day buckets while they fit, then back down.
+        // Eight buckets, the most any 30 days take.
+        let start = 20_513 * DAY;
+        let at = |days: i64| start + days * DAY;
+        let cover = Cover::of(&[start, at(30)]);
+        assert_eq!(cover.day, [(start, at(1)), (at(28), at(30))]);
+        assert_eq!(cover.three_days, [(at(1), at(7)), (at(25), at(28))]);
+        assert_eq!(cover.nine_days, [(at(7), at(25))]);
+        assert!(cover.quarter.is_empty() && cover.hour.is_empty() && cover.six_hours.is_empty());
+        assert_exact(&[start, at(30)], &cover);
     }
 
     #[test]

@@ -92,13 +92,13 @@ const COMBO_KEY_MATCH: &str = "r.bucket_start = k.column1 AND r.assignee = k.col
      AND r.opened_by = k.column6 AND r.closed_by = k.column7 AND r.category = k.column8
      AND r.automated_by = k.column9 AND r.workspace_id = ";
 
-/// Matches a coarse row `r` to a key `k` of (dimension, bucket start, value), then names its
-/// workspace (bound next).
-const COARSE_KEY_MATCH: &str = "r.dimension = k.column1 AND r.bucket_start = k.column2
-     AND r.value = k.column3 AND r.workspace_id = ";
+/// Matches a coarse row `r` to a key `k` of (dimension, grain, bucket start, value), then names
+/// its workspace (bound next).
+const COARSE_KEY_MATCH: &str = "r.dimension = k.column1 AND r.grain = k.column2
+     AND r.bucket_start = k.column3 AND r.value = k.column4 AND r.workspace_id = ";
 
-/// A coarse row of one workspace and grain: (dimension, bucket start, value).
-type CoarseKey<'a> = (DimensionKey, i64, &'a str);
+/// A coarse row of one workspace: (dimension, grain, bucket start, value).
+type CoarseKey<'a> = (DimensionKey, Grain, i64, &'a str);
 
 impl MetricsStore {
     /// Applies `events` (in stream order) in one transaction, skipping those applied before.
@@ -125,9 +125,7 @@ impl MetricsStore {
         }
         self.write_facts(&mut tx, &batch).await?;
         self.write_opened_combos(&mut tx, &batch.combos).await?;
-        for grain in Grain::COARSE {
-            self.write_dimension_rows(&mut tx, &batch, grain).await?;
-        }
+        self.write_dimension_rows(&mut tx, &batch).await?;
         self.write_closed_combos(&mut tx, &mut batch.combos).await?;
         // After the closed rows: a re-contact may be of a conversation this batch closed.
         self.write_recontact_combos(&mut tx, &batch.recontact_combos)
@@ -391,21 +389,23 @@ impl MetricsStore {
         Ok(())
     }
 
-    /// Adds the batch's openings to the coarse rows of `grain` and merges its closed statistics
-    /// into the stored ones, a chunk of rows at a time (as `write_closed_combos`).
+    /// Adds the batch's openings to the coarse rows of every grain and merges its closed
+    /// statistics into the stored ones, a chunk of rows at a time (as `write_closed_combos`):
+    /// the grains share statements, so a batch of one event costs two whatever their number.
     async fn write_dimension_rows(
         &self,
         conn: &mut AnyConnection,
         batch: &Batch,
-        grain: Grain,
     ) -> Result<(), ApiError> {
         let mut by_workspace: BTreeMap<&str, Vec<(CoarseKey<'_>, Delta)>> = BTreeMap::new();
-        for ((workspace, dimension, _, bucket, value), delta) in batch.coarse_rows(grain) {
-            if !delta.is_empty() {
-                by_workspace
-                    .entry(workspace)
-                    .or_default()
-                    .push(((dimension, bucket, value), delta));
+        for grain in Grain::COARSE {
+            for ((workspace, dimension, _, bucket, value), delta) in batch.coarse_rows(grain) {
+                if !delta.is_empty() {
+                    by_workspace
+                        .entry(workspace)
+                        .or_default()
+                        .push(((dimension, grain, bucket, value), delta));
+                }
             }
         }
         for (workspace, mut rows) in by_workspace {
@@ -420,10 +420,11 @@ impl MetricsStore {
                 if !position.is_empty() {
                     let mut query = Statement::new(
                         self.db.backend(),
-                        "SELECT r.dimension, r.bucket_start, r.value, r.stats FROM (",
+                        "SELECT r.dimension, r.grain, r.bucket_start, r.value, r.stats FROM (",
                     );
-                    query.push_values(position.keys(), |row, (dimension, bucket, value)| {
+                    query.push_values(position.keys(), |row, (dimension, grain, bucket, value)| {
                         row.push_bind(dimension_name(*dimension))
+                            .push_bind(grain.minutes())
                             .push_bind(*bucket)
                             .push_bind(value.to_string());
                     });
@@ -432,13 +433,15 @@ impl MetricsStore {
                              AND {COARSE_KEY_MATCH}"
                     ));
                     query.push_bind(workspace.to_owned());
-                    query.push(" AND r.grain = ");
-                    query.push_bind(grain.minutes());
                     for row in query.query().fetch_all(&mut *conn).await? {
                         let name: String = row.try_get("dimension")?;
                         let value: String = row.try_get("value")?;
+                        let Some(grain) = Grain::of_minutes(row.try_get("grain")?) else {
+                            continue;
+                        };
                         let key = (
                             Dimension::from_column(&name),
+                            grain,
                             row.try_get::<i64, _>("bucket_start")?,
                             value.as_str(),
                         );
@@ -454,17 +457,20 @@ impl MetricsStore {
                     "INSERT INTO dimension_rollup (workspace_id, dimension, grain, bucket_start,
                          value, opened_count, closed_count, stats) ",
                 );
-                insert.push_values(chunk.iter(), |row, ((dimension, bucket, value), delta)| {
-                    let closed = delta.closed.as_ref();
-                    row.push_bind(workspace.to_owned())
-                        .push_bind(dimension_name(*dimension))
-                        .push_bind(grain.minutes())
-                        .push_bind(*bucket)
-                        .push_bind(value.to_string())
-                        .push_bind(delta.opened)
-                        .push_bind(closed.map_or(0, |s| s.closed as i64))
-                        .push_bind(closed.map(encoding::encode));
-                });
+                insert.push_values(
+                    chunk.iter(),
+                    |row, ((dimension, grain, bucket, value), delta)| {
+                        let closed = delta.closed.as_ref();
+                        row.push_bind(workspace.to_owned())
+                            .push_bind(dimension_name(*dimension))
+                            .push_bind(grain.minutes())
+                            .push_bind(*bucket)
+                            .push_bind(value.to_string())
+                            .push_bind(delta.opened)
+                            .push_bind(closed.map_or(0, |s| s.closed as i64))
+                            .push_bind(closed.map(encoding::encode));
+                    },
+                );
                 // Rows with closed statistics carry the merged total; the others add openings
                 // only.
                 insert.push(
@@ -548,27 +554,30 @@ impl MetricsStore {
         conn: &mut AnyConnection,
         changes: &HashMap<DimensionRowKey<'_>, RecontactGaps>,
     ) -> Result<(), ApiError> {
-        let mut keys: BTreeMap<(&str, Grain), Vec<(CoarseKey<'_>, &RecontactGaps)>> =
-            BTreeMap::new();
+        let mut keys: BTreeMap<&str, Vec<(CoarseKey<'_>, &RecontactGaps)>> = BTreeMap::new();
         for ((workspace, dimension, grain, bucket, value), change) in changes {
-            keys.entry((*workspace, *grain))
+            keys.entry(*workspace)
                 .or_default()
-                .push(((*dimension, *bucket, *value), change));
+                .push(((*dimension, *grain, *bucket, *value), change));
         }
-        for ((workspace, grain), keys) in keys {
+        for (workspace, keys) in keys {
             for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-                let mut merged: HashMap<(DimensionKey, i64, String), RecontactGaps> = chunk
+                let mut merged: HashMap<(DimensionKey, Grain, i64, String), RecontactGaps> = chunk
                     .iter()
-                    .map(|((dimension, bucket, value), change)| {
-                        ((*dimension, *bucket, value.to_string()), (*change).clone())
+                    .map(|((dimension, grain, bucket, value), change)| {
+                        (
+                            (*dimension, *grain, *bucket, value.to_string()),
+                            (*change).clone(),
+                        )
                     })
                     .collect();
                 let mut query = Statement::new(
                     self.db.backend(),
-                    "SELECT r.dimension, r.bucket_start, r.value, r.recontact FROM (",
+                    "SELECT r.dimension, r.grain, r.bucket_start, r.value, r.recontact FROM (",
                 );
-                query.push_values(chunk, |row, ((dimension, bucket, value), _)| {
+                query.push_values(chunk, |row, ((dimension, grain, bucket, value), _)| {
                     row.push_bind(dimension_name(*dimension))
+                        .push_bind(grain.minutes())
                         .push_bind(*bucket)
                         .push_bind(value.to_string());
                 });
@@ -576,15 +585,17 @@ impl MetricsStore {
                     ") AS k CROSS JOIN dimension_rollup r WHERE {COARSE_KEY_MATCH}"
                 ));
                 query.push_bind(workspace.to_owned());
-                query.push(" AND r.grain = ");
-                query.push_bind(grain.minutes());
                 for row in query.query().fetch_all(&mut *conn).await? {
                     let Some(bytes) = row.try_get::<Option<Vec<u8>>, _>("recontact")? else {
+                        continue;
+                    };
+                    let Some(grain) = Grain::of_minutes(row.try_get("grain")?) else {
                         continue;
                     };
                     let name: String = row.try_get("dimension")?;
                     let key = (
                         Dimension::from_column(&name),
+                        grain,
                         row.try_get::<i64, _>("bucket_start")?,
                         row.try_get::<String, _>("value")?,
                     );
@@ -595,18 +606,17 @@ impl MetricsStore {
                 let rows: Vec<_> = merged.into_iter().collect();
                 let mut update = Statement::new(
                     self.db.backend(),
-                    "UPDATE dimension_rollup AS r SET recontact = k.column4 FROM (",
+                    "UPDATE dimension_rollup AS r SET recontact = k.column5 FROM (",
                 );
-                update.push_values(&rows, |row, ((dimension, bucket, value), gaps)| {
+                update.push_values(&rows, |row, ((dimension, grain, bucket, value), gaps)| {
                     row.push_bind(dimension_name(*dimension))
+                        .push_bind(grain.minutes())
                         .push_bind(*bucket)
                         .push_bind(value.clone())
                         .push_bind(encoding::encode_gaps(gaps));
                 });
                 update.push(&format!(") AS k WHERE {COARSE_KEY_MATCH}"));
                 update.push_bind(workspace.to_owned());
-                update.push(" AND r.grain = ");
-                update.push_bind(grain.minutes());
                 update.query().execute(&mut *conn).await?;
             }
         }

@@ -42,6 +42,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "report settings",
             sql: include_str!("../../migrations/0007_report_settings.sqlite.sql"),
         },
+        MULTI_DAY_ROLLUP_MIGRATION,
     ],
     postgres: &[
         MigrationFile {
@@ -67,6 +68,7 @@ pub const MIGRATIONS: Migrations = Migrations {
             description: "report settings",
             sql: include_str!("../../migrations/0007_report_settings.postgres.sql"),
         },
+        MULTI_DAY_ROLLUP_MIGRATION,
     ],
 };
 
@@ -80,6 +82,12 @@ const SIX_HOUR_ROLLUP_MIGRATION: MigrationFile = MigrationFile {
     version: 5,
     description: "six hour rollup",
     sql: include_str!("../../migrations/0005_six_hour_rollup.sql"),
+};
+
+const MULTI_DAY_ROLLUP_MIGRATION: MigrationFile = MigrationFile {
+    version: 8,
+    description: "multi day rollup",
+    sql: include_str!("../../migrations/0008_multi_day_rollup.sql"),
 };
 
 /// The consumer name of the conversation event stream.

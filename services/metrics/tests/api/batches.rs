@@ -199,12 +199,15 @@ async fn batches_equal_single_events_and_the_numbers_computed_here(backend: Back
         rest = after;
     }
 
-    for (zone, offset) in [
-        ("UTC", 0),
-        ("America/Guayaquil", 5 * HOUR),
-        ("Asia/Kolkata", -(5 * HOUR + 30 * MINUTE)),
+    // The last: 18 days from a multiple of nine (day 20,511), whose groups come from nine-day
+    // rows, the first holding every conversation.
+    for (zone, from, days) in [
+        ("UTC", START, 5),
+        ("America/Guayaquil", START + 5 * HOUR, 5),
+        ("Asia/Kolkata", START - (5 * HOUR + 30 * MINUTE), 5),
+        ("UTC", START - 2 * DAY, 18),
     ] {
-        let range = (START + offset, START + offset + 5 * DAY);
+        let range = (from, from + days * DAY);
         for group_by in std::iter::once(None).chain(Dimension::ALL.map(Some)) {
             let query = MetricsQuery {
                 start: range.0,
