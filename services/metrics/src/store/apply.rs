@@ -390,8 +390,9 @@ impl MetricsStore {
     }
 
     /// Adds the batch's openings to the coarse rows of every grain and merges its closed
-    /// statistics into the stored ones, a chunk of rows at a time (as `write_closed_combos`):
-    /// the grains share statements, so a batch of one event costs two whatever their number.
+    /// statistics into the stored ones, a chunk of rows at a time (as `write_closed_combos`). The
+    /// grains share statements, so a batch of one event costs two whatever their number; one
+    /// grain's rows are made at a time, so a large batch never holds every grain's at once.
     async fn write_dimension_rows(
         &self,
         conn: &mut AnyConnection,
@@ -407,82 +408,100 @@ impl MetricsStore {
                         .push(((dimension, grain, bucket, value), delta));
                 }
             }
-        }
-        for (workspace, mut rows) in by_workspace {
-            for chunk in rows.chunks_mut(ROWS_PER_STATEMENT) {
-                // Only the rows with closed statistics to merge are read, by their keys.
-                let position: HashMap<CoarseKey<'_>, usize> = chunk
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (_, delta))| delta.closed.is_some())
-                    .map(|(i, (key, _))| (*key, i))
-                    .collect();
-                if !position.is_empty() {
-                    let mut query = Statement::new(
-                        self.db.backend(),
-                        "SELECT r.dimension, r.grain, r.bucket_start, r.value, r.stats FROM (",
-                    );
-                    query.push_values(position.keys(), |row, (dimension, grain, bucket, value)| {
-                        row.push_bind(dimension_name(*dimension))
-                            .push_bind(grain.minutes())
-                            .push_bind(*bucket)
-                            .push_bind(value.to_string());
-                    });
-                    query.push(&format!(
-                        ") AS k CROSS JOIN dimension_rollup r WHERE r.stats IS NOT NULL
-                             AND {COARSE_KEY_MATCH}"
-                    ));
-                    query.push_bind(workspace.to_owned());
-                    for row in query.query().fetch_all(&mut *conn).await? {
-                        let name: String = row.try_get("dimension")?;
-                        let value: String = row.try_get("value")?;
-                        let Some(grain) = Grain::of_minutes(row.try_get("grain")?) else {
-                            continue;
-                        };
-                        let key = (
-                            Dimension::from_column(&name),
-                            grain,
-                            row.try_get::<i64, _>("bucket_start")?,
-                            value.as_str(),
-                        );
-                        if let Some(&i) = position.get(&key)
-                            && let Some(stats) = &mut chunk[i].1.closed
-                        {
-                            stats.merge(&encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?);
-                        }
-                    }
+            for (workspace, rows) in &mut by_workspace {
+                while rows.len() >= ROWS_PER_STATEMENT {
+                    let mut chunk: Vec<_> = rows.drain(..ROWS_PER_STATEMENT).collect();
+                    self.write_coarse_chunk(conn, workspace, &mut chunk).await?;
                 }
-                let mut insert = Statement::new(
-                    self.db.backend(),
-                    "INSERT INTO dimension_rollup (workspace_id, dimension, grain, bucket_start,
-                         value, opened_count, closed_count, stats) ",
-                );
-                insert.push_values(
-                    chunk.iter(),
-                    |row, ((dimension, grain, bucket, value), delta)| {
-                        let closed = delta.closed.as_ref();
-                        row.push_bind(workspace.to_owned())
-                            .push_bind(dimension_name(*dimension))
-                            .push_bind(grain.minutes())
-                            .push_bind(*bucket)
-                            .push_bind(value.to_string())
-                            .push_bind(delta.opened)
-                            .push_bind(closed.map_or(0, |s| s.closed as i64))
-                            .push_bind(closed.map(encoding::encode));
-                    },
-                );
-                // Rows with closed statistics carry the merged total; the others add openings
-                // only.
-                insert.push(
-                    " ON CONFLICT (workspace_id, dimension, grain, bucket_start, value) DO UPDATE SET
-                         opened_count = dimension_rollup.opened_count + excluded.opened_count,
-                         closed_count = CASE WHEN excluded.stats IS NULL
-                             THEN dimension_rollup.closed_count ELSE excluded.closed_count END,
-                         stats = COALESCE(excluded.stats, dimension_rollup.stats)",
-                );
-                insert.query().execute(&mut *conn).await?;
             }
         }
+        for (workspace, mut rows) in by_workspace {
+            if !rows.is_empty() {
+                self.write_coarse_chunk(conn, workspace, &mut rows).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes coarse rows of `workspace`: openings added, closed statistics merged into the
+    /// stored ones (read first, by their keys).
+    async fn write_coarse_chunk(
+        &self,
+        conn: &mut AnyConnection,
+        workspace: &str,
+        chunk: &mut [(CoarseKey<'_>, Delta)],
+    ) -> Result<(), ApiError> {
+        // Only the rows with closed statistics to merge are read, by their keys.
+        let position: HashMap<CoarseKey<'_>, usize> = chunk
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, delta))| delta.closed.is_some())
+            .map(|(i, (key, _))| (*key, i))
+            .collect();
+        if !position.is_empty() {
+            let mut query = Statement::new(
+                self.db.backend(),
+                "SELECT r.dimension, r.grain, r.bucket_start, r.value, r.stats FROM (",
+            );
+            query.push_values(position.keys(), |row, (dimension, grain, bucket, value)| {
+                row.push_bind(dimension_name(*dimension))
+                    .push_bind(grain.minutes())
+                    .push_bind(*bucket)
+                    .push_bind(value.to_string());
+            });
+            query.push(&format!(
+                ") AS k CROSS JOIN dimension_rollup r WHERE r.stats IS NOT NULL
+                         AND {COARSE_KEY_MATCH}"
+            ));
+            query.push_bind(workspace.to_owned());
+            for row in query.query().fetch_all(&mut *conn).await? {
+                let name: String = row.try_get("dimension")?;
+                let value: String = row.try_get("value")?;
+                let Some(grain) = Grain::of_minutes(row.try_get("grain")?) else {
+                    continue;
+                };
+                let key = (
+                    Dimension::from_column(&name),
+                    grain,
+                    row.try_get::<i64, _>("bucket_start")?,
+                    value.as_str(),
+                );
+                if let Some(&i) = position.get(&key)
+                    && let Some(stats) = &mut chunk[i].1.closed
+                {
+                    stats.merge(&encoding::decode(&row.try_get::<Vec<u8>, _>("stats")?)?);
+                }
+            }
+        }
+        let mut insert = Statement::new(
+            self.db.backend(),
+            "INSERT INTO dimension_rollup (workspace_id, dimension, grain, bucket_start,
+                     value, opened_count, closed_count, stats) ",
+        );
+        insert.push_values(
+            chunk.iter(),
+            |row, ((dimension, grain, bucket, value), delta)| {
+                let closed = delta.closed.as_ref();
+                row.push_bind(workspace.to_owned())
+                    .push_bind(dimension_name(*dimension))
+                    .push_bind(grain.minutes())
+                    .push_bind(*bucket)
+                    .push_bind(value.to_string())
+                    .push_bind(delta.opened)
+                    .push_bind(closed.map_or(0, |s| s.closed as i64))
+                    .push_bind(closed.map(encoding::encode));
+            },
+        );
+        // Rows with closed statistics carry the merged total; the others add openings
+        // only.
+        insert.push(
+            " ON CONFLICT (workspace_id, dimension, grain, bucket_start, value) DO UPDATE SET
+                     opened_count = dimension_rollup.opened_count + excluded.opened_count,
+                     closed_count = CASE WHEN excluded.stats IS NULL
+                         THEN dimension_rollup.closed_count ELSE excluded.closed_count END,
+                     stats = COALESCE(excluded.stats, dimension_rollup.stats)",
+        );
+        insert.query().execute(&mut *conn).await?;
         Ok(())
     }
 
