@@ -128,8 +128,9 @@ async fn read_coarse<'c>(
 }
 
 /// Fewer rows than this a thread are decoded on the calling thread alone: starting a second
-/// thread would cost more than it saves.
-const ROWS_PER_THREAD: usize = 200;
+/// thread (tens of microseconds) would cost more than it saves. A row takes 10 to 100
+/// microseconds, more as its buckets fill (a dense contacts sketch, wider distributions).
+const ROWS_PER_THREAD: usize = 32;
 
 /// The report of the rows read. Decoding and merging the rows is most of a report's work, and
 /// each row's work is its own: a large report splits its rows over two threads (the service's
