@@ -8,9 +8,9 @@
 //! Settings from the environment: `SIZES` (conversations, `10000,100000`), `ROUNDS` (3), `CALLS`
 //! per round (20), `SCAN_CALLS` of the raw scan per round (as many, at least 1), `ZONES`
 //! (`UTC,America/Guayaquil`), `BACKENDS` (`sqlite,postgres`; PostgreSQL is found like the tests
-//! find it, `CHARLA_TEST_POSTGRES_URL`, and skipped when unreachable), `KEEP_DIR` (SQLite only: each
-//! size's data set is kept in `KEEP_DIR/reports-SIZE-schema-N.db` and read again by the next run, so a
-//! million conversations are fed once while their reports are measured many times).
+//! find it, `CHARLA_TEST_POSTGRES_URL`, and skipped when unreachable), `KEEP_DIR` (SQLite only:
+//! each size's data set is kept in `KEEP_DIR/reports-SIZE-schema-N.db` and read again by the
+//! next run, so a million conversations are fed once while their reports are measured many times).
 
 use std::time::{Duration, Instant};
 
