@@ -193,6 +193,42 @@ mod tests {
     }
 
     #[test]
+    fn any_30_utc_days_take_at_most_8_buckets_and_any_7_at_most_5() {
+        let buckets = |cover: &Cover| -> i64 {
+            Grain::LARGEST_FIRST
+                .into_iter()
+                .flat_map(|grain| {
+                    let length = grain.micros();
+                    cover
+                        .ranges(grain)
+                        .iter()
+                        .map(move |(from, to)| (to - from) / length)
+                })
+                .sum()
+        };
+        for day in 20_000..21_000 {
+            let start = day * DAY;
+            for (days, most) in [(30, 8), (7, 5)] {
+                let edges = [start, start + days * DAY];
+                let cover = Cover::of(&edges);
+                assert!(
+                    buckets(&cover) <= most,
+                    "{days} days from day {day}: {cover:?}"
+                );
+                assert_exact(&edges, &cover);
+            }
+        }
+    }
+
+    #[test]
+    fn stored_grain_names_read_back() {
+        for grain in Grain::LARGEST_FIRST {
+            assert_eq!(Grain::of_minutes(grain.minutes()), Some(grain));
+        }
+        assert_eq!(Grain::of_minutes(7), None);
+    }
+
+    #[test]
     fn local_days_of_whole_hour_zones_are_read_as_hours() {
         // UTC-5: each local day runs 05:00 to 05:00 UTC.
         let edges: Vec<i64> = (0..=30)
