@@ -38,11 +38,6 @@ USER 65532:65532
 WORKDIR /var/lib/charla
 # `charla up` listens beyond the container; `charla serve` listens on 0.0.0.0 anyway.
 ENV CHARLA_HOST=0.0.0.0
-# Two malloc arenas instead of glibc's eight per core: each tokio worker thread otherwise keeps
-# its own arena of freed pages after a large report or a batch of events (measured: 22-30 MiB per
-# worker arena with under 1 MiB in use; metrics service RSS after `charla bench` 61.6 / 57.4 ->
-# 55.2 / 41.1 MiB, peak 69.9 / 69.2 -> 66.0 / 52.4, consumer and reports within noise).
-ENV MALLOC_ARENA_MAX=2
 # gRPC (and gRPC-Web) of contact, conversation and metrics.
 EXPOSE 50051 50052 50053
 ENTRYPOINT ["charla"]

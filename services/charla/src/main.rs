@@ -44,16 +44,17 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Up(args) => up::run(args).await,
-        Command::Demo(args) => demo::run(args).await,
-        Command::Import(command) => import::run(command).await,
-        Command::Export(args) => export::run(args).await,
-        Command::Token(args) => credentials::run_token(args),
-        Command::Serve(service) => serve::run(service).await,
-        Command::Bench(args) => bench::run(args).await,
-    }
+    charla_runtime::app::run_process(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Import(command) => import::run(command).await,
+            Command::Export(args) => export::run(args).await,
+            Command::Token(args) => credentials::run_token(args),
+            Command::Serve(service) => serve::run(service).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    })
 }

@@ -237,7 +237,6 @@ fn print_token_help(keys: &KeySource) {
 /// Starts every service and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> ExitCode {
     let telemetry = charla_runtime::telemetry::init(args.log_format, "up");
-    charla_runtime::allocator::return_freed_memory();
     let shutdown = charla_runtime::server::shutdown_on_signals();
     // One clock for all, so a test clock moved through any service moves them all.
     let clock = if args.test_clock {

@@ -2,11 +2,11 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = charla_contact::Config::parse();
-    charla_runtime::app::serve_main("contact", &config.runtime, |clock, shutdown| {
-        charla_contact::build(&config.runtime, clock, shutdown)
-    })
-    .await
+    charla_runtime::app::run_process(charla_runtime::app::serve_main(
+        "contact",
+        &config.runtime,
+        |clock, shutdown| charla_contact::build(&config.runtime, clock, shutdown),
+    ))
 }

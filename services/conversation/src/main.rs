@@ -2,11 +2,13 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let config = charla_conversation::Config::parse();
-    charla_runtime::app::serve_main("conversation", &config.runtime, |clock, shutdown| {
-        charla_conversation::build(&config.runtime, &config.service, clock, shutdown)
-    })
-    .await
+    charla_runtime::app::run_process(charla_runtime::app::serve_main(
+        "conversation",
+        &config.runtime,
+        |clock, shutdown| {
+            charla_conversation::build(&config.runtime, &config.service, clock, shutdown)
+        },
+    ))
 }

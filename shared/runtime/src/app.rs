@@ -194,6 +194,23 @@ impl Application {
     }
 }
 
+/// Runs a process's `main` future: the allocator set up first, while the process has one thread
+/// (glibc gives a thread that allocated before the limit on arenas was set an arena of its own),
+/// then the future on a multi-thread tokio runtime.
+pub fn run_process(main: impl Future<Output = ExitCode>) -> ExitCode {
+    crate::allocator::return_freed_memory();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(main),
+        Err(error) => {
+            eprintln!("error: the async runtime could not start: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// What a service's `main` does: logging as configured, a shutdown token fired by SIGTERM or
 /// Ctrl-C, the clock the configuration asks for, then build and serve until drained. Exits 0
 /// after a clean drain.
@@ -204,7 +221,6 @@ where
     E: std::fmt::Display,
 {
     let telemetry = crate::telemetry::init(config.log_format, name);
-    crate::allocator::return_freed_memory();
     let shutdown = crate::server::shutdown_on_signals();
     let code = match build(config.clock(), shutdown).await {
         Ok(app) => match app.run().await {
