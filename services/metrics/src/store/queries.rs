@@ -72,32 +72,18 @@ fn closed_of(row: &AnyRow) -> Result<Option<ClosedStats>, ApiError> {
     Ok(Some(stats))
 }
 
-/// A row of `closed_rollup` (`is_closed`) or `opened_rollup`, or `None` when its bucket is
-/// outside the cover.
-fn combination_row(
-    row: &AnyRow,
-    is_closed: bool,
-    cover: &Cover,
-) -> Result<Option<RollupRow>, ApiError> {
+/// A row of `opened_rollup` (no statistics) or `closed_rollup` (no openings), or `None` when its
+/// bucket is outside the cover.
+fn combination_row(row: &AnyRow, cover: &Cover) -> Result<Option<RollupRow>, ApiError> {
     let bucket: i64 = row.try_get("bucket_start")?;
     if !cover.contains(Grain::Quarter, bucket) {
         return Ok(None);
     }
-    let key = RowKey::Combination(dimensions_of(row)?);
-    Ok(Some(if is_closed {
-        RollupRow {
-            bucket,
-            key,
-            opened: 0,
-            closed: closed_of(row)?,
-        }
-    } else {
-        RollupRow {
-            bucket,
-            key,
-            opened: row.try_get("opened_count")?,
-            closed: None,
-        }
+    Ok(Some(RollupRow {
+        bucket,
+        key: RowKey::Combination(dimensions_of(row)?),
+        opened: row.try_get("opened_count")?,
+        closed: closed_of(row)?,
     }))
 }
 
@@ -105,9 +91,14 @@ fn combination_row(
 fn dimension_row(
     row: &AnyRow,
     dimension: DimensionKey,
-    grain: Grain,
     cover: &Cover,
 ) -> Result<Option<RollupRow>, ApiError> {
+    let minutes: i64 = row.try_get("grain")?;
+    let grain = Grain::of_minutes(minutes).ok_or_else(|| {
+        ApiError::Internal(format!(
+            "a stored rollup row has an unknown grain: {minutes} minutes"
+        ))
+    })?;
     let bucket: i64 = row.try_get("bucket_start")?;
     if !cover.contains(grain, bucket) {
         return Ok(None);
@@ -124,9 +115,10 @@ fn dimension_row(
 /// Which table a row read for a report comes from.
 #[derive(Debug, Clone, Copy)]
 enum RowKind {
-    Opened,
-    Closed,
-    Dimension(DimensionKey, Grain),
+    /// A quarter-hour row of every dimension, opened or closed.
+    Combination,
+    /// A coarse row of a dimension, of the grain its row names.
+    Dimension(DimensionKey),
 }
 
 /// Rollup rows read for a report, each decoded only when the iterator reaches it: a report
@@ -173,11 +165,8 @@ impl Iterator for ReportRows<'_> {
         loop {
             let (row, kind) = self.rows.pop_front()?;
             let decoded = match kind {
-                RowKind::Opened => combination_row(&row, false, self.cover),
-                RowKind::Closed => combination_row(&row, true, self.cover),
-                RowKind::Dimension(dimension, grain) => {
-                    dimension_row(&row, dimension, grain, self.cover)
-                }
+                RowKind::Combination => combination_row(&row, self.cover),
+                RowKind::Dimension(dimension) => dimension_row(&row, dimension, self.cover),
             };
             if let Some(decoded) = decoded.transpose() {
                 return Some(decoded);
@@ -188,57 +177,62 @@ impl Iterator for ReportRows<'_> {
 
 impl MetricsStore {
     /// The quarter-hour rows (every combination of dimensions) of the cover's quarter ranges:
-    /// openings and closed statistics (see `ReportRows`).
+    /// openings and closed statistics (see `ReportRows`), both tables in one statement.
     pub async fn combination_rows<'c>(
         &self,
         workspace: &str,
         cover: &'c Cover,
     ) -> Result<ReportRows<'c>, ApiError> {
         let ranges = cover.ranges(Grain::Quarter);
-        let (mut opened, mut closed) = (Vec::new(), Vec::new());
-        if !ranges.is_empty() {
-            let mut query = Statement::new(
-                self.db.backend(),
-                format!(
-                    "SELECT bucket_start, {DIMENSION_COLUMNS}, opened_count FROM opened_rollup
-                     WHERE opened_count <> 0 AND workspace_id = "
-                ),
-            );
-            query.push_bind(workspace.to_owned());
-            push_ranges(&mut query, ranges);
-            opened = query.query().fetch_all(self.db.pool()).await?;
-            let mut query = Statement::new(
-                self.db.backend(),
-                format!(
-                    "SELECT bucket_start, {DIMENSION_COLUMNS}, stats, recontact FROM closed_rollup
-                     WHERE workspace_id = "
-                ),
-            );
-            query.push_bind(workspace.to_owned());
-            push_ranges(&mut query, ranges);
-            closed = query.query().fetch_all(self.db.pool()).await?;
-        }
-        let opened = opened.into_iter().map(|row| (row, RowKind::Opened));
-        let closed = closed.into_iter().map(|row| (row, RowKind::Closed));
-        Ok(ReportRows::new(opened.chain(closed), cover))
-    }
-
-    /// The coarse rows of `dimension` (`None`: every conversation) in the cover's ranges of
-    /// `grain` (see `ReportRows`).
-    pub async fn dimension_rows<'c>(
-        &self,
-        workspace: &str,
-        dimension: DimensionKey,
-        grain: Grain,
-        cover: &'c Cover,
-    ) -> Result<ReportRows<'c>, ApiError> {
-        let ranges = cover.ranges(grain);
         let mut rows = Vec::new();
         if !ranges.is_empty() {
             let mut query = Statement::new(
                 self.db.backend(),
-                "SELECT bucket_start, value, opened_count, stats, recontact FROM dimension_rollup
-                 WHERE workspace_id = ",
+                format!(
+                    "SELECT bucket_start, {DIMENSION_COLUMNS}, opened_count, NULL AS stats,
+                         NULL AS recontact
+                     FROM opened_rollup WHERE opened_count <> 0 AND workspace_id = "
+                ),
+            );
+            query.push_bind(workspace.to_owned());
+            push_ranges(&mut query, ranges);
+            query.push(&format!(
+                " UNION ALL SELECT bucket_start, {DIMENSION_COLUMNS}, 0, stats, recontact
+                 FROM closed_rollup WHERE workspace_id = "
+            ));
+            query.push_bind(workspace.to_owned());
+            push_ranges(&mut query, ranges);
+            rows = query.query().fetch_all(self.db.pool()).await?;
+        }
+        Ok(ReportRows::new(
+            rows.into_iter().map(|row| (row, RowKind::Combination)),
+            cover,
+        ))
+    }
+
+    /// The coarse rows of `dimension` (`None`: every conversation) in the cover's ranges of every
+    /// coarse grain (see `ReportRows`): one statement, a branch per grain that has ranges, so a
+    /// report pays one round trip per dimension instead of one per grain, and each branch is
+    /// planned on the key's index as a query of its own would be.
+    pub async fn dimension_rows<'c>(
+        &self,
+        workspace: &str,
+        dimension: DimensionKey,
+        cover: &'c Cover,
+    ) -> Result<ReportRows<'c>, ApiError> {
+        let mut query = Statement::new(self.db.backend(), "");
+        let mut branches = 0;
+        for grain in Grain::COARSE {
+            let ranges = cover.ranges(grain);
+            if ranges.is_empty() {
+                continue;
+            }
+            if branches > 0 {
+                query.push(" UNION ALL ");
+            }
+            query.push(
+                "SELECT grain, bucket_start, value, opened_count, stats, recontact
+                 FROM dimension_rollup WHERE workspace_id = ",
             );
             query.push_bind(workspace.to_owned());
             query.push(" AND dimension = ");
@@ -246,9 +240,14 @@ impl MetricsStore {
             query.push(" AND grain = ");
             query.push_bind(grain.minutes());
             push_ranges(&mut query, ranges);
-            rows = query.query().fetch_all(self.db.pool()).await?;
+            branches += 1;
         }
-        let kind = RowKind::Dimension(dimension, grain);
+        let rows = if branches == 0 {
+            Vec::new()
+        } else {
+            query.query().fetch_all(self.db.pool()).await?
+        };
+        let kind = RowKind::Dimension(dimension);
         Ok(ReportRows::new(
             rows.into_iter().map(|row| (row, kind)),
             cover,

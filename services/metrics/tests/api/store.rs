@@ -1,7 +1,7 @@
 //! The store's exactly-once application: a redelivered event, or one delivered again after a
 //! crash between two events, changes nothing.
 
-use charla_metrics::domain::{Change, Closure, Cover, Dimensions, Grain};
+use charla_metrics::domain::{Change, Closure, Cover, Dimensions};
 use charla_metrics::store::{MIGRATIONS, MetricsStore, StreamEvent};
 use charla_runtime::db::Database;
 use charla_testing::{Backend, backend_tests, fresh_database_url};
@@ -71,7 +71,7 @@ async fn a_redelivered_event_is_applied_once(backend: Backend) {
 
     let day = Cover::of(&[0, 86_400_000_000]);
     let all = store
-        .dimension_rows("w", None, Grain::Day, &day)
+        .dimension_rows("w", None, &day)
         .await
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
