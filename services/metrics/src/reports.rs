@@ -208,20 +208,23 @@ pub async fn dashboard(
         other => calendar_error(other),
     })?;
     let until = bucket_start(now) + BUCKET.as_micros() as i64;
-    let (edges, unfiltered) = ([day_start, until], Filter::default());
-    // Three independent reads, at once: on PostgreSQL each takes a connection of its own, so the
-    // dashboard (and the event lag a caller waiting on it sees) costs the longest of them, not
-    // their sum. SQLite's one connection takes them in turn.
-    let (today, (at_risk, next_change), live) = tokio::try_join!(
-        report(store, workspace, &edges, &unfiltered, None),
-        at_risk_now(store, workspace, now),
-        store.live_counts(workspace),
-    )?;
-    let today = today.totals;
+    // One read after another: every dashboard watcher recomputes after each applied batch, and
+    // reads at once would take three of the pool's connections each (on SQLite, one read could
+    // hold the only connection while another decodes its rows).
+    let today = report(
+        store,
+        workspace,
+        &[day_start, until],
+        &Filter::default(),
+        None,
+    )
+    .await?
+    .totals;
     let resolution = today.closed.resolution.summary();
+    let (at_risk, next_change) = at_risk_now(store, workspace, now).await?;
     Ok(DashboardNumbers {
         day_start,
-        live,
+        live: store.live_counts(workspace).await?,
         opened_today: today.opened,
         closed_today: today.closed.closed as i64,
         average_resolution: resolution.map(|s| s.average),

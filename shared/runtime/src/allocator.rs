@@ -4,10 +4,6 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MAP_ALONE_FROM: libc::c_int = 128 * 1024;
 
-/// glibc's environment variable for the number of malloc arenas; when an operator sets it, it wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const ARENAS_VARIABLE: &str = "MALLOC_ARENA_MAX";
-
 /// Keeps glibc's malloc from holding on to freed memory. Called before any other thread starts
 /// ([`crate::app::run_process`]): a thread that allocated before keeps the arena it got.
 ///
@@ -17,7 +13,7 @@ const ARENAS_VARIABLE: &str = "MALLOC_ARENA_MAX";
 /// backlog, sat at 84 MiB resident while holding 21 MiB (heaptrack). A fixed threshold turns
 /// that off: 61 MiB at its peak in the same bench.
 ///
-/// It also keeps one arena for every thread (unless `MALLOC_ARENA_MAX` says otherwise) instead
+/// It also keeps one arena for every thread (unless the operator set a number of arenas) instead
 /// of up to eight per core: a batch or a report allocated on one tokio worker and freed on
 /// another left free pages in each worker's arena. `charla bench --rounds 2`, alternating: the
 /// metrics service's peak 63.9 -> 54.2 / 54.5 MiB on SQLite and 60.2 / 60.7 -> 50.2 / 49.6 MiB on
@@ -29,7 +25,7 @@ const ARENAS_VARIABLE: &str = "MALLOC_ARENA_MAX";
 pub fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let one_arena = std::env::var_os(ARENAS_VARIABLE).is_none();
+        let one_arena = !arenas_set_by_operator();
         // SAFETY: `mallopt` only sets parameters of glibc's allocator, under the allocator's own
         // lock; it reads and writes no memory of ours.
         #[allow(unsafe_code)]
@@ -40,4 +36,17 @@ pub fn return_freed_memory() {
             }
         }
     }
+}
+
+/// Whether the environment sets glibc's number of malloc arenas: a positive `MALLOC_ARENA_MAX`
+/// or the `glibc.malloc.arena_max` tunable. A value glibc would ignore counts as unset.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn arenas_set_by_operator() -> bool {
+    let variable = std::env::var("MALLOC_ARENA_MAX")
+        .ok()
+        .and_then(|value| value.trim().parse::<u32>().ok())
+        .is_some_and(|arenas| arenas > 0);
+    let tunable = std::env::var("GLIBC_TUNABLES")
+        .is_ok_and(|tunables| tunables.contains("glibc.malloc.arena_max="));
+    variable || tunable
 }

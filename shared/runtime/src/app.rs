@@ -211,9 +211,9 @@ pub fn run_process(main: impl Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-/// What a service's `main` does: logging as configured, a shutdown token fired by SIGTERM or
-/// Ctrl-C, the clock the configuration asks for, then build and serve until drained. Exits 0
-/// after a clean drain.
+/// What a service's `main` does, under [`run_process`] (which sets the allocator up first):
+/// logging as configured, a shutdown token fired by SIGTERM or Ctrl-C, the clock the
+/// configuration asks for, then build and serve until drained. Exits 0 after a clean drain.
 pub async fn serve_main<F, Fut, E>(name: &str, config: &RuntimeConfig, build: F) -> ExitCode
 where
     F: FnOnce(ServiceClock, CancellationToken) -> Fut,

@@ -176,10 +176,11 @@ impl Database {
                         // A write-ahead log commits with one fsync instead of a rollback
                         // journal's four, and FULL makes that fsync part of every commit: what
                         // a call acknowledged survives a power cut, not only a process crash.
-                        // (NORMAL syncs the log at checkpoints only: RecordMessage into an open
-                        // conversation at one caller ran 790 per second against FULL's 286, and
-                        // the same SQL without charla 2,070 against 705; a durable commit costs
-                        // the disk's flush, 1-3 ms on the machine that measured it.)
+                        // (NORMAL syncs the log at checkpoints only. `charla bench --rounds 2`,
+                        // alternating FULL / NORMAL / FULL: RecordMessage into an open
+                        // conversation at one caller 656 / 1,138 / 795 per second, the same SQL
+                        // without charla 1,191 / 1,345 / 1,032; imports and consumers, which
+                        // commit many rows at once, did not move.)
                         sqlx::query("PRAGMA journal_mode = WAL")
                             .execute(&mut *connection)
                             .await?;

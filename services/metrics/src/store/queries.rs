@@ -112,7 +112,7 @@ fn dimension_row(
     }))
 }
 
-/// Which table a row read for a report comes from.
+/// How a row read for a report is decoded.
 #[derive(Debug, Clone, Copy)]
 enum RowKind {
     /// A quarter-hour row of every dimension, opened or closed.
