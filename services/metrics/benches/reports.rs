@@ -1,6 +1,6 @@
 //! What a report costs as conversations grow, beside the raw scan it replaces, and how fast the
 //! store applies events in batches. Conversations are fed through the same apply code the
-//! consumer runs (`MetricsStore::apply_batch`, batches of 1,000), without the stream in front.
+//! consumer runs (`MetricsStore::apply_batch`, batches of 2,000), without the stream in front.
 //!
 //! ```sh
 //! cargo bench -p charla-metrics --bench reports
@@ -25,7 +25,7 @@ const MINUTE: i64 = 60_000_000;
 const DAY: i64 = 24 * 60 * MINUTE;
 /// 2026-03-01T00:00:00Z: the 30 days reported start here.
 const START: i64 = 1_772_323_200_000_000;
-const BATCH: usize = 1000;
+const BATCH: usize = 2000;
 
 fn setting(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())

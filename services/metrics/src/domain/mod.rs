@@ -23,7 +23,9 @@ pub use at_risk::{
     AT_RISK_SHARE, AtRisk, MAX_AT_RISK, OpenConversation, TargetKind, at_risk, business_instant,
 };
 pub use automation::{Automation, AutomationFacts};
-pub use batch::{Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta};
+pub use batch::{
+    Batch, ComboKey, Delta, DimensionKey, DimensionRowKey, Fact, LiveDelta, dimension_keys,
+};
 pub use business_hours::{
     BusinessHours, BusinessHoursDraft, BusinessHoursError, Interval, IntervalDraft, TimeOfDay,
 };

@@ -13,7 +13,7 @@ use super::statement::{Statement, Tuple};
 use super::{MetricsStore, encoding};
 use crate::domain::{
     Batch, Change, ClosedStats, ComboKey, Delta, Dimension, DimensionKey, DimensionRowKey,
-    Dimensions, Fact, Grain, RecontactGaps,
+    Dimensions, Fact, Grain, RecontactGaps, dimension_keys,
 };
 
 /// An event of the conversation stream, reduced to what the metrics need.
@@ -391,16 +391,22 @@ impl MetricsStore {
 
     /// Adds the batch's openings to the coarse rows of every grain and merges its closed
     /// statistics into the stored ones, a chunk of rows at a time (as `write_closed_combos`). The
-    /// grains share statements, so a batch of one event costs two whatever their number; one
-    /// grain's rows are made at a time, so a large batch never holds every grain's at once.
+    /// grains and dimensions share statements, so a batch of one event costs two whatever their
+    /// number; the rows of one grain and dimension are made at a time, so a large batch never
+    /// holds more than those and a chunk.
     async fn write_dimension_rows(
         &self,
         conn: &mut AnyConnection,
         batch: &Batch,
     ) -> Result<(), ApiError> {
         let mut by_workspace: BTreeMap<&str, Vec<(CoarseKey<'_>, Delta)>> = BTreeMap::new();
-        for grain in Grain::COARSE {
-            for ((workspace, dimension, _, bucket, value), delta) in batch.coarse_rows(grain) {
+        for (grain, dimension) in Grain::COARSE
+            .into_iter()
+            .flat_map(|grain| dimension_keys().map(move |dimension| (grain, dimension)))
+        {
+            for ((workspace, dimension, _, bucket, value), delta) in
+                batch.coarse_rows(grain, dimension)
+            {
                 if !delta.is_empty() {
                     by_workspace
                         .entry(workspace)
