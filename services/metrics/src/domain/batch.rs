@@ -195,8 +195,8 @@ impl Batch {
 
     /// What each coarse row of `grain` and `dimension` gains: the sum of its quarter-hour rows'
     /// deltas. (One grain and dimension at a time: the closed statistics of a batch's coarse rows
-    /// are most of its memory, and a grain's hour rows of every dimension held 27 MiB in a batch
-    /// of 2,000 events.)
+    /// are much of its memory; with batches of 2,000 events, making a whole grain's rows at once
+    /// put the metrics service's peak at 62 MiB, one dimension at a time at 59.)
     pub fn coarse_rows(
         &self,
         grain: Grain,
