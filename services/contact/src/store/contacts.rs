@@ -8,7 +8,7 @@ use charla_runtime::workspace::WorkspaceId;
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::{ContactStore, rows};
+use super::{ContactStore, ProfileValues, rows};
 use crate::domain::{
     ChannelIdentity, Contact, ContactError, ContactId, ExternalId, Profile, ProfileField,
 };
@@ -121,7 +121,8 @@ impl ContactStore {
         Ok((contact, true))
     }
 
-    /// Inserts a new contact's rows: the contact, its identities, its tags.
+    /// Inserts a new contact's rows: the contact (its profile with it: the row is written once),
+    /// its tags, its identities.
     pub(super) async fn insert(
         &self,
         conn: &mut AnyConnection,
@@ -133,19 +134,23 @@ impl ContactStore {
             Some(CreationKey::External(id)) => (None, Some(id.as_str().to_owned())),
             None => (None, None),
         };
-        let inserted = sqlx::query(
-            "INSERT INTO contacts (workspace_id, contact_id, first_name, last_name, email, phone,
-                 language, custom_fields, tags, status, merged_into, request_id, external_id,
-                 created_at, updated_at)
-             VALUES ($1, $2, '', '', '', '', '', '{}', '[]', 'active', NULL, $3, $4, $5, $5)",
-        )
-        .bind(contact.workspace.to_string())
-        .bind(contact.id.to_string())
-        .bind(request_id)
-        .bind(external_id)
-        .bind(to_micros(contact.created_at))
-        .execute(&mut *conn)
-        .await;
+        let inserted = ProfileValues::of(contact)
+            .bind(
+                sqlx::query(
+                    "INSERT INTO contacts (workspace_id, contact_id, request_id, external_id,
+                         created_at, first_name, last_name, email, phone, language, custom_fields,
+                         tags, status, merged_into, updated_at, search_name)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                         $16)",
+                )
+                .bind(contact.workspace.to_string())
+                .bind(contact.id.to_string())
+                .bind(request_id)
+                .bind(external_id)
+                .bind(to_micros(contact.created_at)),
+            )
+            .execute(&mut *conn)
+            .await;
         match inserted {
             // Contact ids are fresh UUIDs: only the key's unique index can refuse the row.
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -155,7 +160,7 @@ impl ContactStore {
                 other.map_err(ApiError::from)?;
             }
         }
-        self.save_profile(conn, contact).await?;
+        self.insert_tags(conn, contact).await?;
         for identity in &contact.identities {
             self.attach_identity(conn, contact.workspace, contact.id, identity)
                 .await?;

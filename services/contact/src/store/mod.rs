@@ -175,52 +175,25 @@ impl ContactStore {
         .transpose()
     }
 
-    /// Writes the contact's row, tags and (when `insert`) creates it.
+    /// Writes the contact's profile to its row, and its tags.
     async fn save_profile(
         &self,
         conn: &mut AnyConnection,
         contact: &Contact,
     ) -> Result<(), ApiError> {
-        let profile = &contact.profile;
-        sqlx::query(
-            "UPDATE contacts SET first_name = $3, last_name = $4, email = $5, phone = $6,
-                 language = $7, custom_fields = $8, tags = $9, status = $10, merged_into = $11,
-                 updated_at = $12, search_name = $13
-             WHERE workspace_id = $1 AND contact_id = $2",
-        )
-        .bind(contact.workspace.to_string())
-        .bind(contact.id.to_string())
-        .bind(profile.first_name.as_str().to_owned())
-        .bind(profile.last_name.as_str().to_owned())
-        .bind(
-            profile
-                .email
-                .as_ref()
-                .map(|e| e.as_str().to_owned())
-                .unwrap_or_default(),
-        )
-        .bind(
-            profile
-                .phone
-                .as_ref()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default(),
-        )
-        .bind(
-            profile
-                .language
-                .as_ref()
-                .map(|l| l.as_str().to_owned())
-                .unwrap_or_default(),
-        )
-        .bind(rows::custom_fields_to_json(&profile.custom_fields))
-        .bind(rows::tags_to_json(&profile.tags))
-        .bind(rows::status_name(contact.status))
-        .bind(contact.merged_into().map(|id| id.to_string()))
-        .bind(charla_runtime::clock::to_micros(contact.updated_at))
-        .bind(search_name(profile))
-        .execute(&mut *conn)
-        .await?;
+        ProfileValues::of(contact)
+            .bind(
+                sqlx::query(
+                    "UPDATE contacts SET first_name = $3, last_name = $4, email = $5, phone = $6,
+                         language = $7, custom_fields = $8, tags = $9, status = $10,
+                         merged_into = $11, updated_at = $12, search_name = $13
+                     WHERE workspace_id = $1 AND contact_id = $2",
+                )
+                .bind(contact.workspace.to_string())
+                .bind(contact.id.to_string()),
+            )
+            .execute(&mut *conn)
+            .await?;
         self.save_tags(conn, contact).await
     }
 
@@ -231,6 +204,15 @@ impl ContactStore {
             .bind(contact.id.to_string())
             .execute(&mut *conn)
             .await?;
+        self.insert_tags(conn, contact).await
+    }
+
+    /// Adds the contact's rows to `contact_tags` (a new contact has none yet).
+    async fn insert_tags(
+        &self,
+        conn: &mut AnyConnection,
+        contact: &Contact,
+    ) -> Result<(), ApiError> {
         for tag in contact.profile.tags.iter() {
             sqlx::query(
                 "INSERT INTO contact_tags (workspace_id, tag, contact_id) VALUES ($1, $2, $3)",
@@ -244,6 +226,61 @@ impl ContactStore {
         Ok(())
     }
 }
+
+/// The values of a contact row's profile columns, bound in this order: first name, last name,
+/// email, phone, language, custom fields, tags, status, merged into, updated at, search name.
+struct ProfileValues {
+    first_name: String,
+    last_name: String,
+    email: String,
+    phone: String,
+    language: String,
+    custom_fields: String,
+    tags: String,
+    status: &'static str,
+    merged_into: Option<String>,
+    updated_at: i64,
+    search_name: String,
+}
+
+impl ProfileValues {
+    fn of(contact: &Contact) -> Self {
+        let profile = &contact.profile;
+        let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
+        Self {
+            first_name: profile.first_name.as_str().to_owned(),
+            last_name: profile.last_name.as_str().to_owned(),
+            email: text(profile.email.as_ref().map(|e| e.as_str())),
+            phone: text(profile.phone.as_ref().map(|p| p.as_str())),
+            language: text(profile.language.as_ref().map(|l| l.as_str())),
+            custom_fields: rows::custom_fields_to_json(&profile.custom_fields),
+            tags: rows::tags_to_json(&profile.tags),
+            status: rows::status_name(contact.status),
+            merged_into: contact.merged_into().map(|id| id.to_string()),
+            updated_at: charla_runtime::clock::to_micros(contact.updated_at),
+            search_name: search_name(profile),
+        }
+    }
+
+    /// `query` with these values bound after its own.
+    fn bind(self, query: AnyQuery<'_>) -> AnyQuery<'_> {
+        query
+            .bind(self.first_name)
+            .bind(self.last_name)
+            .bind(self.email)
+            .bind(self.phone)
+            .bind(self.language)
+            .bind(self.custom_fields)
+            .bind(self.tags)
+            .bind(self.status)
+            .bind(self.merged_into)
+            .bind(self.updated_at)
+            .bind(self.search_name)
+    }
+}
+
+/// A statement over the `Any` driver, with its bound values.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// The full name as the name filter matches it: lower-cased with Unicode's rules.
 fn search_name(profile: &crate::domain::Profile) -> String {
