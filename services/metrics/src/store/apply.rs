@@ -97,6 +97,24 @@ const COMBO_KEY_MATCH: &str = "r.bucket_start = k.column1 AND r.assignee = k.col
 const COARSE_KEY_MATCH: &str = "r.dimension = k.column1 AND r.grain = k.column2
      AND r.bucket_start = k.column3 AND r.value = k.column4 AND r.workspace_id = ";
 
+/// The facts a batch reads of one workspace: the conversations its events name, and the other
+/// conversations of the contacts it opens or closes for, since `horizon` (the earliest).
+struct Wanted {
+    conversations: Vec<String>,
+    contacts: Vec<String>,
+    horizon: i64,
+}
+
+impl Default for Wanted {
+    fn default() -> Self {
+        Self {
+            conversations: Vec::new(),
+            contacts: Vec::new(),
+            horizon: i64::MAX,
+        }
+    }
+}
+
 /// A coarse row of one workspace: (dimension, grain, bucket start, value).
 type CoarseKey<'a> = (DimensionKey, Grain, i64, &'a str);
 
@@ -176,74 +194,70 @@ impl MetricsStore {
             .collect())
     }
 
-    /// The stored facts of the conversations `events` name (`None`: not stored).
+    /// The stored facts of the conversations `events` name (`None`: not stored), and of their
+    /// contacts' other conversations that an opening of the batch may re-contact, or that may
+    /// re-contact a close of it. Both are read in one statement per workspace (per chunk of
+    /// each): a live batch of one event pays one round trip for them.
     async fn load_facts(
         &self,
         conn: &mut AnyConnection,
         events: &[&StreamEvent],
     ) -> Result<HashMap<(String, String), Option<Fact>>, ApiError> {
         let mut facts: HashMap<(String, String), Option<Fact>> = HashMap::new();
-        let mut by_workspace: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut wanted: BTreeMap<&str, Wanted> = BTreeMap::new();
         for event in events {
             if let Some(conversation) = Batch::conversation_of(&event.change)
                 && facts
                     .insert((event.workspace.clone(), conversation.to_owned()), None)
                     .is_none()
             {
-                by_workspace
+                wanted
                     .entry(&event.workspace)
                     .or_default()
+                    .conversations
                     .push(conversation.to_owned());
             }
+            if let Some((contact, horizon)) = Batch::recontact_horizon(&event.change) {
+                let wanted = wanted.entry(&event.workspace).or_default();
+                wanted.horizon = wanted.horizon.min(horizon);
+                wanted.contacts.push(contact.to_owned());
+            }
         }
-        for (workspace, conversations) in by_workspace {
-            for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
-                let mut query = Statement::new(
-                    self.db.backend(),
-                    format!("{} WHERE workspace_id = ", *SELECT_FACTS),
-                );
-                query.push_bind(workspace.to_owned());
-                query.push(" AND conversation_id IN ");
-                query.push_list(chunk.iter().cloned());
+        for (workspace, mut wanted) in wanted {
+            wanted.contacts.sort_unstable();
+            wanted.contacts.dedup();
+            let mut conversations = wanted.conversations.chunks(ROWS_PER_STATEMENT);
+            let mut contacts = wanted.contacts.chunks(ROWS_PER_STATEMENT);
+            loop {
+                let (by_id, by_contact) = (conversations.next(), contacts.next());
+                if by_id.is_none() && by_contact.is_none() {
+                    break;
+                }
+                let mut query = Statement::new(self.db.backend(), "");
+                if let Some(chunk) = by_id {
+                    query.push(&format!("{} WHERE workspace_id = ", *SELECT_FACTS));
+                    query.push_bind(workspace.to_owned());
+                    query.push(" AND conversation_id IN ");
+                    query.push_list(chunk.iter().cloned());
+                }
+                if let Some(chunk) = by_contact {
+                    if by_id.is_some() {
+                        query.push(" UNION ALL ");
+                    }
+                    query.push(&format!("{} WHERE workspace_id = ", *SELECT_FACTS));
+                    query.push_bind(workspace.to_owned());
+                    query.push(" AND contact_id IN ");
+                    query.push_list(chunk.iter().cloned());
+                    query.push(" AND (closed_at >= ");
+                    query.push_bind(wanted.horizon);
+                    query.push(" OR opened_at >= ");
+                    query.push_bind(wanted.horizon);
+                    query.push(")");
+                }
+                // A conversation both named and a contact's other one comes twice: the same row.
                 for row in query.query().fetch_all(&mut *conn).await? {
                     let (conversation, fact) = fact_of(&row)?;
                     facts.insert((workspace.to_owned(), conversation), Some(fact));
-                }
-            }
-        }
-        // The contacts' other conversations that may be re-contacted by an opening of the batch,
-        // or re-contact a close of it.
-        let mut horizons: BTreeMap<&str, (i64, Vec<String>)> = BTreeMap::new();
-        for event in events {
-            if let Some((contact, horizon)) = Batch::recontact_horizon(&event.change) {
-                let (earliest, contacts) = horizons
-                    .entry(&event.workspace)
-                    .or_insert((horizon, Vec::new()));
-                *earliest = (*earliest).min(horizon);
-                contacts.push(contact.to_owned());
-            }
-        }
-        for (workspace, (horizon, mut contacts)) in horizons {
-            contacts.sort_unstable();
-            contacts.dedup();
-            for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
-                let mut query = Statement::new(
-                    self.db.backend(),
-                    format!("{} WHERE workspace_id = ", *SELECT_FACTS),
-                );
-                query.push_bind(workspace.to_owned());
-                query.push(" AND contact_id IN ");
-                query.push_list(chunk.iter().cloned());
-                query.push(" AND (closed_at >= ");
-                query.push_bind(horizon);
-                query.push(" OR opened_at >= ");
-                query.push_bind(horizon);
-                query.push(")");
-                for row in query.query().fetch_all(&mut *conn).await? {
-                    let (conversation, fact) = fact_of(&row)?;
-                    facts
-                        .entry((workspace.to_owned(), conversation))
-                        .or_insert(Some(fact));
                 }
             }
         }
