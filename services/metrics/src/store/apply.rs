@@ -97,8 +97,9 @@ const COMBO_KEY_MATCH: &str = "r.bucket_start = k.column1 AND r.assignee = k.col
 const COARSE_KEY_MATCH: &str = "r.dimension = k.column1 AND r.grain = k.column2
      AND r.bucket_start = k.column3 AND r.value = k.column4 AND r.workspace_id = ";
 
-/// The facts a batch reads of one workspace: the conversations its events name, and the other
-/// conversations of the contacts it opens or closes for, since `horizon` (the earliest).
+/// The facts a batch reads of one workspace: those of the conversations its events name, and
+/// those since `horizon` (the earliest of the batch's) of the contacts whose conversations it
+/// opens or closes.
 struct Wanted {
     conversations: Vec<String>,
     contacts: Vec<String>,
