@@ -395,8 +395,9 @@ impl Consumer {
         }
         let target: BTreeMap<u32, u64> =
             self.store.cursor().positions().await?.into_iter().collect();
-        self.store.reset_all().await?;
+        // Waiting reads trust what was published: take it back before the stored positions go.
         self.positions.reset();
+        self.store.reset_all().await?;
         self.applied.send_modify(|count| *count += 1);
         self.pending = Some(PendingRebuild { target, reply });
         Ok(())

@@ -3,9 +3,10 @@
 //! until the consumer has applied them, within the call's deadline.
 //!
 //! The consumer publishes what it has applied through [`AppliedPositions`] after each commit,
-//! which wakes the waiting reads of its own process at once. The stored cursor is the truth: it
-//! also covers the partitions other replicas consume, so a waiting read checks it on every wake-up
-//! and at least every [`RECHECK`].
+//! which wakes the waiting reads of its own process at once; what it publishes is applied, so a
+//! read it covers needs no further look. The stored cursor also covers the partitions other
+//! replicas consume, so a waiting read checks it on every other wake-up and at least every
+//! [`RECHECK`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,6 +23,10 @@ use crate::consumer::ConsumerCursor;
 /// How often a waiting read looks at the stored cursor without a wake-up from its own process:
 /// the pace at which it notices what other replicas apply.
 const RECHECK: Duration = Duration::from_millis(100);
+
+/// How long a waiting read waits before it asks the producer whether the positions it waits for
+/// were ever written.
+const ASK_PRODUCER_AFTER: Duration = Duration::from_millis(50);
 
 /// Positions by partition: the last sequence applied (or wanted) in each.
 pub type Positions = BTreeMap<u32, u64>;
@@ -49,7 +54,8 @@ impl AppliedPositions {
         });
     }
 
-    /// Call when the stored positions were reset (a rebuild): waiting reads look again.
+    /// Call before the stored positions are reset (a rebuild): waiting reads trust what was
+    /// published, so it must go first.
     pub fn reset(&self) {
         self.sender.send_modify(Positions::clear);
     }
@@ -106,13 +112,17 @@ pub fn wait_budget(metadata: &MetadataMap, request_timeout: Duration) -> Duratio
     budget.saturating_sub((budget / 5).min(Duration::from_secs(1)))
 }
 
-/// What a read reflects: at least the stored `cursor`'s positions once they cover `wanted`.
+/// Waits until `wanted` is applied: by the stored `cursor`, or by what this process's consumer
+/// published through `applied` after committing it.
 ///
-/// Returns the stored positions as soon as they cover `wanted`. Otherwise asks `heads` how far
-/// the producer's stream is: a partition it doesn't have, or a sequence past its head, can never
-/// be applied (FAILED_PRECONDITION, reason POSITION_NOT_WRITTEN, naming `field`); when the
-/// producer can't be asked (`None`, or no answer before the deadline), the wait goes on. Then waits for the consumer, up to `budget`:
-/// DEADLINE_EXCEEDED (reason POSITIONS_NOT_APPLIED, metadata `applied`) if it doesn't get there.
+/// Returns at once when what was published or stored covers `wanted`. Otherwise waits for the
+/// consumer, up to `budget`, and meanwhile asks `heads` how far the producer's stream is: a
+/// partition it doesn't have, or a sequence past its head, can never be applied
+/// (FAILED_PRECONDITION, reason POSITION_NOT_WRITTEN, naming `field`); when the producer can't be
+/// asked (`None`, or no answer before the deadline), the wait goes on. The question is put only
+/// after [`ASK_PRODUCER_AFTER`] of waiting, and runs beside the wait.
+/// DEADLINE_EXCEEDED (reason POSITIONS_NOT_APPLIED, metadata `applied`) if the consumer doesn't
+/// get there in time.
 pub async fn wait_until_applied<H>(
     field: &str,
     cursor: &ConsumerCursor,
@@ -120,37 +130,29 @@ pub async fn wait_until_applied<H>(
     wanted: &Positions,
     budget: Duration,
     heads: H,
-) -> Result<Positions, ApiError>
+) -> Result<(), ApiError>
 where
     H: Future<Output = Option<StreamHeads>>,
 {
+    // Nothing wanted, or nothing this process's consumer hasn't published: no read needed.
+    if covers(&applied.borrow_and_update(), wanted) {
+        return Ok(());
+    }
     let deadline = Instant::now() + budget;
     let stored = |positions: Vec<(u32, u64)>| positions.into_iter().collect::<Positions>();
     let mut now = stored(cursor.positions().await?);
     if covers(&now, wanted) {
-        return Ok(now);
+        return Ok(());
     }
-    // Asking the producer must not eat the caller's deadline: no answer in time counts as none.
-    let heads = tokio::time::timeout_at(deadline, heads)
-        .await
-        .ok()
-        .flatten();
-    if let Some((partition_count, heads)) = heads {
-        for (partition, sequence) in wanted {
-            let head = heads.get(partition).copied().unwrap_or(0);
-            if *partition >= partition_count || *sequence > head {
-                return Err(ApiError::precondition(
-                    "POSITION_NOT_WRITTEN",
-                    format!(
-                        "{field}: the event stream has no event {sequence} in partition \
-                         {partition} (it has {partition_count} partitions; that one ends at \
-                         {head}): pass positions this deployment's writes answered"
-                    ),
-                )
-                .with_metadata("field", field.to_owned()));
-            }
-        }
-    }
+    // A live write is applied within milliseconds: the producer is asked only when the wait lasts
+    // (asked at once, its answer competed with the write's own way through). Asking must not eat
+    // the caller's deadline either: no answer in time counts as none.
+    let heads = tokio::time::timeout_at(deadline, async {
+        tokio::time::sleep(ASK_PRODUCER_AFTER).await;
+        heads.await
+    });
+    tokio::pin!(heads);
+    let (mut heads_asked, mut watching) = (true, true);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {
@@ -168,14 +170,51 @@ where
                     metadata: vec![("applied", reached)],
                 });
             }
-            _ = applied.changed() => {}
+            answer = &mut heads, if heads_asked => {
+                heads_asked = false;
+                if let Ok(Some(heads)) = answer {
+                    refuse_unwritten(field, wanted, &heads)?;
+                }
+                continue;
+            }
+            changed = applied.changed(), if watching => {
+                // Published only after its commit, so what it covers is applied for good (a
+                // rebuild clears it before it resets the stored positions).
+                if changed.is_err() {
+                    watching = false;
+                } else if covers(&applied.borrow_and_update(), wanted) {
+                    return Ok(());
+                }
+            }
             _ = tokio::time::sleep(RECHECK) => {}
         }
+        // The stored cursor also covers the partitions other replicas consume.
         now = stored(cursor.positions().await?);
         if covers(&now, wanted) {
-            return Ok(now);
+            return Ok(());
         }
     }
+}
+
+/// FAILED_PRECONDITION when `wanted` names a partition or sequence the producer's stream, as
+/// `heads` describes it, doesn't have.
+fn refuse_unwritten(field: &str, wanted: &Positions, heads: &StreamHeads) -> Result<(), ApiError> {
+    let (partition_count, heads) = heads;
+    for (partition, sequence) in wanted {
+        let head = heads.get(partition).copied().unwrap_or(0);
+        if partition >= partition_count || *sequence > head {
+            return Err(ApiError::precondition(
+                "POSITION_NOT_WRITTEN",
+                format!(
+                    "{field}: the event stream has no event {sequence} in partition \
+                     {partition} (it has {partition_count} partitions; that one ends at \
+                     {head}): pass positions this deployment's writes answered"
+                ),
+            )
+            .with_metadata("field", field.to_owned()));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
