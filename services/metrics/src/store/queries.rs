@@ -202,7 +202,7 @@ impl MetricsStore {
             ));
             query.push_bind(workspace.to_owned());
             push_ranges(&mut query, ranges);
-            rows = query.query().fetch_all(self.db.pool()).await?;
+            rows = query.kept_query().fetch_all(self.db.pool()).await?;
         }
         Ok(ReportRows::new(
             rows.into_iter().map(|row| (row, RowKind::Combination)),
@@ -245,7 +245,7 @@ impl MetricsStore {
         let rows = if branches == 0 {
             Vec::new()
         } else {
-            query.query().fetch_all(self.db.pool()).await?
+            query.kept_query().fetch_all(self.db.pool()).await?
         };
         let kind = RowKind::Dimension(dimension);
         Ok(ReportRows::new(

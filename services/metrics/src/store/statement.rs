@@ -137,7 +137,19 @@ impl Statement {
     /// reports no slower: a text seen for the first time is prepared either way, and on
     /// PostgreSQL a full cache also paid a round trip to close the statement it evicted.
     pub fn query(&self) -> Query<'_, Any, AnyArguments> {
-        let mut query = sqlx::query(AssertSqlSafe(self.sql.clone())).persistent(false);
+        self.bound(false)
+    }
+
+    /// The query, kept prepared in the connection's statement cache: for a report's reads, whose
+    /// texts vary only with the number of ranges per grain, so a few come back again and again.
+    /// Each run of one then skips parsing and, on PostgreSQL once a generic plan is chosen,
+    /// planning: a dashboard's two rollup reads spent 0.4 to 0.5 ms each on those alone.
+    pub fn kept_query(&self) -> Query<'_, Any, AnyArguments> {
+        self.bound(true)
+    }
+
+    fn bound(&self, kept: bool) -> Query<'_, Any, AnyArguments> {
+        let mut query = sqlx::query(AssertSqlSafe(self.sql.clone())).persistent(kept);
         for param in &self.params {
             query = match param {
                 Param::Text(value) => query.bind(value.clone()),
@@ -180,5 +192,6 @@ mod tests {
         statement.push_list([1_i64, 2, 3]);
         assert_eq!(statement.sql, "SELECT 1 WHERE 1 IN (?, ?, ?)");
         assert!(!Execute::persistent(&statement.query()));
+        assert!(Execute::persistent(&statement.kept_query()));
     }
 }
