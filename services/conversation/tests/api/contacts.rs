@@ -11,6 +11,7 @@ use crate::helpers::spawn_env;
 backend_tests!(
     an_unknown_contact_gets_no_conversation,
     a_blocked_contact_gets_no_conversation,
+    a_retried_message_of_a_contact_blocked_since_is_answered_as_recorded,
     a_merged_contact_is_refused_pointing_to_the_primary,
     with_the_contact_service_down_opening_fails_unavailable_and_writes_nothing,
 );
@@ -47,6 +48,40 @@ async fn a_blocked_contact_gets_no_conversation(backend: Backend) {
         Some(contact.clone())
     );
     assert!(status.message().contains("blocked"), "{status:?}");
+}
+
+async fn a_retried_message_of_a_contact_blocked_since_is_answered_as_recorded(backend: Backend) {
+    let Some(env) = spawn_env(backend).await else {
+        return;
+    };
+    let contact = env.new_contact().await;
+    let first = env
+        .message(&contact, pb::AuthorKind::Contact, "m1")
+        .await
+        .unwrap();
+    let conversation = first.conversation.unwrap().conversation_id;
+    env.close(&conversation, pb::CloseSource::User)
+        .await
+        .unwrap();
+    env.contacts()
+        .await
+        .block_contact(env.req(contact_pb::BlockContactRequest {
+            contact_id: contact.clone(),
+        }))
+        .await
+        .unwrap();
+    // A retry answers what the message did then; only a new message is refused.
+    let retried = env
+        .message(&contact, pb::AuthorKind::Contact, "m1")
+        .await
+        .unwrap();
+    assert!(!retried.recorded);
+    assert!(!retried.opened_conversation);
+    assert_eq!(retried.conversation.unwrap().conversation_id, conversation);
+    assert_code(
+        env.message(&contact, pb::AuthorKind::Contact, "m2").await,
+        Code::FailedPrecondition,
+    );
 }
 
 async fn a_merged_contact_is_refused_pointing_to_the_primary(backend: Backend) {
