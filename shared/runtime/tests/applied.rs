@@ -2,11 +2,11 @@
 //! commit answers the wait by itself, without the stored cursor and without waiting for the
 //! producer to say how far its stream is; a position the producer never wrote is still refused.
 
-use std::future::pending;
+use std::future::{Future, pending};
 use std::time::Duration;
 
 use charla_runtime::ApiError;
-use charla_runtime::applied::{AppliedPositions, Positions, wait_until_applied};
+use charla_runtime::applied::{AppliedPositions, Positions, StreamHeads, wait_until_applied};
 use charla_runtime::consumer::ConsumerCursor;
 use charla_runtime::db::{Database, Migrations};
 use charla_testing::{Backend, fresh_database_url};
@@ -30,18 +30,37 @@ async fn empty_cursor() -> ConsumerCursor {
     ConsumerCursor::new(db, "test-consumer")
 }
 
+/// A `min_positions` wait for `wanted` on `cursor` and what `published` publishes, with the
+/// producer's answer `heads`.
+async fn wait(
+    cursor: &ConsumerCursor,
+    published: &AppliedPositions,
+    wanted: &Positions,
+    budget: Duration,
+    heads: impl Future<Output = Option<StreamHeads>>,
+) -> Result<(), ApiError> {
+    wait_until_applied(
+        "min_positions",
+        cursor,
+        published.subscribe(),
+        wanted,
+        budget,
+        heads,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_published_position_answers_while_the_producer_is_still_asked() {
     let cursor = empty_cursor().await;
     let published = AppliedPositions::default();
     let wanted = Positions::from([(0, 3)]);
-    let waiting = wait_until_applied(
-        "min_positions",
+    // A producer that never answers: the wait must not hang on it.
+    let waiting = wait(
         &cursor,
-        published.subscribe(),
+        &published,
         &wanted,
         Duration::from_secs(30),
-        // A producer that never answers: the wait must not hang on it.
         pending(),
     );
     let publish = async {
@@ -60,10 +79,9 @@ async fn a_published_position_answers_while_the_producer_is_still_asked() {
     // Published before the read began: answered at once, the producer never asked.
     tokio::time::timeout(
         Duration::from_secs(10),
-        wait_until_applied(
-            "min_positions",
+        wait(
             &cursor,
-            published.subscribe(),
+            &published,
             &wanted,
             Duration::from_secs(30),
             pending(),
@@ -80,16 +98,9 @@ async fn a_position_past_the_producers_head_is_refused_while_waiting() {
     let published = AppliedPositions::default();
     let wanted = Positions::from([(1, 9)]);
     let heads = async { Some((2, Positions::from([(0, 4), (1, 5)]))) };
-    let refused = wait_until_applied(
-        "min_positions",
-        &cursor,
-        published.subscribe(),
-        &wanted,
-        Duration::from_secs(30),
-        heads,
-    )
-    .await
-    .unwrap_err();
+    let refused = wait(&cursor, &published, &wanted, Duration::from_secs(30), heads)
+        .await
+        .unwrap_err();
     match refused {
         ApiError::FailedPrecondition { reason, .. } => assert_eq!(reason, "POSITION_NOT_WRITTEN"),
         other => panic!("expected POSITION_NOT_WRITTEN, got {other:?}"),
@@ -103,10 +114,9 @@ async fn a_rebuild_takes_back_what_was_published() {
     published.committed(0, 3);
     published.reset();
     let wanted = Positions::from([(0, 3)]);
-    let waiting = wait_until_applied(
-        "min_positions",
+    let waiting = wait(
         &cursor,
-        published.subscribe(),
+        &published,
         &wanted,
         Duration::from_millis(300),
         async { None },

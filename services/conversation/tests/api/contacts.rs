@@ -16,6 +16,16 @@ backend_tests!(
     with_the_contact_service_down_opening_fails_unavailable_and_writes_nothing,
 );
 
+async fn block(env: &crate::helpers::TestEnv, contact: &str) {
+    env.contacts()
+        .await
+        .block_contact(env.req(contact_pb::BlockContactRequest {
+            contact_id: contact.to_owned(),
+        }))
+        .await
+        .unwrap();
+}
+
 async fn an_unknown_contact_gets_no_conversation(backend: Backend) {
     let Some(env) = spawn_env(backend).await else {
         return;
@@ -32,13 +42,7 @@ async fn a_blocked_contact_gets_no_conversation(backend: Backend) {
         return;
     };
     let contact = env.new_contact().await;
-    env.contacts()
-        .await
-        .block_contact(env.req(contact_pb::BlockContactRequest {
-            contact_id: contact.clone(),
-        }))
-        .await
-        .unwrap();
+    block(&env, &contact).await;
     let status = assert_code(
         env.message(&contact, pb::AuthorKind::Contact, "m1").await,
         Code::FailedPrecondition,
@@ -63,13 +67,7 @@ async fn a_retried_message_of_a_contact_blocked_since_is_answered_as_recorded(ba
     env.close(&conversation, pb::CloseSource::User)
         .await
         .unwrap();
-    env.contacts()
-        .await
-        .block_contact(env.req(contact_pb::BlockContactRequest {
-            contact_id: contact.clone(),
-        }))
-        .await
-        .unwrap();
+    block(&env, &contact).await;
     // A retry answers what the message did then; only a new message is refused.
     let retried = env
         .message(&contact, pb::AuthorKind::Contact, "m1")
