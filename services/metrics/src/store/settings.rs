@@ -227,12 +227,7 @@ impl MetricsStore {
                 format!("SELECT * FROM {table} WHERE workspace_id IN "),
             );
             query.push_list(chunk.iter().map(|w| w.to_string()));
-            // One workspace's read (every dashboard, most live batches) has one text: keep it.
-            let query = match chunk.len() {
-                1 => query.kept_query(),
-                _ => query.query(),
-            };
-            for row in query.fetch_all(&mut *conn).await? {
+            for row in query.query().fetch_all(&mut *conn).await? {
                 versions
                     .entry(row.try_get("workspace_id")?)
                     .or_default()
