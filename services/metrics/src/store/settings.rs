@@ -122,11 +122,15 @@ impl MetricsStore {
                 "SELECT * FROM {table} WHERE workspace_id = $1 ORDER BY effective_from DESC LIMIT 1"
             )
         };
+        // Unprepared, as every `SELECT *` here: a prepared one fails on PostgreSQL ("cached plan
+        // must not change result type") once another replica's migration adds a column.
         let schedule = sqlx::query(AssertSqlSafe(latest("business_hours_versions")))
+            .persistent(false)
             .bind(workspace.to_owned())
             .fetch_optional(&mut *conn)
             .await?;
         let targets = sqlx::query(AssertSqlSafe(latest("sla_target_versions")))
+            .persistent(false)
             .bind(workspace.to_owned())
             .fetch_optional(&mut *conn)
             .await?;

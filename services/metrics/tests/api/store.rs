@@ -1,12 +1,15 @@
 //! The store's exactly-once application: a redelivered event, or one delivered again after a
-//! crash between two events, changes nothing.
+//! crash between two events, changes nothing. Its reads survive another replica's migration.
 
 use charla_metrics::domain::{Change, Closure, Cover, Dimensions};
 use charla_metrics::store::{MIGRATIONS, MetricsStore, StreamEvent};
-use charla_runtime::db::Database;
+use charla_runtime::db::{Database, PoolConfig};
 use charla_testing::{Backend, backend_tests, fresh_database_url};
 
-backend_tests!(a_redelivered_event_is_applied_once);
+backend_tests!(
+    a_redelivered_event_is_applied_once,
+    report_settings_are_read_after_another_replica_adds_a_column,
+);
 
 fn opened(conversation: &str) -> Change {
     Change::Opened {
@@ -110,4 +113,31 @@ async fn a_redelivered_event_is_applied_once(backend: Backend) {
         0,
         "and only once"
     );
+}
+
+async fn report_settings_are_read_after_another_replica_adds_a_column(backend: Backend) {
+    let Some(url) = fresh_database_url(backend).await else {
+        return;
+    };
+    // One connection, so the second read runs where the first one ran.
+    let pool = PoolConfig {
+        db_max_connections: 1,
+        db_min_connections: 0,
+        db_idle_timeout_secs: 0,
+    };
+    let db = Database::connect_with_pool(&url, &pool, &MIGRATIONS)
+        .await
+        .unwrap();
+    let store = MetricsStore::new(db.clone());
+    store.report_settings("w").await.unwrap();
+    // What a newer release's migration might do while this replica runs.
+    for table in ["sla_target_versions", "business_hours_versions"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE {table} ADD COLUMN added_later TEXT"
+        )))
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    store.report_settings("w").await.unwrap();
 }
