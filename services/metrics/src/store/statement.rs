@@ -143,7 +143,7 @@ impl Statement {
     /// The query, kept prepared in the connection's statement cache: for a report's reads, whose
     /// texts vary only with the number of ranges per grain, so a few come back again and again.
     /// Each run of one then skips parsing and, on PostgreSQL once a generic plan is chosen,
-    /// planning: a dashboard's two rollup reads spent 0.4 to 0.5 ms each on those alone. Only for
+    /// planning: a dashboard's two rollup reads spent about 0.4 ms each on those alone. Only for
     /// statements that name their columns: on PostgreSQL a kept `SELECT *` fails ("cached plan
     /// must not change result type") once another replica's migration adds a column.
     pub fn kept_query(&self) -> Query<'_, Any, AnyArguments> {
