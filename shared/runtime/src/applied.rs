@@ -152,7 +152,7 @@ where
         heads.await
     });
     tokio::pin!(heads);
-    let (mut heads_asked, mut watching) = (true, true);
+    let (mut heads_pending, mut watching) = (true, true);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {
@@ -170,8 +170,8 @@ where
                     metadata: vec![("applied", reached)],
                 });
             }
-            answer = &mut heads, if heads_asked => {
-                heads_asked = false;
+            answer = &mut heads, if heads_pending => {
+                heads_pending = false;
                 if let Ok(Some(heads)) = answer {
                     refuse_unwritten(field, wanted, &heads)?;
                 }
