@@ -151,6 +151,15 @@ impl Batch {
         }
     }
 
+    /// Makes room for the quarter-hour rows `events` events touch, so that the map is not
+    /// rehashed while the batch is folded: its entries are large (a key of every dimension and
+    /// the closed statistics' sketches), and moving them as the map doubled was about 9% of the
+    /// consumer's CPU in a profile. An event touches one to three rows, most of them rows other
+    /// events of the batch touch too.
+    pub fn reserve(&mut self, events: usize) {
+        self.combos.reserve(events);
+    }
+
     /// Measures the conversations of each workspace in business time by its schedules.
     pub fn set_schedules(
         &mut self,
@@ -210,6 +219,31 @@ impl Batch {
                 if let Some(closed) = &delta.closed {
                     row.close(closed);
                 }
+            }
+        }
+        rows
+    }
+
+    /// What each row of the coarse `grain` gains, from the rows of a finer coarse grain (`Hour`
+    /// to `SixHours`, and so on up `Grain::COARSE`): the sum of those inside each of its buckets.
+    /// The same sums `coarse_rows` makes from the quarter-hour rows, from far fewer rows: the
+    /// grains nest (each bucket lies inside one bucket of every coarser grain), and the sums are
+    /// exact or, for sketches, merges that give the same sketch in any grouping.
+    pub fn coarser_rows<'a>(
+        finer: &HashMap<DimensionRowKey<'a>, Delta>,
+        grain: Grain,
+    ) -> HashMap<DimensionRowKey<'a>, Delta> {
+        let mut rows: HashMap<DimensionRowKey<'a>, Delta> = HashMap::new();
+        for (&(workspace, dimension, _, bucket, value), delta) in finer {
+            if delta.is_empty() {
+                continue;
+            }
+            let row = rows
+                .entry((workspace, dimension, grain, grain.bucket(bucket), value))
+                .or_default();
+            row.opened += delta.opened;
+            if let Some(closed) = &delta.closed {
+                row.close(closed);
             }
         }
         rows
@@ -663,6 +697,58 @@ mod tests {
         let facts: Vec<_> = batch.changed_facts().collect();
         assert_eq!(facts.len(), 1);
         assert_eq!(facts[0].2.closed_at, Some(at + 2 * HOUR));
+    }
+
+    #[test]
+    fn each_coarse_grain_summed_from_the_grain_below_equals_the_sum_of_its_quarter_hours() {
+        let mut batch = Batch::new(HashMap::new());
+        let start = 2000 * HOUR;
+        // Conversations over four days, under three assignees, some closed hours later.
+        for i in 0..60_i64 {
+            let (conversation, at) = (format!("c{i}"), start + i * 97 * 60_000_000);
+            let assignee = ["ana", "bo", "cy"][(i % 3) as usize];
+            batch.apply("w", &opened(&conversation, at));
+            batch.apply("w", &assigned(&conversation, assignee));
+            if i % 4 != 0 {
+                let closed_at = at + (i % 7 + 1) * HOUR + i * 1_000_000;
+                batch.apply("w", &closed(&conversation, assignee, at, closed_at));
+            }
+        }
+        for dimension in dimension_keys() {
+            let mut rows = batch.coarse_rows(Grain::COARSE[0], dimension);
+            for grain in Grain::COARSE.into_iter().skip(1) {
+                rows = Batch::coarser_rows(&rows, grain);
+                let direct = batch.coarse_rows(grain, dimension);
+                let nonempty = |rows: &HashMap<DimensionRowKey<'_>, Delta>| {
+                    let mut keys: Vec<String> = rows
+                        .iter()
+                        .filter(|(_, d)| !d.is_empty())
+                        .map(|(k, _)| format!("{k:?}"))
+                        .collect();
+                    keys.sort_unstable();
+                    keys
+                };
+                assert_eq!(
+                    nonempty(&rows),
+                    nonempty(&direct),
+                    "{grain:?} {dimension:?}"
+                );
+                for (key, delta) in direct.iter().filter(|(_, d)| !d.is_empty()) {
+                    let summed = &rows[key];
+                    assert_eq!(summed.opened, delta.opened, "{key:?}");
+                    let parts = |d: &Delta| {
+                        d.closed.as_ref().map(|s| {
+                            (
+                                s.closed,
+                                s.resolution.to_parts(),
+                                s.first_response.to_parts(),
+                            )
+                        })
+                    };
+                    assert_eq!(parts(summed), parts(delta), "{key:?}");
+                }
+            }
+        }
     }
 
     #[test]

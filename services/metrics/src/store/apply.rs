@@ -130,6 +130,7 @@ impl MetricsStore {
             return Ok(0);
         }
         let mut batch = Batch::new(self.load_facts(&mut tx, &fresh).await?);
+        batch.reserve(fresh.len());
         let mut workspaces: Vec<&str> = fresh
             .iter()
             .filter(|event| matches!(event.change, Change::Closed { .. }))
@@ -407,32 +408,42 @@ impl MetricsStore {
     /// Adds the batch's openings to the coarse rows of every grain and merges its closed
     /// statistics into the stored ones, a chunk of rows at a time (as `write_closed_combos`). The
     /// grains and dimensions share statements, so a batch of one event costs two whatever their
-    /// number; the rows of one grain and dimension are made at a time, so a large batch never
-    /// holds more than those and a chunk.
+    /// number. One dimension at a time, the finest grain's rows are summed from the quarter-hour
+    /// rows and each coarser grain's from the grain below it (far fewer rows to merge); a large
+    /// batch never holds more than two grains' rows of one dimension and a chunk.
     async fn write_dimension_rows(
         &self,
         conn: &mut AnyConnection,
         batch: &Batch,
     ) -> Result<(), ApiError> {
         let mut by_workspace: BTreeMap<&str, Vec<(CoarseKey<'_>, Delta)>> = BTreeMap::new();
-        for (grain, dimension) in Grain::COARSE
-            .into_iter()
-            .flat_map(|grain| dimension_keys().map(move |dimension| (grain, dimension)))
-        {
-            for ((workspace, dimension, _, bucket, value), delta) in
-                batch.coarse_rows(grain, dimension)
-            {
-                if !delta.is_empty() {
-                    by_workspace
-                        .entry(workspace)
-                        .or_default()
-                        .push(((dimension, grain, bucket, value), delta));
+        for dimension in dimension_keys() {
+            let mut grains = Grain::COARSE.into_iter();
+            let mut rows = grains
+                .next()
+                .map(|finest| batch.coarse_rows(finest, dimension))
+                .unwrap_or_default();
+            loop {
+                // Summed before these rows are written: writing merges the stored statistics
+                // into them.
+                let coarser = grains.next().map(|grain| Batch::coarser_rows(&rows, grain));
+                for ((workspace, dimension, grain, bucket, value), delta) in rows {
+                    if !delta.is_empty() {
+                        by_workspace
+                            .entry(workspace)
+                            .or_default()
+                            .push(((dimension, grain, bucket, value), delta));
+                    }
                 }
-            }
-            for (workspace, rows) in &mut by_workspace {
-                while rows.len() >= ROWS_PER_STATEMENT {
-                    let mut chunk: Vec<_> = rows.drain(..ROWS_PER_STATEMENT).collect();
-                    self.write_coarse_chunk(conn, workspace, &mut chunk).await?;
+                for (workspace, rows) in &mut by_workspace {
+                    while rows.len() >= ROWS_PER_STATEMENT {
+                        let mut chunk: Vec<_> = rows.drain(..ROWS_PER_STATEMENT).collect();
+                        self.write_coarse_chunk(conn, workspace, &mut chunk).await?;
+                    }
+                }
+                match coarser {
+                    Some(coarser) => rows = coarser,
+                    None => break,
                 }
             }
         }
