@@ -108,6 +108,26 @@ fn coarse_rows_of(combo: &ComboKey, grain: Grain) -> impl Iterator<Item = Dimens
         .map(move |(dimension, value)| (workspace.as_str(), dimension, grain, bucket, value))
 }
 
+/// The one of `coarse_rows_of` that is `dimension`'s, if the combination counts under it.
+fn coarse_row_of(
+    combo: &ComboKey,
+    grain: Grain,
+    dimension: DimensionKey,
+) -> Option<DimensionRowKey<'_>> {
+    let (workspace, quarter, dimensions) = combo;
+    let value = match dimension {
+        None => "",
+        Some(dimension) => dimension.value_in(dimensions)?,
+    };
+    Some((
+        workspace.as_str(),
+        dimension,
+        grain,
+        grain.bucket(*quarter),
+        value,
+    ))
+}
+
 /// Events folded so far.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -213,7 +233,7 @@ impl Batch {
     ) -> HashMap<DimensionRowKey<'_>, Delta> {
         let mut rows: HashMap<DimensionRowKey<'_>, Delta> = HashMap::new();
         for (combo, delta) in self.combos.iter().filter(|(_, d)| !d.is_empty()) {
-            for key in coarse_rows_of(combo, grain).filter(|key| key.1 == dimension) {
+            if let Some(key) = coarse_row_of(combo, grain, dimension) {
                 let row = rows.entry(key).or_default();
                 row.opened += delta.opened;
                 if let Some(closed) = &delta.closed {
@@ -252,16 +272,31 @@ impl Batch {
     /// The re-contacted conversations each closed coarse row gains: the sum of its quarter-hour
     /// rows'.
     pub fn coarse_recontacts(&self) -> HashMap<DimensionRowKey<'_>, RecontactGaps> {
+        let mut grains = Grain::COARSE.into_iter();
+        let Some(finest) = grains.next() else {
+            return HashMap::new();
+        };
         let mut rows: HashMap<DimensionRowKey<'_>, RecontactGaps> = HashMap::new();
         for (combo, gaps) in self.recontact_combos.iter().filter(|(_, g)| !g.is_empty()) {
-            for key in Grain::COARSE
-                .into_iter()
-                .flat_map(|grain| coarse_rows_of(combo, grain))
-            {
+            for key in coarse_rows_of(combo, finest) {
                 rows.entry(key).or_default().merge(gaps);
             }
         }
-        rows
+        // Each coarser grain from the one below it, as `coarser_rows`.
+        let mut by_grain = vec![rows];
+        for grain in grains {
+            let mut coarser: HashMap<DimensionRowKey<'_>, RecontactGaps> = HashMap::new();
+            for (&(workspace, dimension, _, bucket, value), gaps) in
+                by_grain.iter().last().into_iter().flatten()
+            {
+                coarser
+                    .entry((workspace, dimension, grain, grain.bucket(bucket), value))
+                    .or_default()
+                    .merge(gaps);
+            }
+            by_grain.push(coarser);
+        }
+        by_grain.into_iter().flatten().collect()
     }
 
     /// The facts that changed, to write.
@@ -749,6 +784,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn each_coarse_grains_recontacts_summed_from_the_grain_below_equal_their_quarter_hours() {
+        let of_contact = |mut change: Change, who: &str| {
+            if let Change::Opened { contact, .. } | Change::Closed { contact, .. } = &mut change {
+                *contact = who.to_owned();
+            }
+            change
+        };
+        let mut batch = Batch::new(HashMap::new());
+        let start = 3000 * HOUR;
+        // Five contacts, each back every 15 hours over a week, under three assignees.
+        for i in 0..60_i64 {
+            let (conversation, at) = (format!("c{i}"), start + i * 3 * HOUR + i * 60_000_000);
+            let (contact, assignee) =
+                (format!("k{}", i % 5), ["ana", "bo", "cy"][(i % 3) as usize]);
+            batch.apply("w", &of_contact(opened(&conversation, at), &contact));
+            batch.apply("w", &assigned(&conversation, assignee));
+            let close = closed(&conversation, assignee, at, at + HOUR + i * 1_000_000);
+            batch.apply("w", &of_contact(close, &contact));
+        }
+        let rows = batch.coarse_recontacts();
+        let mut direct: HashMap<DimensionRowKey<'_>, RecontactGaps> = HashMap::new();
+        for (combo, gaps) in &batch.recontact_combos {
+            for key in Grain::COARSE
+                .into_iter()
+                .flat_map(|grain| coarse_rows_of(combo, grain))
+            {
+                direct.entry(key).or_default().merge(gaps);
+            }
+        }
+        direct.retain(|_, gaps| !gaps.is_empty());
+        assert!(direct.len() > 100, "a test of many rows: {}", direct.len());
+        let nonempty: HashMap<_, _> = rows.into_iter().filter(|(_, g)| !g.is_empty()).collect();
+        assert_eq!(nonempty, direct);
     }
 
     #[test]
