@@ -43,8 +43,10 @@ pub type DimensionKey = Option<Dimension>;
 #[derive(Debug, Clone, Default)]
 pub struct Delta {
     pub opened: i64,
-    /// Conversations closed in the bucket; `None` when none closed.
-    pub closed: Option<ClosedStats>,
+    /// Conversations closed in the bucket; `None` when none closed. Boxed: the statistics are
+    /// about 2.4 KB, most rows of a batch have none, and the batch's maps and chunks move rows
+    /// around (inline, copying them was a tenth of the consumer's CPU).
+    pub closed: Option<Box<ClosedStats>>,
 }
 
 impl Delta {
@@ -54,9 +56,7 @@ impl Delta {
     }
 
     fn close(&mut self, stats: &ClosedStats) {
-        self.closed
-            .get_or_insert_with(ClosedStats::default)
-            .merge(stats);
+        self.closed.get_or_insert_with(Box::default).merge(stats);
     }
 }
 

@@ -344,7 +344,7 @@ impl MetricsStore {
         conn: &mut AnyConnection,
         combos: &mut HashMap<ComboKey, Delta>,
     ) -> Result<(), ApiError> {
-        let mut by_workspace: BTreeMap<&str, Vec<(&ComboKey, ClosedStats)>> = BTreeMap::new();
+        let mut by_workspace: BTreeMap<&str, Vec<(&ComboKey, Box<ClosedStats>)>> = BTreeMap::new();
         for (key, delta) in combos.iter_mut() {
             if let Some(stats) = delta.closed.take() {
                 by_workspace.entry(&key.0).or_default().push((key, stats));
@@ -521,7 +521,7 @@ impl MetricsStore {
                     .push_bind(value.to_string())
                     .push_bind(delta.opened)
                     .push_bind(closed.map_or(0, |s| s.closed as i64))
-                    .push_bind(closed.map(encoding::encode));
+                    .push_bind(closed.map(|s| encoding::encode(s)));
             },
         );
         // Rows with closed statistics carry the merged total; the others add openings
