@@ -143,7 +143,7 @@ impl ConversationStore {
         loop {
             let rows = sqlx::query(
                 "SELECT partition_no, seq, workspace_id, workspace_seq, payload FROM event_log
-                 WHERE partition_no > $1 OR (partition_no = $1 AND seq > $2)
+                 WHERE (partition_no, seq) > ($1, $2)
                  ORDER BY partition_no, seq LIMIT $3",
             )
             .bind(partition)

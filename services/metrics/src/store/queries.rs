@@ -264,6 +264,10 @@ impl MetricsStore {
         limit: i64,
     ) -> Result<Vec<ClosedFact>, ApiError> {
         let (after_time, after_id) = after.unwrap_or((i64::MIN, String::new()));
+        // The page starts at the later of `from` and the last one's close, in the index's range
+        // ($2): the OR below only skips the last page's ties. Left to the OR alone, PostgreSQL
+        // walked the index from `from` and filtered out every earlier page's rows (an export
+        // was quadratic: 25,500 rows read for the 52nd page of 500).
         let sql = format!(
             "SELECT conversation_id, contact_id, {DIMENSION_COLUMNS}, closed_at, imported, close_event
              FROM conversation_facts
@@ -273,7 +277,7 @@ impl MetricsStore {
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(workspace.to_owned())
-            .bind(from)
+            .bind(from.max(after_time))
             .bind(to)
             .bind(after_time)
             .bind(after_id)

@@ -9,6 +9,7 @@ use charla_testing::{Backend, backend_tests, fresh_database_url};
 backend_tests!(
     a_redelivered_event_is_applied_once,
     report_settings_are_read_after_another_replica_adds_a_column,
+    pages_of_closed_conversations_give_each_once_in_order_across_ties,
 );
 
 fn opened(conversation: &str) -> Change {
@@ -140,4 +141,60 @@ async fn report_settings_are_read_after_another_replica_adds_a_column(backend: B
         .unwrap();
     }
     store.report_settings("w").await.unwrap();
+}
+
+/// The export's pages: each conversation closed in the range comes once, in (close, id) order,
+/// when several close at the same instant across a page's edge, and from a page that starts
+/// after the range's start.
+async fn pages_of_closed_conversations_give_each_once_in_order_across_ties(backend: Backend) {
+    let Some(url) = fresh_database_url(backend).await else {
+        return;
+    };
+    let store = MetricsStore::new(Database::connect(&url, &MIGRATIONS).await.unwrap());
+    let second = 1_000_000;
+    let mut events = Vec::new();
+    for n in 0..40_u64 {
+        let conversation = format!("c{n:02}");
+        // Closed in threes at the same instant.
+        let closed_at = 2_000 * second + (n / 3) as i64 * second;
+        events.push(event(
+            events.len() as u64 + 1,
+            &Change::Closed {
+                conversation,
+                contact: format!("contact-{n}"),
+                dimensions: Dimensions {
+                    closed_by: "CLOSE_SOURCE_USER".into(),
+                    ..Dimensions::default()
+                },
+                opened_at: 1_000 * second,
+                closed_at,
+                closure: Closure::default(),
+                imported: false,
+                record: Vec::new(),
+            },
+        ));
+    }
+    assert_eq!(store.apply_batch(&events).await.unwrap(), 40);
+    // From the fourth instant on: 31 conversations, in pages of 4 (each page's last shares its
+    // instant with the next page's first more often than not).
+    let (from, to) = (2_003 * second, 3_000 * second);
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .closed_facts("w", from, to, after.clone(), 4)
+            .await
+            .unwrap();
+        got.extend(page.iter().map(|f| (f.closed_at, f.conversation.clone())));
+        match page.last() {
+            Some(last) if page.len() == 4 => {
+                after = Some((last.closed_at, last.conversation.clone()));
+            }
+            _ => break,
+        }
+    }
+    let want: Vec<(i64, String)> = (9..40_u64)
+        .map(|n| (2_000 * second + (n / 3) as i64 * second, format!("c{n:02}")))
+        .collect();
+    assert_eq!(got, want);
 }
