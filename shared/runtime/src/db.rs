@@ -237,7 +237,10 @@ impl Database {
     /// ahead log's flush. A crash of PostgreSQL itself may then lose it (the last few hundred
     /// milliseconds of such commits at most, never half of one), and the consumer applies the
     /// same events again; its commits stop competing with the flushes of the writes that are the
-    /// source of truth. The setting travels with `BEGIN`, in the same round trip. A plain
+    /// source of truth. Its statements are also planned without parallel workers: they look rows
+    /// up by key, and PostgreSQL sometimes chose to start two workers for a large key list (5 ms
+    /// of a 15 ms read, on cores the consumer itself needs). The settings travel with `BEGIN`,
+    /// in the same round trip. A plain
     /// (durable) transaction on SQLite: its one connection serializes every commit anyway, and a
     /// consumer's batch pays one flush for all its events.
     pub async fn begin_without_flush(
@@ -246,7 +249,10 @@ impl Database {
         match self.backend {
             Backend::Postgres => {
                 self.pool
-                    .begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+                    .begin_with(
+                        "BEGIN; SET LOCAL synchronous_commit = off;
+                         SET LOCAL max_parallel_workers_per_gather = 0",
+                    )
                     .await
             }
             Backend::Sqlite => self.pool.begin().await,

@@ -116,8 +116,9 @@ async fn an_sqlite_file_takes_one_connection_whatever_the_maximum() {
     assert_eq!(db.pool().options().get_max_connections(), 1);
 }
 
-/// A transaction begun without a flush commits so on PostgreSQL, and only that one:
-/// the next transaction on the same connection waits for its flush again.
+/// A transaction begun without a flush commits so on PostgreSQL, and plans without parallel
+/// workers, and only that one: the next transaction on the same connection waits for its flush
+/// again and plans as the server says.
 #[tokio::test]
 async fn a_transaction_begun_without_flush_commits_so_alone() {
     let Some(url) = fresh_database_url(Backend::Postgres).await else {
@@ -137,20 +138,30 @@ async fn a_transaction_begun_without_flush_commits_so_alone() {
         .await
         .unwrap();
     let mut tx = db.begin_without_flush().await.unwrap();
-    assert_eq!(synchronous_commit(&mut tx).await, "off");
+    assert_eq!(setting(&mut tx, "synchronous_commit").await, "off");
+    assert_eq!(
+        setting(&mut tx, "max_parallel_workers_per_gather").await,
+        "0"
+    );
     tx.commit().await.unwrap();
 
     let mut tx = db.pool().begin().await.unwrap();
     assert_eq!(
-        synchronous_commit(&mut tx).await,
+        setting(&mut tx, "synchronous_commit").await,
         "on",
         "the same connection, the next transaction"
     );
+    assert_ne!(
+        setting(&mut tx, "max_parallel_workers_per_gather").await,
+        "0",
+        "PostgreSQL's default (2)"
+    );
 }
 
-async fn synchronous_commit(conn: &mut sqlx::AnyConnection) -> String {
+async fn setting(conn: &mut sqlx::AnyConnection, name: &str) -> String {
     use sqlx::Row;
-    sqlx::query("SELECT current_setting('synchronous_commit')")
+    sqlx::query("SELECT current_setting($1)")
+        .bind(name.to_owned())
         .fetch_one(conn)
         .await
         .unwrap()
