@@ -287,7 +287,7 @@ impl Batch {
         for grain in grains {
             let mut coarser: HashMap<DimensionRowKey<'_>, RecontactGaps> = HashMap::new();
             for (&(workspace, dimension, _, bucket, value), gaps) in
-                by_grain.iter().last().into_iter().flatten()
+                by_grain.last().into_iter().flatten()
             {
                 coarser
                     .entry((workspace, dimension, grain, grain.bucket(bucket), value))
