@@ -240,9 +240,8 @@ impl Database {
     /// source of truth. Its statements are also planned without parallel workers: they look rows
     /// up by key, and PostgreSQL sometimes chose to start two workers for a large key list (5 ms
     /// of a 15 ms read, on cores the consumer itself needs). The settings travel with `BEGIN`,
-    /// in the same round trip. A plain
-    /// (durable) transaction on SQLite: its one connection serializes every commit anyway, and a
-    /// consumer's batch pays one flush for all its events.
+    /// in the same round trip. A plain (durable) transaction on SQLite: its one connection
+    /// serializes every commit anyway, and a consumer's batch pays one flush for all its events.
     pub async fn begin_without_flush(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
