@@ -58,6 +58,14 @@ impl Delta {
     fn close(&mut self, stats: &ClosedStats) {
         self.closed.get_or_insert_with(Box::default).merge(stats);
     }
+
+    /// Adds everything `other` gains: a coarse row is the sum of the rows inside it.
+    fn add(&mut self, other: &Delta) {
+        self.opened += other.opened;
+        if let Some(closed) = &other.closed {
+            self.close(closed);
+        }
+    }
 }
 
 /// A quarter-hour rollup row: every dimension.
@@ -234,11 +242,7 @@ impl Batch {
         let mut rows: HashMap<DimensionRowKey<'_>, Delta> = HashMap::new();
         for (combo, delta) in self.combos.iter().filter(|(_, d)| !d.is_empty()) {
             if let Some(key) = coarse_row_of(combo, grain, dimension) {
-                let row = rows.entry(key).or_default();
-                row.opened += delta.opened;
-                if let Some(closed) = &delta.closed {
-                    row.close(closed);
-                }
+                rows.entry(key).or_default().add(delta);
             }
         }
         rows
@@ -258,13 +262,9 @@ impl Batch {
             if delta.is_empty() {
                 continue;
             }
-            let row = rows
-                .entry((workspace, dimension, grain, grain.bucket(bucket), value))
-                .or_default();
-            row.opened += delta.opened;
-            if let Some(closed) = &delta.closed {
-                row.close(closed);
-            }
+            rows.entry((workspace, dimension, grain, grain.bucket(bucket), value))
+                .or_default()
+                .add(delta);
         }
         rows
     }
